@@ -1,0 +1,1 @@
+//! Client for the JSON protocol (written next).

@@ -1,0 +1,86 @@
+//! The broadcast operator: `to(rooms).except(rooms).volatile().emit(...)`.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::namespace::Namespace;
+use super::packet::{Encoded, Packet};
+use super::socket::{Socket, to_value};
+use crate::error::Result;
+
+/// Selects recipients in one namespace. With no `to` rooms it targets the
+/// whole namespace. Cheap to build; nothing happens until a terminal call.
+#[derive(Clone, Debug)]
+pub struct BroadcastOperator {
+    ns: Arc<Namespace>,
+    rooms: Vec<String>,
+    except: Vec<String>,
+    volatile: bool,
+}
+
+impl BroadcastOperator {
+    pub(crate) fn new(ns: Arc<Namespace>) -> Self {
+        Self { ns, rooms: Vec::new(), except: Vec::new(), volatile: false }
+    }
+
+    /// Also target the members of `room` (a union over all `to` rooms).
+    pub fn to(mut self, room: impl Into<String>) -> Self {
+        self.rooms.push(room.into());
+        self
+    }
+
+    /// Target the sockets of the user `user_id` (the room `user:<id>`).
+    pub fn to_user(self, user_id: &str) -> Self {
+        self.to(format!("user:{user_id}"))
+    }
+
+    /// Skip the members of `room` (a socket id skips that socket).
+    pub fn except(mut self, room: impl Into<String>) -> Self {
+        self.except.push(room.into());
+        self
+    }
+
+    /// Drop the message for recipients whose outbound queue is full instead
+    /// of closing them.
+    pub fn volatile(mut self) -> Self {
+        self.volatile = true;
+        self
+    }
+
+    /// Send `event` to every selected socket; returns how many were targeted.
+    /// The message is serialized once per wire protocol, whatever the count.
+    pub fn emit(&self, event: impl Into<String>, data: impl Serialize) -> Result<usize> {
+        Ok(self.send(Packet::Event { event: event.into(), data: to_value(data)?, id: None }))
+    }
+
+    pub(crate) fn send(&self, packet: Packet) -> usize {
+        let encoded = Encoded::new(packet);
+        self.ns.deliver(&self.rooms, &self.except, |socket| {
+            // An overflowing recipient is closed inside `push`; the others go on.
+            let _ = socket.push(encoded.frame(socket.protocol()), self.volatile);
+        })
+    }
+
+    /// The selected sockets.
+    pub fn sockets(&self) -> Vec<Socket> {
+        let mut out = Vec::new();
+        self.ns.deliver(&self.rooms, &self.except, |s| out.push(s.clone()));
+        out
+    }
+
+    /// Make every selected socket join `room`.
+    pub fn join(&self, room: &str) -> Result<()> {
+        self.sockets().iter().try_for_each(|s| s.join(room))
+    }
+
+    /// Make every selected socket leave `room`.
+    pub fn leave(&self, room: &str) -> Result<()> {
+        self.sockets().iter().try_for_each(|s| s.leave(room))
+    }
+
+    /// Disconnect every selected socket.
+    pub fn disconnect(&self) {
+        self.sockets().iter().for_each(Socket::disconnect);
+    }
+}

@@ -1,0 +1,117 @@
+//! Application callbacks. Handlers are boxed async closures so that the Rust
+//! API and every binding register them the same way.
+
+use std::fmt::Display;
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use serde_json::Value;
+
+use super::socket::{DisconnectReason, Socket};
+
+/// What an event handler answers: sent back as the ack when the client asked for one.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// No data (acked as `null`).
+    None,
+    /// Acked with this value.
+    Data(Value),
+    /// The handler failed; the client gets an `internal` error.
+    Error(String),
+}
+
+/// Conversion of handler return values into a [`Reply`].
+pub trait IntoReply {
+    fn into_reply(self) -> Reply;
+}
+
+impl IntoReply for () {
+    fn into_reply(self) -> Reply {
+        Reply::None
+    }
+}
+
+impl IntoReply for Value {
+    fn into_reply(self) -> Reply {
+        Reply::Data(self)
+    }
+}
+
+impl IntoReply for Reply {
+    fn into_reply(self) -> Reply {
+        self
+    }
+}
+
+impl<T: IntoReply> IntoReply for Option<T> {
+    fn into_reply(self) -> Reply {
+        self.map_or(Reply::None, IntoReply::into_reply)
+    }
+}
+
+impl<T: IntoReply, E: Display> IntoReply for Result<T, E> {
+    fn into_reply(self) -> Reply {
+        match self {
+            Ok(v) => v.into_reply(),
+            Err(e) => Reply::Error(e.to_string()),
+        }
+    }
+}
+
+pub(crate) type EventHandler = Arc<dyn Fn(Socket, Value) -> BoxFuture<'static, Reply> + Send + Sync>;
+pub(crate) type AnyHandler = Arc<dyn Fn(Socket, String, Value) -> BoxFuture<'static, Reply> + Send + Sync>;
+pub(crate) type ConnectionHandler = Arc<dyn Fn(Socket) -> BoxFuture<'static, ()> + Send + Sync>;
+pub(crate) type DisconnectHandler = Arc<dyn Fn(Socket, DisconnectReason) -> BoxFuture<'static, ()> + Send + Sync>;
+pub(crate) type JoinHook = Arc<dyn Fn(Socket, String) -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+
+pub(crate) fn event_handler<F, Fut, R>(f: F) -> EventHandler
+where
+    F: Fn(Socket, Value) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = R> + Send + 'static,
+    R: IntoReply,
+{
+    Arc::new(move |s, v| {
+        let fut = f(s, v);
+        Box::pin(async move { fut.await.into_reply() })
+    })
+}
+
+pub(crate) fn any_handler<F, Fut, R>(f: F) -> AnyHandler
+where
+    F: Fn(Socket, String, Value) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = R> + Send + 'static,
+    R: IntoReply,
+{
+    Arc::new(move |s, e, v| {
+        let fut = f(s, e, v);
+        Box::pin(async move { fut.await.into_reply() })
+    })
+}
+
+pub(crate) fn connection_handler<F, Fut>(f: F) -> ConnectionHandler
+where
+    F: Fn(Socket) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    Arc::new(move |s| Box::pin(f(s)))
+}
+
+pub(crate) fn disconnect_handler<F, Fut>(f: F) -> DisconnectHandler
+where
+    F: Fn(Socket, DisconnectReason) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    Arc::new(move |s, r| Box::pin(f(s, r)))
+}
+
+pub(crate) fn join_hook<F, Fut, E>(f: F) -> JoinHook
+where
+    F: Fn(Socket, String) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), E>> + Send + 'static,
+    E: Display,
+{
+    Arc::new(move |s, room| {
+        let fut = f(s, room);
+        Box::pin(async move { fut.await.map_err(|e| e.to_string()) })
+    })
+}

@@ -1,0 +1,279 @@
+//! A namespace: its sockets, their rooms and the application's handlers.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use serde::Serialize;
+
+use super::broadcast::BroadcastOperator;
+use super::handler::{self, AnyHandler, ConnectionHandler, DisconnectHandler, EventHandler, IntoReply, JoinHook};
+use super::packet::Packet;
+use super::rooms::RoomIndex;
+use super::socket::{DisconnectReason, Sid, Socket};
+use crate::auth::{AuthHook, Identity, Rejection};
+use crate::error::{Error, ErrorKind, Result};
+
+/// Connection counts per authenticated user, shared by all namespaces.
+pub(crate) type Users = Mutex<HashMap<String, usize>>;
+
+/// Prefix of the room every socket of an authenticated user is in.
+pub const USER_ROOM_PREFIX: &str = "user:";
+
+#[derive(Default)]
+struct Handlers {
+    events: HashMap<String, EventHandler>,
+    any: Option<AnyHandler>,
+    connection: Vec<ConnectionHandler>,
+    disconnect: Vec<DisconnectHandler>,
+    auth: Option<AuthHook>,
+    join: Option<JoinHook>,
+}
+
+/// One namespace (`/` by default). Obtained from `Server::of`.
+pub struct Namespace {
+    name: String,
+    index: RwLock<RoomIndex<Sid, Socket>>,
+    handlers: RwLock<Handlers>,
+    users: Arc<Users>,
+}
+
+impl fmt::Debug for Namespace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Namespace").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+impl Namespace {
+    pub(crate) fn new(name: String, users: Arc<Users>, auth: Option<AuthHook>, join: Option<JoinHook>) -> Self {
+        Self {
+            name,
+            index: RwLock::default(),
+            handlers: RwLock::new(Handlers { auth, join, ..Handlers::default() }),
+            users,
+        }
+    }
+
+    /// The namespace name, e.g. `/` or `/chat`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Handle `event` from any socket of this namespace; the return value is the ack reply.
+    pub fn on<F, Fut, R>(&self, event: impl Into<String>, f: F)
+    where
+        F: Fn(Socket, serde_json::Value) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+        R: IntoReply,
+    {
+        self.handlers.write().events.insert(event.into(), handler::event_handler(f));
+    }
+
+    /// Handle every event that has no specific handler.
+    pub fn on_any<F, Fut, R>(&self, f: F)
+    where
+        F: Fn(Socket, String, serde_json::Value) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+        R: IntoReply,
+    {
+        self.handlers.write().any = Some(handler::any_handler(f));
+    }
+
+    /// Called for each new socket before any of its messages is read, so
+    /// handlers it registers see the first message.
+    pub fn on_connection<F, Fut>(&self, f: F)
+    where
+        F: Fn(Socket) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.handlers.write().connection.push(handler::connection_handler(f));
+    }
+
+    /// Called when any socket of this namespace disconnects.
+    pub fn on_disconnect<F, Fut>(&self, f: F)
+    where
+        F: Fn(Socket, DisconnectReason) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.handlers.write().disconnect.push(handler::disconnect_handler(f));
+    }
+
+    /// Decide on each connection: accept with an identity or refuse with a message.
+    pub fn auth<F, Fut>(&self, f: F)
+    where
+        F: Fn(Arc<super::socket::Handshake>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Identity, Rejection>> + Send + 'static,
+    {
+        self.handlers.write().auth = Some(crate::auth::auth_hook(f));
+    }
+
+    /// Decide whether a client may join a room it asked for.
+    pub fn on_join<F, Fut, E>(&self, f: F)
+    where
+        F: Fn(Socket, String) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
+        E: fmt::Display,
+    {
+        self.handlers.write().join = Some(handler::join_hook(f));
+    }
+
+    pub(crate) fn auth_hook(&self) -> Option<AuthHook> {
+        self.handlers.read().auth.clone()
+    }
+
+    pub(crate) fn join_hook(&self) -> Option<JoinHook> {
+        self.handlers.read().join.clone()
+    }
+
+    pub(crate) fn connection_handlers(&self) -> Vec<ConnectionHandler> {
+        self.handlers.read().connection.clone()
+    }
+
+    pub(crate) fn disconnect_handlers(&self) -> Vec<DisconnectHandler> {
+        self.handlers.read().disconnect.clone()
+    }
+
+    /// The handler for `event`: the socket's own, else the namespace's, else the catch-all.
+    pub(crate) fn resolve_handler(&self, socket: &Socket, event: &str) -> Option<EventHandler> {
+        if let Some(h) = socket.handler(event) {
+            return Some(h);
+        }
+        let handlers = self.handlers.read();
+        if let Some(h) = handlers.events.get(event) {
+            return Some(h.clone());
+        }
+        let any = handlers.any.clone()?;
+        let event = event.to_owned();
+        Some(Arc::new(move |s, data| any(s, event.clone(), data)))
+    }
+
+    /// Broadcast to `room`.
+    pub fn to(self: &Arc<Self>, room: impl Into<String>) -> BroadcastOperator {
+        BroadcastOperator::new(self.clone()).to(room)
+    }
+
+    /// Broadcast to everyone except the members of `room`.
+    pub fn except(self: &Arc<Self>, room: impl Into<String>) -> BroadcastOperator {
+        BroadcastOperator::new(self.clone()).except(room)
+    }
+
+    /// Broadcast to every socket of the namespace.
+    pub fn emit(self: &Arc<Self>, event: impl Into<String>, data: impl Serialize) -> Result<usize> {
+        BroadcastOperator::new(self.clone()).emit(event, data)
+    }
+
+    /// A socket of this namespace by id.
+    pub fn socket(&self, sid: &str) -> Option<Socket> {
+        self.index.read().members().get(sid).cloned()
+    }
+
+    /// Every connected socket.
+    pub fn sockets(&self) -> Vec<Socket> {
+        self.index.read().members().values().cloned().collect()
+    }
+
+    /// Connected sockets.
+    pub fn len(&self) -> usize {
+        self.index.read().members().len()
+    }
+
+    /// Whether no socket is connected.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every room with members, socket rooms included.
+    pub fn rooms(&self) -> Vec<String> {
+        self.index.read().room_names().cloned().collect()
+    }
+
+    /// Rooms other than the sockets' own rooms.
+    pub(crate) fn named_room_count(&self) -> usize {
+        let ix = self.index.read();
+        ix.room_names().filter(|r| !ix.members().contains_key(r.as_str())).count()
+    }
+
+    /// Whether a client may not ask to join `room`: another user's room or a
+    /// socket's own room (only the server puts sockets there).
+    pub(crate) fn is_reserved(&self, room: &str) -> bool {
+        room.starts_with(USER_ROOM_PREFIX) || self.index.read().members().contains_key(room)
+    }
+
+    pub(crate) fn add(&self, socket: &Socket) {
+        let sid = socket.id().clone();
+        let mut ix = self.index.write();
+        ix.insert(sid.clone(), socket.clone());
+        ix.join(&sid, sid.as_str());
+        if let Some(user) = socket.user_id() {
+            ix.join(&sid, &format!("{USER_ROOM_PREFIX}{user}"));
+            *self.users.lock().entry(user.to_owned()).or_default() += 1;
+        }
+    }
+
+    /// Take the socket out of every room and tell the other members.
+    pub(crate) fn remove(&self, socket: &Socket) {
+        let left = self.index.write().remove(socket.id());
+        if let Some(user) = socket.user_id() {
+            let mut users = self.users.lock();
+            if let Some(n) = users.get_mut(user) {
+                *n -= 1;
+                if *n == 0 {
+                    users.remove(user);
+                }
+            }
+        }
+        for room in left {
+            self.announce(socket, room, false);
+        }
+    }
+
+    pub(crate) fn join(&self, socket: &Socket, room: String) -> Result<()> {
+        if room.is_empty() {
+            return Err(Error::new(ErrorKind::InvalidArgument, "room name must not be empty"));
+        }
+        if !socket.connected() {
+            return Err(Error::closed());
+        }
+        let joined = self.index.write().join(socket.id(), &room);
+        if joined {
+            self.announce(socket, room, true);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn leave(&self, socket: &Socket, room: &str) -> Result<()> {
+        if self.index.write().leave(socket.id(), room) {
+            self.announce(socket, room.to_owned(), false);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn contains(&self, sid: &Sid, room: &str) -> bool {
+        self.index.read().contains(sid, room)
+    }
+
+    pub(crate) fn rooms_of(&self, sid: &Sid) -> Vec<String> {
+        self.index.read().rooms_of(sid).map(|r| r.iter().cloned().collect()).unwrap_or_default()
+    }
+
+    /// Tell the other members of a named room that `socket` entered or left it.
+    fn announce(&self, socket: &Socket, room: String, joined: bool) {
+        if room == socket.id().as_str() || room.starts_with(USER_ROOM_PREFIX) {
+            return;
+        }
+        let (sid, user_id) = (socket.id().clone(), socket.user_id().map(str::to_owned));
+        let packet = if joined {
+            Packet::UserJoined { room: room.clone(), sid: sid.clone(), user_id }
+        } else {
+            Packet::UserLeft { room: room.clone(), sid: sid.clone(), user_id }
+        };
+        let ns = socket.0.ns.clone();
+        BroadcastOperator::new(ns).to(room).except(sid.as_str()).send(packet);
+    }
+
+    /// Visit each targeted socket once, under the read lock (no awaits inside).
+    pub(crate) fn deliver(&self, rooms: &[String], except: &[String], f: impl FnMut(&Socket)) -> usize {
+        self.index.read().for_each_target(rooms, except, f)
+    }
+}

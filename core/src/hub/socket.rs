@@ -1,0 +1,387 @@
+//! One client session in one namespace, as the application sees it.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use base64::Engine as _;
+use http::HeaderMap;
+use parking_lot::{Mutex, RwLock};
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+use super::broadcast::BroadcastOperator;
+use super::handler::{self, DisconnectHandler, EventHandler, IntoReply};
+use super::namespace::Namespace;
+use super::packet::{Encoded, Packet, Protocol};
+use crate::error::{Error, ErrorKind, Result};
+use crate::metrics::Counters;
+use crate::transport::outbox::{Outbox, Pushed};
+use crate::transport::{Frame, close_code};
+
+/// A socket id: 128 random bits from the OS-seeded CSPRNG, URL-safe base64.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Sid(Arc<str>);
+
+impl Sid {
+    pub(crate) fn generate() -> Self {
+        let bytes: [u8; 16] = rand::random();
+        Sid(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes).into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Sid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Sid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Sid({})", self.0)
+    }
+}
+
+impl std::borrow::Borrow<str> for Sid {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What the client sent when it connected.
+#[derive(Debug, Clone)]
+pub struct Handshake {
+    /// HTTP request headers.
+    pub headers: HeaderMap,
+    /// Query parameters in request order.
+    pub query: Vec<(String, String)>,
+    /// The peer's address.
+    pub remote_addr: SocketAddr,
+    /// The request path.
+    pub path: String,
+    /// The namespace the client asked for.
+    pub namespace: String,
+}
+
+impl Handshake {
+    /// First query parameter named `key`.
+    pub fn query_param(&self, key: &str) -> Option<&str> {
+        self.query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// A header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The credential: `Authorization: Bearer …`, else `?token=`.
+    pub fn token(&self) -> Option<&str> {
+        self.header("authorization")
+            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+            .map(str::trim)
+            .or_else(|| self.query_param("token"))
+            .filter(|t| !t.is_empty())
+    }
+}
+
+/// Why a socket went away, as the disconnect handler sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DisconnectReason {
+    /// The client closed the connection.
+    TransportClose,
+    /// The connection failed (reset, protocol violation).
+    TransportError,
+    /// The client did not answer a heartbeat in time.
+    PingTimeout,
+    /// The application disconnected the socket.
+    ServerDisconnect,
+    /// The server is shutting down.
+    ServerShutdown,
+    /// The client did not read fast enough; its queue overflowed.
+    SlowConsumer,
+    /// The client kept exceeding its rate limit.
+    RateLimited,
+    /// The client sent a message over the size limit.
+    MessageTooBig,
+}
+
+impl DisconnectReason {
+    /// The reason string (Socket.IO's wording where it has one).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TransportClose => "transport close",
+            Self::TransportError => "transport error",
+            Self::PingTimeout => "ping timeout",
+            Self::ServerDisconnect => "server namespace disconnect",
+            Self::ServerShutdown => "server shutting down",
+            Self::SlowConsumer => "slow consumer",
+            Self::RateLimited => "rate limit exceeded",
+            Self::MessageTooBig => "message too big",
+        }
+    }
+}
+
+impl fmt::Display for DisconnectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+pub(crate) struct SocketInner {
+    sid: Sid,
+    pub(crate) ns: Arc<Namespace>,
+    handshake: Arc<Handshake>,
+    user_id: Option<String>,
+    data: Mutex<Value>,
+    outbox: Arc<Outbox>,
+    protocol: Protocol,
+    handlers: RwLock<HashMap<String, EventHandler>>,
+    disconnect_handlers: Mutex<Vec<DisconnectHandler>>,
+    acks: Mutex<HashMap<u64, oneshot::Sender<Value>>>,
+    next_ack: AtomicU64,
+    closed: CancellationToken,
+    close_reason: Mutex<Option<DisconnectReason>>,
+    counters: Arc<Counters>,
+}
+
+/// A connected client in one namespace. Cheap to clone; all clones are the
+/// same socket.
+#[derive(Clone)]
+pub struct Socket(pub(crate) Arc<SocketInner>);
+
+impl fmt::Debug for Socket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Socket").field("id", &self.0.sid).field("user_id", &self.0.user_id).finish()
+    }
+}
+
+pub(crate) struct NewSocket {
+    pub ns: Arc<Namespace>,
+    pub handshake: Arc<Handshake>,
+    pub user_id: Option<String>,
+    pub data: Value,
+    pub outbox: Arc<Outbox>,
+    pub protocol: Protocol,
+    pub counters: Arc<Counters>,
+}
+
+impl Socket {
+    pub(crate) fn new(n: NewSocket) -> Self {
+        Socket(Arc::new(SocketInner {
+            sid: Sid::generate(),
+            ns: n.ns,
+            handshake: n.handshake,
+            user_id: n.user_id,
+            data: Mutex::new(n.data),
+            outbox: n.outbox,
+            protocol: n.protocol,
+            handlers: RwLock::default(),
+            disconnect_handlers: Mutex::default(),
+            acks: Mutex::default(),
+            next_ack: AtomicU64::new(1),
+            closed: CancellationToken::new(),
+            close_reason: Mutex::new(None),
+            counters: n.counters,
+        }))
+    }
+
+    /// The unguessable socket id (also the name of the socket's own room).
+    pub fn id(&self) -> &Sid {
+        &self.0.sid
+    }
+
+    /// The authenticated user, if the connect hook named one.
+    pub fn user_id(&self) -> Option<&str> {
+        self.0.user_id.as_deref()
+    }
+
+    /// The connection request.
+    pub fn handshake(&self) -> &Handshake {
+        &self.0.handshake
+    }
+
+    /// The namespace name.
+    pub fn namespace(&self) -> &str {
+        self.0.ns.name()
+    }
+
+    /// Application data attached to the socket (initially what the auth hook returned).
+    pub fn data(&self) -> Value {
+        self.0.data.lock().clone()
+    }
+
+    /// Replace the application data.
+    pub fn set_data(&self, data: Value) {
+        *self.0.data.lock() = data;
+    }
+
+    /// Handle `event` from this socket; overrides a namespace handler of the same name.
+    /// The handler's return value is the ack reply.
+    pub fn on<F, Fut, R>(&self, event: impl Into<String>, f: F)
+    where
+        F: Fn(Socket, Value) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+        R: IntoReply,
+    {
+        self.0.handlers.write().insert(event.into(), handler::event_handler(f));
+    }
+
+    /// Called once when this socket disconnects, with the reason.
+    pub fn on_disconnect<F, Fut>(&self, f: F)
+    where
+        F: Fn(Socket, DisconnectReason) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.0.disconnect_handlers.lock().push(handler::disconnect_handler(f));
+    }
+
+    pub(crate) fn handler(&self, event: &str) -> Option<EventHandler> {
+        self.0.handlers.read().get(event).cloned()
+    }
+
+    pub(crate) fn take_disconnect_handlers(&self) -> Vec<DisconnectHandler> {
+        std::mem::take(&mut *self.0.disconnect_handlers.lock())
+    }
+
+    /// Send `event` to this socket.
+    pub fn emit(&self, event: impl Into<String>, data: impl Serialize) -> Result<()> {
+        let packet = Packet::Event { event: event.into(), data: to_value(data)?, id: None };
+        self.push(Encoded::new(packet).frame(self.0.protocol), false)
+    }
+
+    /// Send `event` and wait for the client's ack, at most `timeout`.
+    pub async fn emit_with_ack(&self, event: impl Into<String>, data: impl Serialize, timeout: Duration) -> Result<Value> {
+        let id = self.0.next_ack.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.0.acks.lock().insert(id, tx);
+        let packet = Packet::Event { event: event.into(), data: to_value(data)?, id: Some(id) };
+        if let Err(e) = self.push(Encoded::new(packet).frame(self.0.protocol), false) {
+            self.0.acks.lock().remove(&id);
+            return Err(e);
+        }
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(_)) => Err(Error::closed()),
+            Err(_) => {
+                self.0.acks.lock().remove(&id);
+                Err(Error::timeout("ack"))
+            }
+        }
+    }
+
+    /// Deliver the client's reply to `emit_with_ack`; unknown or late ids are ignored.
+    pub(crate) fn resolve_ack(&self, id: u64, data: Value) {
+        if let Some(tx) = self.0.acks.lock().remove(&id) {
+            let _ = tx.send(data);
+        }
+    }
+
+    /// Add this socket to `room` (no join hook: the application decides).
+    pub fn join(&self, room: impl Into<String>) -> Result<()> {
+        self.0.ns.join(self, room.into())
+    }
+
+    /// Remove this socket from `room`.
+    pub fn leave(&self, room: &str) -> Result<()> {
+        self.0.ns.leave(self, room)
+    }
+
+    /// The rooms this socket is in, its own room included.
+    pub fn rooms(&self) -> Vec<String> {
+        self.0.ns.rooms_of(&self.0.sid)
+    }
+
+    /// Broadcast to `room`, excluding this socket.
+    pub fn to(&self, room: impl Into<String>) -> BroadcastOperator {
+        self.broadcast().to(room)
+    }
+
+    /// Broadcast to the whole namespace, excluding this socket.
+    pub fn broadcast(&self) -> BroadcastOperator {
+        BroadcastOperator::new(self.0.ns.clone()).except(self.0.sid.as_str())
+    }
+
+    /// Close the connection from the server side.
+    pub fn disconnect(&self) {
+        self.close(DisconnectReason::ServerDisconnect, close_code::NORMAL, "server namespace disconnect", false);
+    }
+
+    /// Whether the socket is still connected.
+    pub fn connected(&self) -> bool {
+        !self.0.closed.is_cancelled()
+    }
+
+    pub(crate) fn protocol(&self) -> Protocol {
+        self.0.protocol
+    }
+
+    pub(crate) fn outbox(&self) -> &Arc<Outbox> {
+        &self.0.outbox
+    }
+
+    pub(crate) fn counters(&self) -> &Arc<Counters> {
+        &self.0.counters
+    }
+
+    /// Resolves when the socket is asked to close.
+    pub(crate) fn closed(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
+        self.0.closed.cancelled()
+    }
+
+    pub(crate) fn close_reason(&self) -> Option<DisconnectReason> {
+        *self.0.close_reason.lock()
+    }
+
+    /// Ask the session to end: record why, queue the close frame, wake the session.
+    /// The first reason wins.
+    pub(crate) fn close(&self, reason: DisconnectReason, code: u16, text: &'static str, discard: bool) {
+        {
+            let mut r = self.0.close_reason.lock();
+            if r.is_some() {
+                return;
+            }
+            *r = Some(reason);
+        }
+        self.0.outbox.close(code, text, discard);
+        self.0.closed.cancel();
+    }
+
+    /// Queue a frame for the writer. Overflow closes a slow consumer.
+    pub(crate) fn push(&self, frame: Frame, volatile: bool) -> Result<()> {
+        match self.0.outbox.push(frame, volatile) {
+            Pushed::Queued => Ok(()),
+            Pushed::Dropped => {
+                Counters::add(&self.0.counters.dropped, 1);
+                Ok(())
+            }
+            Pushed::Overflow => {
+                Counters::add(&self.0.counters.slow_consumer_closes, 1);
+                tracing::debug!(sid = %self.0.sid, "outbound queue full, closing slow consumer");
+                self.close(DisconnectReason::SlowConsumer, close_code::SLOW_CONSUMER, "slow consumer: outbound queue full", true);
+                Err(Error::new(ErrorKind::QueueFull, "outbound queue full; socket closed"))
+            }
+            Pushed::Closed => Err(Error::closed()),
+        }
+    }
+
+    /// Fail pending acks (their senders are dropped) and drop handlers, which
+    /// may hold clones of this socket, once it is gone.
+    pub(crate) fn release(&self) {
+        self.0.acks.lock().clear();
+        self.0.handlers.write().clear();
+    }
+}
+
+pub(crate) fn to_value(data: impl Serialize) -> Result<Value> {
+    serde_json::to_value(data).map_err(|e| Error::new(ErrorKind::InvalidArgument, format!("data is not JSON: {e}")))
+}

@@ -1,0 +1,37 @@
+//! roomcast: a real-time messaging engine.
+//!
+//! A WebSocket server with namespaces, rooms, acknowledgements, heartbeats,
+//! limits and authentication, and a client with reconnection. Every
+//! language binding embeds this crate; none of them adds logic of its own.
+//!
+//! ```no_run
+//! # async fn run() -> roomcast::Result<()> {
+//! use roomcast::Server;
+//! let server = Server::builder().build()?;
+//! server.on("hello", |socket, data| async move {
+//!     socket.to("lobby").emit("greeting", &data)?;
+//!     Ok::<_, roomcast::Error>(serde_json::json!({"ok": true}))
+//! });
+//! let addr = server.listen("127.0.0.1:3000").await?;
+//! # let _ = addr; Ok(()) }
+//! ```
+
+pub mod auth;
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod hub;
+mod metrics;
+pub mod protocol;
+pub mod server;
+pub mod transport;
+
+pub use auth::{Identity, JwtVerifier, Rejection};
+pub use config::{AuthRejection, RateLimit, ServerConfig};
+pub use error::{Error, ErrorKind, Result};
+pub use hub::broadcast::BroadcastOperator;
+pub use hub::handler::{IntoReply, Reply};
+pub use hub::namespace::Namespace;
+pub use hub::socket::{DisconnectReason, Handshake, Sid, Socket};
+pub use metrics::Stats;
+pub use server::{Server, ServerBuilder};

@@ -1,0 +1,3 @@
+//! Sans-I/O wire codecs: pure functions from bytes to messages and back.
+
+pub mod native;

@@ -1,0 +1,220 @@
+//! The hyper accept loop and request routing: `/ws` upgrades, `/healthz`,
+//! and static files (the demo page by default).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::Role;
+use tower::ServiceExt;
+
+use super::ServerInner;
+use super::limits::Refusal;
+use super::session::{self, Accepted};
+use crate::auth::Identity;
+use crate::config::AuthRejection;
+use crate::hub::socket::Handshake;
+use crate::metrics::Counters;
+use crate::transport::{close_code, websocket};
+
+pub(crate) type Body = UnsyncBoxBody<Bytes, std::io::Error>;
+
+/// The JSON protocol's endpoint.
+pub const WS_PATH: &str = "/ws";
+
+const DEMO_PAGE: &str = include_str!("../../static/index.html");
+
+/// Accept connections until shutdown; each is served on its own task.
+pub(crate) async fn accept_loop(listener: TcpListener, server: Arc<ServerInner>) {
+    loop {
+        let (stream, addr) = tokio::select! {
+            () = server.shutdown.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let srv = server.clone();
+        let service = service_fn(move |req| {
+            let srv = srv.clone();
+            async move { Ok::<_, Infallible>(route(srv, req, addr).await) }
+        });
+        let conn = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(server.config.handshake_timeout)
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
+        let shutdown = server.shutdown.clone();
+        server.tracker.spawn(async move {
+            let mut conn = std::pin::pin!(conn);
+            let result = tokio::select! {
+                r = conn.as_mut() => r,
+                () = shutdown.cancelled() => {
+                    // Finish the request in flight, then close; upgraded
+                    // connections have left hyper already.
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = result {
+                tracing::trace!(error = %e, "http connection ended");
+            }
+        });
+    }
+}
+
+async fn route(server: Arc<ServerInner>, req: Request<Incoming>, addr: SocketAddr) -> Response<Body> {
+    match req.uri().path() {
+        WS_PATH => upgrade(server, req, addr).await,
+        "/healthz" => json(StatusCode::OK, serde_json::json!({"status": "ok"})),
+        _ => static_file(&server, req).await,
+    }
+}
+
+async fn static_file(server: &ServerInner, req: Request<Incoming>) -> Response<Body> {
+    if !matches!(*req.method(), Method::GET | Method::HEAD) {
+        return problem(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "only GET and HEAD are served");
+    }
+    match &server.static_dir {
+        Some(dir) => match tower_http::services::ServeDir::new(dir).oneshot(req).await {
+            Ok(res) => res.map(|b| b.map_err(std::io::Error::other).boxed_unsync()),
+            Err(never) => match never {},
+        },
+        None if matches!(req.uri().path(), "/" | "/index.html") => {
+            let mut res = Response::new(full(DEMO_PAGE));
+            res.headers_mut().insert(header::CONTENT_TYPE, "text/html; charset=utf-8".parse().expect("static header"));
+            res
+        }
+        None => problem(StatusCode::NOT_FOUND, "not_found", "no such page"),
+    }
+}
+
+/// Validate, admit and authenticate before answering `101`; the session runs
+/// on its own task once hyper hands over the upgraded connection.
+async fn upgrade(server: Arc<ServerInner>, mut req: Request<Incoming>, addr: SocketAddr) -> Response<Body> {
+    let cfg = &server.config;
+    let refused = |status, code, msg: &str| {
+        Counters::add(&server.hub.counters.refused_connections, 1);
+        problem(status, code, msg)
+    };
+    if req.method() != Method::GET || !websocket::is_upgrade(req.headers()) {
+        return refused(StatusCode::BAD_REQUEST, "bad_request", "expected a WebSocket upgrade (GET, Upgrade: websocket, version 13)");
+    }
+    let origin = req.headers().get(header::ORIGIN).and_then(|o| o.to_str().ok());
+    if !cfg.origin_allowed(origin) {
+        return refused(StatusCode::FORBIDDEN, "forbidden", "origin not allowed");
+    }
+    let query = parse_query(req.uri().query());
+    let ns_name = query.iter().find(|(k, _)| k == "namespace").map_or("/", |(_, v)| v.as_str()).to_owned();
+    let Some(ns) = server.hub.get(&ns_name) else {
+        return refused(StatusCode::NOT_FOUND, "not_found", "unknown namespace");
+    };
+    let permit = match server.limiter.try_acquire(addr.ip()) {
+        Ok(p) => p,
+        Err(Refusal::ServerFull) => return refused(StatusCode::SERVICE_UNAVAILABLE, "server_full", "server at connection limit"),
+        Err(Refusal::TooManyFromIp) => {
+            return refused(StatusCode::TOO_MANY_REQUESTS, "too_many_connections", "too many connections from this address");
+        }
+    };
+    let handshake = Arc::new(Handshake {
+        headers: req.headers().clone(),
+        query,
+        remote_addr: addr,
+        path: req.uri().path().to_owned(),
+        namespace: ns.name().to_owned(),
+    });
+    let identity = match ns.auth_hook() {
+        None => Ok(Identity::anonymous()),
+        Some(hook) => match tokio::time::timeout(cfg.handshake_timeout, hook(handshake.clone())).await {
+            Ok(r) => r,
+            Err(_) => Err(crate::auth::Rejection::new("authentication timed out")),
+        },
+    };
+    if let Err(rej) = &identity {
+        tracing::debug!(%addr, reason = %rej.message, "connection refused by auth hook");
+        if cfg.auth_rejection == AuthRejection::Http401 {
+            Counters::add(&server.hub.counters.refused_connections, 1);
+            return json(StatusCode::UNAUTHORIZED, serde_json::json!({"error": "unauthorized", "message": rej.message, "data": rej.data}));
+        }
+    }
+    let Some(response) = websocket::switching_protocols::<Body>(req.headers()) else {
+        return refused(StatusCode::BAD_REQUEST, "bad_request", "bad Sec-WebSocket-Key");
+    };
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let srv = server.clone();
+    server.tracker.spawn(async move {
+        let upgraded = match tokio::time::timeout(srv.config.handshake_timeout, on_upgrade).await {
+            Ok(Ok(u)) => u,
+            _ => return,
+        };
+        let ws = WebSocketStream::from_raw_socket(
+            TokioIo::new(upgraded),
+            Role::Server,
+            Some(websocket::config(srv.config.max_payload)),
+        )
+        .await;
+        let (sink, stream) = ws.split();
+        match identity {
+            Ok(identity) => session::run(Accepted { server: srv, ns, handshake, identity, permit }, sink, stream).await,
+            Err(_) => {
+                Counters::add(&srv.hub.counters.refused_connections, 1);
+                let outbox = Arc::new(crate::transport::outbox::Outbox::new(1, 1));
+                outbox.close(close_code::AUTH_FAILED, "Authentication failed", true);
+                websocket::write_loop(sink, outbox, srv.hub.counters.clone(), srv.config.shutdown_timeout).await;
+            }
+        }
+    });
+    response
+}
+
+/// Decoded `key=value` pairs, in order.
+fn parse_query(q: Option<&str>) -> Vec<(String, String)> {
+    q.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default()
+}
+
+fn full(body: impl Into<Bytes>) -> Body {
+    Full::new(body.into()).map_err(|never| match never {}).boxed_unsync()
+}
+
+fn json(status: StatusCode, value: serde_json::Value) -> Response<Body> {
+    let mut res = Response::new(full(value.to_string()));
+    *res.status_mut() = status;
+    res.headers_mut().insert(header::CONTENT_TYPE, "application/json".parse().expect("static header"));
+    res
+}
+
+fn problem(status: StatusCode, error: &str, message: &str) -> Response<Body> {
+    json(status, serde_json::json!({"error": error, "message": message}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_decoding() {
+        let q = parse_query(Some("token=a%2Bb&namespace=%2Fchat&x=1+2&flag&bad=%zz"));
+        assert_eq!(q[0], ("token".into(), "a+b".into()));
+        assert_eq!(q[1], ("namespace".into(), "/chat".into()));
+        assert_eq!(q[2], ("x".into(), "1 2".into()));
+        assert_eq!(q[3], ("flag".into(), "".into()));
+        assert_eq!(q[4], ("bad".into(), "%zz".into()));
+        assert!(parse_query(None).is_empty());
+    }
+}

@@ -1,0 +1,299 @@
+//! The embeddable server: builder, listener, application API, shutdown.
+
+mod http;
+mod limits;
+mod session;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::net::{TcpListener, ToSocketAddrs};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use self::http::WS_PATH;
+use crate::auth::{AuthHook, Identity, JwtVerifier, Rejection};
+use crate::config::{AuthRejection, RateLimit, ServerConfig};
+use crate::error::{Error, ErrorKind, Result};
+use crate::hub::Hub;
+use crate::hub::broadcast::BroadcastOperator;
+use crate::hub::handler::{self, IntoReply, JoinHook};
+use crate::hub::namespace::Namespace;
+use crate::hub::socket::{DisconnectReason, Handshake, Socket};
+use crate::metrics::Stats;
+use limits::ConnectionLimiter;
+
+pub(crate) struct ServerInner {
+    pub hub: Hub,
+    pub config: ServerConfig,
+    pub shutdown: CancellationToken,
+    pub tracker: TaskTracker,
+    pub limiter: Arc<ConnectionLimiter>,
+    pub static_dir: Option<PathBuf>,
+}
+
+/// A roomcast server. Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct Server {
+    inner: Arc<ServerInner>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("config", &self.inner.config).finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Start configuring a server.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::default()
+    }
+
+    /// Bind `addr` and serve on it (port 0 picks a free port). Returns the bound address.
+    pub async fn listen(&self, addr: impl ToSocketAddrs) -> Result<SocketAddr> {
+        let listener = TcpListener::bind(addr).await?;
+        self.serve(listener)
+    }
+
+    /// Serve on an already bound listener, in the background.
+    pub fn serve(&self, listener: TcpListener) -> Result<SocketAddr> {
+        if self.inner.shutdown.is_cancelled() {
+            return Err(Error::new(ErrorKind::Closed, "server is shut down"));
+        }
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, "listening");
+        self.inner.tracker.spawn(http::accept_loop(listener, self.inner.clone()));
+        Ok(addr)
+    }
+
+    /// The namespace `name` (created if needed, with the server's default hooks).
+    pub fn of(&self, name: &str) -> Arc<Namespace> {
+        self.inner.hub.of(name)
+    }
+
+    fn root(&self) -> Arc<Namespace> {
+        self.inner.hub.of("/")
+    }
+
+    /// Register a connection handler on the default namespace.
+    pub fn on_connection<F, Fut>(&self, f: F)
+    where
+        F: Fn(Socket) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.root().on_connection(f);
+    }
+
+    /// Register an event handler on the default namespace.
+    pub fn on<F, Fut, R>(&self, event: impl Into<String>, f: F)
+    where
+        F: Fn(Socket, serde_json::Value) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+        R: IntoReply,
+    {
+        self.root().on(event, f);
+    }
+
+    /// Register a disconnect handler on the default namespace.
+    pub fn on_disconnect<F, Fut>(&self, f: F)
+    where
+        F: Fn(Socket, DisconnectReason) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.root().on_disconnect(f);
+    }
+
+    /// Broadcast to `room` in the default namespace.
+    pub fn to(&self, room: impl Into<String>) -> BroadcastOperator {
+        self.root().to(room)
+    }
+
+    /// Broadcast to every socket of user `user_id` in the default namespace.
+    pub fn to_user(&self, user_id: &str) -> BroadcastOperator {
+        BroadcastOperator::new(self.root()).to_user(user_id)
+    }
+
+    /// Send to every socket of the default namespace.
+    pub fn emit(&self, event: impl Into<String>, data: impl Serialize) -> Result<usize> {
+        self.root().emit(event, data)
+    }
+
+    /// A socket of the default namespace by id.
+    pub fn socket(&self, sid: &str) -> Option<Socket> {
+        self.root().socket(sid)
+    }
+
+    /// Counters and gauges across all namespaces.
+    pub fn stats(&self) -> Stats {
+        self.inner.hub.stats()
+    }
+
+    /// Stop accepting, close every socket with 1001 and wait (at most the
+    /// configured shutdown timeout) for their queued frames to be written.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+        self.inner.tracker.close();
+        let deadline = self.inner.config.shutdown_timeout + Duration::from_millis(500);
+        if tokio::time::timeout(deadline, self.inner.tracker.wait()).await.is_err() {
+            tracing::warn!("shutdown deadline passed with connections still open");
+        }
+    }
+
+    /// Whether `shutdown` was called.
+    pub fn is_shut_down(&self) -> bool {
+        self.inner.shutdown.is_cancelled()
+    }
+}
+
+/// Configures a [`Server`].
+#[derive(Default)]
+pub struct ServerBuilder {
+    config: ServerConfig,
+    auth: Option<AuthHook>,
+    join: Option<JoinHook>,
+    static_dir: Option<PathBuf>,
+}
+
+impl ServerBuilder {
+    /// Replace the whole configuration.
+    pub fn config(mut self, config: ServerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Heartbeat interval (default 25 s).
+    pub fn ping_interval(mut self, d: Duration) -> Self {
+        self.config.ping_interval = d;
+        self
+    }
+
+    /// Time allowed for a pong (default 20 s).
+    pub fn ping_timeout(mut self, d: Duration) -> Self {
+        self.config.ping_timeout = d;
+        self
+    }
+
+    /// Largest inbound message in bytes (default 1 000 000).
+    pub fn max_payload(mut self, bytes: usize) -> Self {
+        self.config.max_payload = bytes;
+        self
+    }
+
+    /// Outbound queue bounds per connection.
+    pub fn outbound_queue(mut self, frames: usize, bytes: usize) -> Self {
+        self.config.outbound_queue_messages = frames;
+        self.config.outbound_queue_bytes = bytes;
+        self
+    }
+
+    /// Per-connection inbound rate limit.
+    pub fn rate_limit(mut self, limit: RateLimit) -> Self {
+        self.config.rate_limit = Some(limit);
+        self
+    }
+
+    /// Maximum concurrent connections.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.config.max_connections = Some(n);
+        self
+    }
+
+    /// Maximum concurrent connections from one IP address.
+    pub fn max_connections_per_ip(mut self, n: usize) -> Self {
+        self.config.max_connections_per_ip = Some(n);
+        self
+    }
+
+    /// Allow this `Origin` (call repeatedly; none allows all).
+    pub fn allowed_origin(mut self, origin: impl Into<String>) -> Self {
+        self.config.allowed_origins.push(origin.into());
+        self
+    }
+
+    /// Time a client has to complete its HTTP request and upgrade.
+    pub fn handshake_timeout(mut self, d: Duration) -> Self {
+        self.config.handshake_timeout = d;
+        self
+    }
+
+    /// How long shutdown waits for queued frames to drain.
+    pub fn shutdown_timeout(mut self, d: Duration) -> Self {
+        self.config.shutdown_timeout = d;
+        self
+    }
+
+    /// How refused connections are told (HTTP 401 or close 4001).
+    pub fn auth_rejection(mut self, mode: AuthRejection) -> Self {
+        self.config.auth_rejection = mode;
+        self
+    }
+
+    /// Connect hook for every namespace: accept with an [`Identity`] or refuse.
+    pub fn auth<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn(Arc<Handshake>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<Identity, Rejection>> + Send + 'static,
+    {
+        self.auth = Some(crate::auth::auth_hook(f));
+        self
+    }
+
+    /// Require a valid JWT (`?token=` or `Authorization: Bearer`); `sub` is the user id.
+    pub fn jwt(mut self, verifier: JwtVerifier) -> Self {
+        self.auth = Some(verifier.into_hook());
+        self
+    }
+
+    /// Join hook for every namespace: refuse a client's `join` with a message.
+    pub fn on_join<F, Fut, E>(mut self, f: F) -> Self
+    where
+        F: Fn(Socket, String) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
+        E: std::fmt::Display,
+    {
+        self.join = Some(handler::join_hook(f));
+        self
+    }
+
+    /// Serve files from `dir` instead of the built-in demo page.
+    pub fn static_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.static_dir = Some(dir.into());
+        self
+    }
+
+    /// Check the configuration and create the server (it does not listen yet).
+    pub fn build(self) -> Result<Server> {
+        let c = &self.config;
+        if c.ping_interval.is_zero() || c.ping_timeout.is_zero() {
+            return Err(Error::new(ErrorKind::Config, "ping interval and timeout must be positive"));
+        }
+        if c.max_payload == 0 || c.outbound_queue_messages == 0 || c.outbound_queue_bytes == 0 {
+            return Err(Error::new(ErrorKind::Config, "payload and queue limits must be positive"));
+        }
+        if let Some(r) = &c.rate_limit {
+            if r.messages_per_sec <= 0.0 || r.message_burst < 1.0 || r.bytes_per_sec <= 0.0 || r.byte_burst < 1.0 {
+                return Err(Error::new(ErrorKind::Config, "rate limits must be positive (bursts at least 1)"));
+            }
+        }
+        if let Some(dir) = &self.static_dir {
+            if !dir.is_dir() {
+                return Err(Error::new(ErrorKind::Config, format!("static directory {} does not exist", dir.display())));
+            }
+        }
+        let limiter = ConnectionLimiter::new(c.max_connections, c.max_connections_per_ip);
+        Ok(Server {
+            inner: Arc::new(ServerInner {
+                hub: Hub::new(self.auth, self.join),
+                config: self.config,
+                shutdown: CancellationToken::new(),
+                tracker: TaskTracker::new(),
+                limiter,
+                static_dir: self.static_dir,
+            }),
+        })
+    }
+}

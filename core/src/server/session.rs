@@ -1,0 +1,219 @@
+//! The per-connection state machine of the JSON protocol: setup, the read
+//! loop with heartbeats and limits, message dispatch, and teardown.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use futures_util::{Stream, StreamExt};
+use serde_json::Value;
+use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep_until};
+use tokio_tungstenite::tungstenite::{self, Message};
+
+use super::ServerInner;
+use super::limits::{ConnectionPermit, RateLimiter, Verdict};
+use crate::auth::Identity;
+use crate::hub::handler::Reply;
+use crate::hub::namespace::Namespace;
+use crate::hub::packet::{Packet, Protocol};
+use crate::hub::socket::{DisconnectReason, Handshake, NewSocket, Socket};
+use crate::metrics::Counters;
+use crate::protocol::native::{self, ClientMessage, ErrorCode, ServerMessage};
+use crate::transport::close_code;
+use crate::transport::outbox::Outbox;
+use crate::transport::websocket::write_loop;
+
+/// Everything a new session needs besides the stream.
+pub(crate) struct Accepted {
+    pub server: Arc<ServerInner>,
+    pub ns: Arc<Namespace>,
+    pub handshake: Arc<Handshake>,
+    pub identity: Identity,
+    pub permit: ConnectionPermit,
+}
+
+/// Run one JSON-protocol connection to its end.
+pub(crate) async fn run<St, Si>(a: Accepted, sink: Si, mut stream: St)
+where
+    St: Stream<Item = Result<Message, tungstenite::Error>> + Unpin,
+    Si: futures_util::Sink<Message> + Unpin + Send + 'static,
+{
+    let cfg = &a.server.config;
+    let counters = a.server.hub.counters.clone();
+    let outbox = Arc::new(Outbox::new(cfg.outbound_queue_messages, cfg.outbound_queue_bytes));
+    let writer = tokio::spawn(write_loop(sink, outbox.clone(), counters.clone(), cfg.shutdown_timeout));
+    let socket = Socket::new(NewSocket {
+        ns: a.ns.clone(),
+        handshake: a.handshake,
+        user_id: a.identity.user_id,
+        data: a.identity.data,
+        outbox,
+        protocol: Protocol::Json,
+        counters,
+    });
+    a.ns.add(&socket);
+    tracing::debug!(sid = %socket.id(), ns = a.ns.name(), user = ?socket.user_id(), "connected");
+    reply(&socket, &ServerMessage::Connected { client_id: socket.id().as_str().into(), user_id: socket.user_id().map(Cow::Borrowed) });
+    for h in a.ns.connection_handlers() {
+        h(socket.clone()).await;
+    }
+
+    let reason = read_loop(&a.server, &socket, &mut stream).await;
+
+    socket.close(reason, close_code::NORMAL, "", false);
+    a.ns.remove(&socket);
+    socket.release();
+    tracing::debug!(sid = %socket.id(), %reason, "disconnected");
+    for h in socket.take_disconnect_handlers().into_iter().chain(a.ns.disconnect_handlers()) {
+        h(socket.clone(), reason).await;
+    }
+    drop(stream);
+    let mut writer = writer;
+    if tokio::time::timeout(cfg.shutdown_timeout, &mut writer).await.is_err() {
+        writer.abort();
+    }
+    drop(a.permit);
+}
+
+async fn read_loop<St>(server: &ServerInner, socket: &Socket, stream: &mut St) -> DisconnectReason
+where
+    St: Stream<Item = Result<Message, tungstenite::Error>> + Unpin,
+{
+    let cfg = &server.config;
+    let mut ping = interval_at(Instant::now() + cfg.ping_interval, cfg.ping_interval);
+    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut pong_deadline: Option<Instant> = None;
+    let mut limiter = cfg.rate_limit.as_ref().map(|l| RateLimiter::new(l, Instant::now()));
+    loop {
+        tokio::select! {
+            biased;
+            () = socket.closed() => return socket.close_reason().unwrap_or(DisconnectReason::ServerDisconnect),
+            () = server.shutdown.cancelled() => {
+                socket.close(DisconnectReason::ServerShutdown, close_code::GOING_AWAY, "server shutting down", false);
+                return DisconnectReason::ServerShutdown;
+            }
+            () = sleep_until(pong_deadline.unwrap_or_else(Instant::now)), if pong_deadline.is_some() => {
+                socket.close(DisconnectReason::PingTimeout, close_code::NORMAL, "ping timeout", true);
+                return DisconnectReason::PingTimeout;
+            }
+            _ = ping.tick() => {
+                if pong_deadline.is_none() {
+                    socket.outbox().push_control(crate::transport::Frame::Ping(bytes::Bytes::new()));
+                    pong_deadline = Some(Instant::now() + cfg.ping_timeout);
+                }
+            }
+            msg = stream.next() => match msg {
+                None | Some(Ok(Message::Close(_))) => return DisconnectReason::TransportClose,
+                Some(Err(tungstenite::Error::Capacity(e))) => {
+                    tracing::debug!(sid = %socket.id(), error = %e, "message too big");
+                    socket.close(DisconnectReason::MessageTooBig, close_code::TOO_BIG, "message too big", true);
+                    return DisconnectReason::MessageTooBig;
+                }
+                Some(Err(e)) => {
+                    tracing::debug!(sid = %socket.id(), error = %e, "transport error");
+                    return DisconnectReason::TransportError;
+                }
+                Some(Ok(Message::Pong(_))) => pong_deadline = None,
+                Some(Ok(Message::Ping(_) | Message::Frame(_))) => {}
+                Some(Ok(data @ (Message::Text(_) | Message::Binary(_)))) => {
+                    let len = data.len();
+                    let counters = socket.counters();
+                    Counters::add(&counters.messages_in, 1);
+                    Counters::add(&counters.bytes_in, len as u64);
+                    match limiter.as_mut().map_or(Verdict::Allow, |l| l.check(len, Instant::now())) {
+                        Verdict::Allow => {}
+                        Verdict::Reject => {
+                            Counters::add(&counters.rate_limited, 1);
+                            error(socket, ErrorCode::RateLimited, "rate limit exceeded; message dropped", None, None);
+                            continue;
+                        }
+                        Verdict::Close => {
+                            Counters::add(&counters.rate_limited, 1);
+                            socket.close(DisconnectReason::RateLimited, close_code::POLICY, "rate limit exceeded", true);
+                            return DisconnectReason::RateLimited;
+                        }
+                    }
+                    match data {
+                        Message::Text(text) => dispatch(socket, &text).await,
+                        _ => error(socket, ErrorCode::InvalidMessage, "binary frames are not supported; send JSON text", None, None),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Handle one decoded client message. Joins, leaves and relays complete
+/// before the next frame is read, so a client's `join` then `message` is
+/// ordered; event handlers run as tasks so they may await acks.
+async fn dispatch(socket: &Socket, text: &str) {
+    let msg = match native::decode_client(text) {
+        Ok(m) => m,
+        Err(e) => return error(socket, e.code, &e.message, e.id, None),
+    };
+    let ns = &socket.0.ns;
+    match msg {
+        ClientMessage::Join { room } => {
+            if !ns.contains(socket.id(), &room) {
+                if ns.is_reserved(&room) {
+                    return error(socket, ErrorCode::JoinRefused, "reserved room", None, Some(&room));
+                }
+                if let Some(hook) = ns.join_hook() {
+                    if let Err(why) = hook(socket.clone(), room.clone()).await {
+                        return error(socket, ErrorCode::JoinRefused, &why, None, Some(&room));
+                    }
+                }
+                if let Err(e) = ns.join(socket, room.clone()) {
+                    return error(socket, ErrorCode::InvalidMessage, e.message(), None, Some(&room));
+                }
+            }
+            reply(socket, &ServerMessage::Joined { room: room.into() });
+        }
+        ClientMessage::Leave { room } => {
+            if room == socket.id().as_str() || room.starts_with(crate::hub::namespace::USER_ROOM_PREFIX) {
+                return error(socket, ErrorCode::InvalidMessage, "cannot leave a reserved room", None, Some(&room));
+            }
+            let _ = ns.leave(socket, &room);
+            reply(socket, &ServerMessage::Left { room: room.into() });
+        }
+        ClientMessage::Message { room, payload } => {
+            if !ns.contains(socket.id(), &room) {
+                return error(socket, ErrorCode::NotInRoom, "join the room before sending to it", None, Some(&room));
+            }
+            let packet = Packet::Message {
+                room: room.clone(),
+                from: socket.id().clone(),
+                user_id: socket.user_id().map(str::to_owned),
+                payload,
+            };
+            socket.to(room).send(packet);
+        }
+        ClientMessage::Event { event, data, id } => {
+            let Some(handler) = ns.resolve_handler(socket, &event) else {
+                return error(socket, ErrorCode::NoHandler, &format!("no handler for event `{event}`"), id, None);
+            };
+            let socket = socket.clone();
+            tokio::spawn(async move {
+                match (handler(socket.clone(), data).await, id) {
+                    (Reply::Error(e), id) => error(&socket, ErrorCode::Internal, &e, id, None),
+                    (Reply::Data(v), Some(id)) => reply(&socket, &ServerMessage::Ack { id, data: Cow::Owned(v) }),
+                    (Reply::None, Some(id)) => reply(&socket, &ServerMessage::Ack { id, data: Cow::Owned(Value::Null) }),
+                    (_, None) => {}
+                }
+            });
+        }
+        ClientMessage::Ack { id, data } => socket.resolve_ack(id, data),
+        ClientMessage::Ping { data } => reply(socket, &ServerMessage::Pong { data: data.map(Cow::Owned) }),
+    }
+}
+
+fn reply(socket: &Socket, msg: &ServerMessage<'_>) {
+    // A full queue closes the socket inside `push`; nothing more to do here.
+    let _ = socket.push(msg.encode().into(), false);
+}
+
+fn error(socket: &Socket, code: ErrorCode, message: &str, id: Option<u64>, room: Option<&str>) {
+    reply(
+        socket,
+        &ServerMessage::Error { code: code.as_str().into(), message: message.into(), id, room: room.map(Cow::Borrowed) },
+    );
+}

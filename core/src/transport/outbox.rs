@@ -1,0 +1,210 @@
+//! The bounded outbound queue of one connection.
+//!
+//! Producers (broadcasts, direct emits) push without awaiting; the single
+//! writer task takes everything queued at once and flushes it in one go. The
+//! queue is bounded in frames and bytes so a client that stops reading costs
+//! a fixed amount of memory: volatile frames are dropped when it is full, any
+//! other frame makes the push report [`Pushed::Overflow`] and the owner closes
+//! the connection.
+
+use std::collections::VecDeque;
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use super::Frame;
+
+/// Outcome of a push.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    Queued,
+    /// A volatile frame was dropped because the queue is full.
+    Dropped,
+    /// The queue is full and the frame was not volatile: close the connection.
+    Overflow,
+    /// The connection is closing; the frame was discarded.
+    Closed,
+}
+
+#[derive(Debug)]
+struct State {
+    frames: VecDeque<Frame>,
+    bytes: usize,
+    closing: bool,
+}
+
+/// See the module docs.
+#[derive(Debug)]
+pub struct Outbox {
+    state: Mutex<State>,
+    notify: Notify,
+    max_frames: usize,
+    max_bytes: usize,
+}
+
+impl Outbox {
+    /// A queue holding at most `max_frames` frames and `max_bytes` bytes.
+    pub fn new(max_frames: usize, max_bytes: usize) -> Self {
+        Self {
+            state: Mutex::new(State { frames: VecDeque::new(), bytes: 0, closing: false }),
+            notify: Notify::new(),
+            max_frames: max_frames.max(1),
+            max_bytes: max_bytes.max(1),
+        }
+    }
+
+    /// Queue a data frame within the limits.
+    pub fn push(&self, frame: Frame, volatile: bool) -> Pushed {
+        let len = frame.len();
+        {
+            let mut st = self.state.lock();
+            if st.closing {
+                return Pushed::Closed;
+            }
+            // An empty queue takes one frame of any size so a single large
+            // message below max_payload is never refused outright.
+            let full = !st.frames.is_empty()
+                && (st.frames.len() >= self.max_frames || st.bytes + len > self.max_bytes);
+            if full {
+                return if volatile { Pushed::Dropped } else { Pushed::Overflow };
+            }
+            st.bytes += len;
+            st.frames.push_back(frame);
+        }
+        self.notify.notify_one();
+        Pushed::Queued
+    }
+
+    /// Queue a control frame (ping), bypassing the limits.
+    pub fn push_control(&self, frame: Frame) -> Pushed {
+        {
+            let mut st = self.state.lock();
+            if st.closing {
+                return Pushed::Closed;
+            }
+            st.bytes += frame.len();
+            st.frames.push_back(frame);
+        }
+        self.notify.notify_one();
+        Pushed::Queued
+    }
+
+    /// Queue a close frame as the last frame. With `discard`, frames still
+    /// queued are dropped first (the peer is not reading them anyway).
+    /// Returns false if the queue was already closing.
+    pub fn close(&self, code: u16, reason: impl Into<std::borrow::Cow<'static, str>>, discard: bool) -> bool {
+        {
+            let mut st = self.state.lock();
+            if st.closing {
+                return false;
+            }
+            st.closing = true;
+            if discard {
+                st.frames.clear();
+                st.bytes = 0;
+            }
+            st.frames.push_back(Frame::Close { code, reason: reason.into() });
+        }
+        self.notify.notify_one();
+        true
+    }
+
+    /// Whether `close` was called.
+    pub fn is_closing(&self) -> bool {
+        self.state.lock().closing
+    }
+
+    /// Frames waiting to be written.
+    pub fn len(&self) -> usize {
+        self.state.lock().frames.len()
+    }
+
+    /// Whether nothing waits to be written.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Wait until frames are queued and move all of them into `out`.
+    /// Returns false once the queue is closing and empty: the writer is done.
+    pub async fn next_batch(&self, out: &mut Vec<Frame>) -> bool {
+        loop {
+            {
+                let mut st = self.state.lock();
+                if !st.frames.is_empty() {
+                    out.extend(st.frames.drain(..));
+                    st.bytes = 0;
+                    return true;
+                }
+                if st.closing {
+                    return false;
+                }
+            }
+            self.notify.notified().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(s: &str) -> Frame {
+        Frame::Text(s.to_owned().into())
+    }
+
+    #[tokio::test]
+    async fn bounded_by_frames_and_bytes() {
+        let q = Outbox::new(2, 10);
+        assert_eq!(q.push(text("aaaa"), false), Pushed::Queued);
+        assert_eq!(q.push(text("bbbb"), false), Pushed::Queued);
+        assert_eq!(q.push(text("c"), true), Pushed::Dropped);
+        assert_eq!(q.push(text("c"), false), Pushed::Overflow);
+        let mut out = Vec::new();
+        assert!(q.next_batch(&mut out).await);
+        assert_eq!(out.len(), 2);
+        // Bytes limit: 8 + 4 > 10.
+        assert_eq!(q.push(text("12345678"), false), Pushed::Queued);
+        assert_eq!(q.push(text("1234"), false), Pushed::Overflow);
+        // A single oversize frame goes into an empty queue.
+        let q = Outbox::new(2, 10);
+        assert_eq!(q.push(text("0123456789abcdef"), false), Pushed::Queued);
+    }
+
+    #[tokio::test]
+    async fn close_discards_and_ends() {
+        let q = Outbox::new(8, 1000);
+        q.push(text("a"), false);
+        assert!(q.close(4008, "slow", true));
+        assert!(!q.close(1000, "again", true));
+        assert_eq!(q.push(text("b"), false), Pushed::Closed);
+        let mut out = Vec::new();
+        assert!(q.next_batch(&mut out).await);
+        assert_eq!(out, vec![Frame::Close { code: 4008, reason: "slow".into() }]);
+        out.clear();
+        assert!(!q.next_batch(&mut out).await);
+    }
+
+    #[tokio::test]
+    async fn graceful_close_keeps_queued_frames() {
+        let q = Outbox::new(8, 1000);
+        q.push(text("a"), false);
+        q.close(1001, "bye", false);
+        let mut out = Vec::new();
+        q.next_batch(&mut out).await;
+        assert_eq!(out.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn wakes_the_writer() {
+        let q = std::sync::Arc::new(Outbox::new(8, 1000));
+        let q2 = q.clone();
+        let t = tokio::spawn(async move {
+            let mut out = Vec::new();
+            q2.next_batch(&mut out).await;
+            out.len()
+        });
+        tokio::task::yield_now().await;
+        q.push(text("x"), false);
+        assert_eq!(t.await.unwrap(), 1);
+    }
+}
