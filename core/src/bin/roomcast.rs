@@ -1,1 +1,144 @@
-fn main(){}
+//! `roomcast serve`: the standalone server with the demo chat page.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use roomcast::{AuthRejection, JwtVerifier, RateLimit, Server};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "roomcast", version, about = "Real-time messaging server: rooms, acks, presence, JSON protocol over WebSocket")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (in-memory, single node) with the demo page at `/`.
+    Serve(ServeArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    listen: SocketAddr,
+    /// Require HS256 JWTs signed with this secret (`?token=` or `Authorization: Bearer`).
+    #[arg(long, env = "ROOMCAST_JWT_SECRET", conflicts_with = "jwt_public_key")]
+    jwt_secret: Option<String>,
+    /// Require RS256 JWTs verified with this PEM public key file.
+    #[arg(long)]
+    jwt_public_key: Option<PathBuf>,
+    /// Tell refused clients with close code 4001 after the upgrade instead of HTTP 401.
+    #[arg(long)]
+    auth_close_frame: bool,
+    /// Serve files from this directory instead of the built-in demo page.
+    #[arg(long = "static")]
+    static_dir: Option<PathBuf>,
+    /// Allowed `Origin` (repeatable; none allows every origin).
+    #[arg(long = "allowed-origin")]
+    allowed_origins: Vec<String>,
+    /// Heartbeat interval in milliseconds.
+    #[arg(long, default_value_t = 25_000)]
+    ping_interval_ms: u64,
+    /// Heartbeat timeout in milliseconds.
+    #[arg(long, default_value_t = 20_000)]
+    ping_timeout_ms: u64,
+    /// Largest inbound message in bytes.
+    #[arg(long, default_value_t = 1_000_000)]
+    max_payload: usize,
+    /// Maximum concurrent connections.
+    #[arg(long)]
+    max_connections: Option<usize>,
+    /// Maximum concurrent connections per client IP.
+    #[arg(long)]
+    max_connections_per_ip: Option<usize>,
+    /// Sustained inbound messages per second per connection (burst: twice that).
+    #[arg(long)]
+    rate_limit: Option<f64>,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .init();
+    let Command::Serve(args) = Cli::parse().command;
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("roomcast: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("roomcast: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> roomcast::Result<()> {
+    let mut b = Server::builder()
+        .ping_interval(Duration::from_millis(args.ping_interval_ms))
+        .ping_timeout(Duration::from_millis(args.ping_timeout_ms))
+        .max_payload(args.max_payload);
+    if let Some(secret) = &args.jwt_secret {
+        b = b.jwt(JwtVerifier::hs256(secret));
+    }
+    if let Some(path) = &args.jwt_public_key {
+        b = b.jwt(JwtVerifier::rs256_pem(std::fs::read(path)?)?);
+    }
+    if args.auth_close_frame {
+        b = b.auth_rejection(AuthRejection::CloseFrame);
+    }
+    if let Some(dir) = args.static_dir {
+        b = b.static_dir(dir);
+    }
+    for o in args.allowed_origins {
+        b = b.allowed_origin(o);
+    }
+    if let Some(n) = args.max_connections {
+        b = b.max_connections(n);
+    }
+    if let Some(n) = args.max_connections_per_ip {
+        b = b.max_connections_per_ip(n);
+    }
+    if let Some(rate) = args.rate_limit {
+        b = b.rate_limit(RateLimit { messages_per_sec: rate, message_burst: (rate * 2.0).max(1.0), ..RateLimit::default() });
+    }
+    let server = b.build()?;
+    let addr = server.listen(args.listen).await?;
+    tracing::info!("roomcast serving http://{addr}/ (JSON protocol at ws://{addr}{})", roomcast::server::WS_PATH);
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    server.shutdown().await;
+    let s = server.stats();
+    tracing::info!(messages_in = s.messages_in, messages_out = s.messages_out, "stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

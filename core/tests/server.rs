@@ -1,0 +1,550 @@
+//! End-to-end tests of the server over real sockets on 127.0.0.1.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{Tc, eventually, http_status, start, within};
+use futures_util::{SinkExt, StreamExt};
+use parking_lot::Mutex;
+use roomcast::{AuthRejection, DisconnectReason, Identity, JwtVerifier, RateLimit, Rejection, Server};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
+
+/// Auth hook for tests: `?user=NAME` becomes the user id.
+fn user_from_query() -> roomcast::ServerBuilder {
+    Server::builder().auth(|hs| async move {
+        Ok(match hs.query_param("user") {
+            Some(u) => Identity::user(u),
+            None => Identity::anonymous(),
+        })
+    })
+}
+
+#[tokio::test]
+async fn room_message_reaches_members_except_sender() {
+    let (_server, addr) = start(Server::builder()).await;
+    let mut a = Tc::connect(addr, "").await;
+    let mut b = Tc::connect(addr, "").await;
+    let mut outsider = Tc::connect(addr, "").await;
+    a.join("r").await;
+    b.join("r").await;
+    assert_eq!(a.recv().await, json!({"type":"user_joined","room":"r","clientId": b.id,"userId":null}));
+    a.send(json!({"type":"message","room":"r","payload":{"text":"hi"}})).await;
+    let m = b.recv().await;
+    assert_eq!(m, json!({"type":"message","room":"r","from": a.id,"userId":null,"payload":{"text":"hi"}}));
+    a.silent(150).await;
+    outsider.silent(50).await;
+    // The shape used by hand-rolled ws servers is accepted too.
+    b.send(json!({"type":"leave","payload":"r"})).await;
+    assert_eq!(b.recv().await, json!({"type":"left","room":"r"}));
+    assert_eq!(a.recv().await["type"], "user_left");
+}
+
+#[tokio::test]
+async fn not_in_room_and_reserved_rooms() {
+    let (_server, addr) = start(user_from_query()).await;
+    let mut a = Tc::connect(addr, "?user=alice").await;
+    let b = Tc::connect(addr, "").await;
+    a.send(json!({"type":"message","room":"r","payload":1})).await;
+    let e = a.recv().await;
+    assert_eq!((e["code"].as_str(), e["room"].as_str()), (Some("not_in_room"), Some("r")));
+    for room in ["user:bob", b.id.as_str()] {
+        a.send(json!({"type":"join","room":room})).await;
+        assert_eq!(a.recv().await["code"], "join_refused", "{room}");
+    }
+    // Joining your own user room is a no-op, and it cannot be left.
+    a.join("user:alice").await;
+    a.send(json!({"type":"leave","room":"user:alice"})).await;
+    assert_eq!(a.recv().await["code"], "invalid_message");
+}
+
+#[tokio::test]
+async fn send_to_user_reaches_all_their_connections() {
+    let (server, addr) = start(user_from_query()).await;
+    let mut tab1 = Tc::connect(addr, "?user=alice").await;
+    let mut tab2 = Tc::connect(addr, "?user=alice").await;
+    let mut bob = Tc::connect(addr, "?user=bob").await;
+    assert_eq!(server.stats().users, 2);
+    assert_eq!(server.to_user("alice").emit("dm", json!("psst")).unwrap(), 2);
+    for tab in [&mut tab1, &mut tab2] {
+        assert_eq!(tab.recv().await, json!({"type":"event","event":"dm","data":"psst"}));
+    }
+    bob.silent(100).await;
+    // Sending to one socket is a room emit on its id.
+    assert_eq!(server.to(tab1.id.clone()).emit("one", 1).unwrap(), 1);
+    assert_eq!(tab1.recv().await["event"], "one");
+    tab2.silent(100).await;
+}
+
+#[tokio::test]
+async fn broadcast_operator_union_except_and_all() {
+    let (server, addr) = start(Server::builder()).await;
+    let mut c: Vec<Tc> = Vec::new();
+    for _ in 0..4 {
+        c.push(Tc::connect(addr, "").await);
+    }
+    let ids: Vec<String> = c.iter().map(|t| t.id.clone()).collect();
+    for (i, t) in c.iter_mut().enumerate() {
+        for room in [["a", "a", "b", "x"][i]] {
+            let s = server.socket(&ids[i]).unwrap();
+            s.join(room).unwrap();
+            let _ = t;
+        }
+    }
+    server.socket(&ids[1]).unwrap().join("b").unwrap();
+    // a = {0,1}, b = {1,2}; union without duplicates, except x.
+    assert_eq!(server.to("a").to("b").emit("u", 1).unwrap(), 3);
+    assert_eq!(server.to("a").except("b").emit("e", 1).unwrap(), 1);
+    assert_eq!(server.emit("all", 1).unwrap(), 4);
+    let mut got: Vec<Vec<String>> = Vec::new();
+    for t in c.iter_mut() {
+        let mut events = Vec::new();
+        loop {
+            let m = t.recv().await;
+            if m["type"] != "event" {
+                continue;
+            }
+            let e = m["event"].as_str().unwrap().to_owned();
+            events.push(e.clone());
+            if e == "all" {
+                break;
+            }
+        }
+        got.push(events);
+    }
+    assert_eq!(got[0], ["u", "e", "all"]);
+    assert_eq!(got[1], ["u", "all"]);
+    assert_eq!(got[2], ["u", "all"]);
+    assert_eq!(got[3], ["all"]);
+    assert_eq!(server.stats().rooms, 3, "a, b, x (socket rooms not counted)");
+}
+
+#[tokio::test]
+async fn acks_both_ways_with_timeout() {
+    let (server, addr) = start(Server::builder()).await;
+    server.on("echo", |_s, data| async move { data });
+    server.on("fail", |_s, _d| async move { Err::<Value, _>("nope") });
+    let mut c = Tc::connect(addr, "").await;
+    c.send(json!({"type":"event","event":"echo","data":{"x":1},"id":7})).await;
+    assert_eq!(c.recv().await, json!({"type":"ack","id":7,"data":{"x":1}}));
+    c.send(json!({"type":"event","event":"fail","id":8})).await;
+    let e = c.recv().await;
+    assert_eq!((e["code"].as_str(), e["id"].as_u64()), (Some("internal"), Some(8)));
+    c.send(json!({"type":"event","event":"missing","id":9})).await;
+    let e = c.recv().await;
+    assert_eq!((e["code"].as_str(), e["id"].as_u64()), (Some("no_handler"), Some(9)));
+
+    // Server → client ack.
+    let socket = server.socket(&c.id).unwrap();
+    let s2 = socket.clone();
+    let pending = tokio::spawn(async move { s2.emit_with_ack("question", json!("?"), Duration::from_secs(5)).await });
+    let q = c.recv().await;
+    assert_eq!((q["event"].as_str(), q["data"].as_str()), (Some("question"), Some("?")));
+    c.send(json!({"type":"ack","id":q["id"],"data":42})).await;
+    assert_eq!(within(pending).await.unwrap().unwrap(), json!(42));
+    // No reply → Timeout.
+    let err = socket.emit_with_ack("question", json!(null), Duration::from_millis(100)).await.unwrap_err();
+    assert_eq!(err.kind(), roomcast::ErrorKind::Timeout);
+}
+
+#[tokio::test]
+async fn handlers_see_events_and_disconnect_reason() {
+    let (server, addr) = start(Server::builder()).await;
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+    let s = seen.clone();
+    server.on_connection(move |socket| {
+        let s = s.clone();
+        async move {
+            let s2 = s.clone();
+            socket.on("chat", move |_sock, data| {
+                s2.lock().push(format!("chat:{data}"));
+                async {}
+            });
+            socket.on_disconnect(move |_sock, reason| {
+                s.lock().push(format!("bye:{reason}"));
+                async {}
+            });
+        }
+    });
+    let mut c = Tc::connect(addr, "").await;
+    c.send(json!({"type":"event","event":"chat","data":"hello"})).await;
+    eventually(|| seen.lock().len() == 1).await;
+    c.ws.close(None).await.unwrap();
+    eventually(|| seen.lock().len() == 2).await;
+    assert_eq!(*seen.lock(), vec!["chat:\"hello\"".to_string(), "bye:transport close".to_string()]);
+    eventually(|| server.stats().sockets == 0).await;
+}
+
+#[tokio::test]
+async fn heartbeat_timeout_closes_a_silent_client() {
+    let reasons = Arc::new(Mutex::new(Vec::new()));
+    let (server, addr) = start(
+        Server::builder().ping_interval(Duration::from_millis(100)).ping_timeout(Duration::from_millis(100)),
+    )
+    .await;
+    let r = reasons.clone();
+    server.on_disconnect(move |_s, reason| {
+        r.lock().push(reason);
+        async {}
+    });
+    // A responsive client keeps answering pings (tungstenite pongs while reading).
+    let mut alive = Tc::connect(addr, "").await;
+    alive.join("r").await;
+    // A silent client: upgraded, then never reads, so it never pongs.
+    let mut silent = Tc::connect(addr, "").await;
+    silent.join("r").await;
+    let frozen = silent.ws;
+    let watcher = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while seen.len() < 2 {
+            seen.push(alive.recv().await["type"].as_str().unwrap_or_default().to_owned());
+        }
+        // Keep answering pings for several more intervals.
+        alive.silent(500).await;
+        (seen, alive)
+    });
+    let (seen, _alive) = within(watcher).await.unwrap();
+    assert_eq!(seen, ["user_joined", "user_left"], "the silent socket left its rooms");
+    assert_eq!(*reasons.lock(), vec![DisconnectReason::PingTimeout]);
+    assert_eq!(server.stats().sockets, 1, "the responsive client is still connected");
+    drop(frozen);
+}
+
+#[tokio::test]
+async fn slow_reader_is_closed_and_others_go_on() {
+    let reasons = Arc::new(Mutex::new(Vec::new()));
+    let (server, addr) = start(Server::builder().outbound_queue(1024, 1024 * 1024)).await;
+    let r = reasons.clone();
+    server.on_disconnect(move |_s, reason| {
+        r.lock().push(reason);
+        async {}
+    });
+    let mut reader = Tc::connect(addr, "").await;
+    let stuck = Tc::connect(addr, "").await;
+    server.socket(&reader.id).unwrap().join("feed").unwrap();
+    server.socket(&stuck.id).unwrap().join("feed").unwrap();
+    let stuck_ws = stuck.ws; // never read from again
+    let blob = "x".repeat(32 * 1024);
+    // The reader keeps reading; it must get every reliable message, in order.
+    let reader_task = tokio::spawn(async move {
+        let mut next = 0;
+        while next < 400 {
+            let m = reader.recv_type("event").await;
+            if m["event"] == "msg" {
+                assert_eq!(m["data"]["i"], next, "in order, none lost");
+                next += 1;
+            }
+        }
+    });
+    // Volatile messages are dropped for the stuck reader without closing it...
+    for i in 0..400 {
+        server.to("feed").volatile().emit("tick", json!({"i": i, "blob": blob})).unwrap();
+        tokio::task::yield_now().await;
+    }
+    eventually(|| server.stats().dropped > 0).await;
+    assert!(reasons.lock().is_empty(), "volatile overflow does not close");
+    // ...but reliable ones overflow its bounded queue and close it.
+    for i in 0..400 {
+        server.to("feed").emit("msg", json!({"i": i, "blob": blob})).unwrap();
+        tokio::task::yield_now().await;
+    }
+    eventually(|| !reasons.lock().is_empty()).await;
+    assert_eq!(*reasons.lock(), vec![DisconnectReason::SlowConsumer]);
+    within(reader_task).await.unwrap();
+    let s = server.stats();
+    assert_eq!((s.slow_consumer_closes, s.sockets), (1, 1));
+    drop(stuck_ws);
+}
+
+#[tokio::test]
+async fn bad_input_gets_errors_and_connection_stays_usable() {
+    let (server, addr) = start(Server::builder()).await;
+    server.on("echo", |_s, d| async move { d });
+    let mut c = Tc::connect(addr, "").await;
+    for (text, code) in [
+        ("{not json", "invalid_json"),
+        ("[1,2]", "invalid_json"),
+        (r#"{"no":"type"}"#, "invalid_message"),
+        (r#"{"type":"teleport"}"#, "unknown_type"),
+        (r#"{"type":"join","room":42}"#, "invalid_message"),
+    ] {
+        c.send_text(text).await;
+        let e = c.recv().await;
+        assert_eq!(e["type"], "error");
+        assert_eq!(e["code"], code, "{text}");
+        assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    c.ws.send(Message::binary(vec![1u8, 2, 3])).await.unwrap();
+    assert_eq!(c.recv().await["code"], "invalid_message");
+    c.send(json!({"type":"event","event":"echo","data":"still here","id":1})).await;
+    assert_eq!(c.recv().await["data"], "still here");
+    c.send(json!({"type":"ping","data":5})).await;
+    assert_eq!(c.recv().await, json!({"type":"pong","data":5}));
+}
+
+#[tokio::test]
+async fn oversize_message_closes_with_1009_only_that_peer() {
+    let (server, addr) = start(Server::builder().max_payload(1024)).await;
+    let mut big = Tc::connect(addr, "").await;
+    let mut other = Tc::connect(addr, "").await;
+    big.send(json!({"type":"ping","data":"x".repeat(2000)})).await;
+    let f = big.closed().await.expect("close frame");
+    assert_eq!(u16::from(f.code), 1009);
+    other.send(json!({"type":"ping"})).await;
+    assert_eq!(other.recv().await["type"], "pong");
+    eventually(|| server.stats().sockets == 1).await;
+}
+
+fn hs_token(secret: &str, claims: Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+fn exp() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 300
+}
+
+#[tokio::test]
+async fn jwt_auth_accepts_query_or_bearer_and_rejects_with_401() {
+    let (_server, addr) = start(Server::builder().jwt(JwtVerifier::hs256("k"))).await;
+    let good = hs_token("k", json!({"sub":"alice","exp":exp()}));
+    let c = Tc::connect(addr, &format!("?token={good}")).await;
+    assert!(!c.id.is_empty());
+    let mut c = Tc::try_connect(addr, "", &[("authorization", &format!("Bearer {good}"))]).await.unwrap();
+    c.send(json!({"type":"join","room":"user:alice"})).await;
+    assert_eq!(c.recv().await["type"], "joined", "already in user:alice");
+    for q in [String::new(), format!("?token={}", hs_token("wrong", json!({"sub":"a","exp":exp()})))] {
+        let e = Tc::try_connect(addr, &q, &[]).await.err().expect("refused");
+        assert_eq!(http_status(&e), 401);
+    }
+}
+
+#[tokio::test]
+async fn rs256_jwt() {
+    let public = include_str!("fixtures/rs256-public.pem");
+    let private = include_str!("fixtures/rs256-private.pem");
+    let (_server, addr) = start(Server::builder().jwt(JwtVerifier::rs256_pem(public).unwrap())).await;
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
+        &json!({"sub":"carol","exp":exp()}),
+        &jsonwebtoken::EncodingKey::from_rsa_pem(private.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    let mut c = Tc::connect(addr, &format!("?token={token}")).await;
+    c.send(json!({"type":"ping"})).await;
+    assert_eq!(c.recv().await["type"], "pong");
+    // An HS256 token made with the public key as secret (the classic confusion attack) is refused.
+    let forged = hs_token(public, json!({"sub":"mallory","exp":exp()}));
+    assert_eq!(http_status(&Tc::try_connect(addr, &format!("?token={forged}"), &[]).await.err().unwrap()), 401);
+}
+
+#[tokio::test]
+async fn auth_rejection_as_close_4001() {
+    let (server, addr) = start(
+        Server::builder()
+            .auth(|hs| async move {
+                match hs.token() {
+                    Some("letmein") => Ok(Identity::user("u")),
+                    _ => Err(Rejection::new("bad token")),
+                }
+            })
+            .auth_rejection(AuthRejection::CloseFrame),
+    )
+    .await;
+    let mut ws = Tc::raw(addr, "?token=nope", &[]).await.unwrap();
+    let f = within(async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(f))) => return f,
+                Some(Ok(m)) => panic!("nothing before the close, got {m:?}"),
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .expect("close frame");
+    assert_eq!((u16::from(f.code), f.reason.as_str()), (4001, "Authentication failed"));
+    assert_eq!(server.stats().sockets, 0);
+    assert!(Tc::try_connect(addr, "?token=letmein", &[]).await.is_ok());
+}
+
+#[tokio::test]
+async fn join_hook_can_refuse() {
+    let (_server, addr) = start(Server::builder().on_join(|_s, room: String| async move {
+        if room.starts_with("vip") { Err("members only") } else { Ok(()) }
+    }))
+    .await;
+    let mut c = Tc::connect(addr, "").await;
+    c.send(json!({"type":"join","room":"vip-lounge"})).await;
+    assert_eq!(
+        c.recv().await,
+        json!({"type":"error","code":"join_refused","message":"members only","room":"vip-lounge"})
+    );
+    c.join("lobby").await;
+}
+
+#[tokio::test]
+async fn rate_limit_errors_then_closes_with_1008() {
+    let limit = RateLimit { messages_per_sec: 1.0, message_burst: 3.0, max_violations: 5, ..RateLimit::default() };
+    let (server, addr) = start(Server::builder().rate_limit(limit)).await;
+    let mut flood = Tc::connect(addr, "").await;
+    let mut calm = Tc::connect(addr, "").await;
+    for _ in 0..3 {
+        flood.send(json!({"type":"ping"})).await;
+        assert_eq!(flood.recv().await["type"], "pong");
+    }
+    flood.send(json!({"type":"ping"})).await;
+    assert_eq!(flood.recv().await["code"], "rate_limited");
+    for _ in 0..10 {
+        let _ = flood.ws.send(Message::text(r#"{"type":"ping"}"#)).await;
+    }
+    let f = flood.closed().await.expect("close frame");
+    assert_eq!(u16::from(f.code), 1008);
+    calm.send(json!({"type":"ping"})).await;
+    assert_eq!(calm.recv().await["type"], "pong");
+    assert!(server.stats().rate_limited >= 6);
+}
+
+#[tokio::test]
+async fn connection_limits_per_ip_and_total() {
+    let (_server, addr) = start(Server::builder().max_connections_per_ip(2)).await;
+    let _a = Tc::connect(addr, "").await;
+    let b = Tc::connect(addr, "").await;
+    assert_eq!(http_status(&Tc::try_connect(addr, "", &[]).await.err().unwrap()), 429);
+    drop(b);
+    within(async {
+        loop {
+            if Tc::try_connect(addr, "", &[]).await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+
+    let (_server, addr) = start(Server::builder().max_connections(1)).await;
+    let _a = Tc::connect(addr, "").await;
+    assert_eq!(http_status(&Tc::try_connect(addr, "", &[]).await.err().unwrap()), 503);
+}
+
+#[tokio::test]
+async fn origin_check() {
+    let (_server, addr) = start(Server::builder().allowed_origin("http://good.example")).await;
+    assert!(Tc::try_connect(addr, "", &[("origin", "http://good.example")]).await.is_ok());
+    let e = Tc::try_connect(addr, "", &[("origin", "http://evil.example")]).await.err().unwrap();
+    assert_eq!(http_status(&e), 403);
+}
+
+#[tokio::test]
+async fn unknown_namespace_is_404_and_namespaces_are_isolated() {
+    let (server, addr) = start(Server::builder()).await;
+    server.of("/chat");
+    assert_eq!(http_status(&Tc::try_connect(addr, "?namespace=/nope", &[]).await.err().unwrap()), 404);
+    let mut root = Tc::connect(addr, "").await;
+    let mut chat = Tc::connect(addr, "?namespace=%2Fchat").await;
+    root.join("r").await;
+    chat.join("r").await;
+    root.silent(100).await; // no user_joined across namespaces
+    assert_eq!(server.of("/chat").to("r").emit("x", 1).unwrap(), 1);
+    assert_eq!(chat.recv().await["event"], "x");
+    root.silent(100).await;
+}
+
+#[tokio::test]
+async fn graceful_shutdown_drains_then_closes_1001() {
+    let (server, addr) = start(Server::builder()).await;
+    let mut c = Tc::connect(addr, "").await;
+    for i in 0..100 {
+        server.to(c.id.clone()).emit("n", i).unwrap();
+    }
+    let s = server.clone();
+    let stop = tokio::spawn(async move { s.shutdown().await });
+    for i in 0..100 {
+        assert_eq!(c.recv().await["data"], i, "queued frames are written before the close");
+    }
+    let f = c.closed().await.expect("close frame");
+    assert_eq!(u16::from(f.code), 1001);
+    within(stop).await.unwrap();
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "no longer accepting");
+}
+
+#[tokio::test]
+async fn handshake_timeout_drops_slow_clients() {
+    let (_server, addr) = start(Server::builder().handshake_timeout(Duration::from_millis(200))).await;
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\n").await.unwrap(); // never finishes the headers
+    let mut buf = Vec::new();
+    let n = within(s.read_to_end(&mut buf)).await;
+    assert!(n.is_ok() || n.is_err(), "connection ended by the server");
+}
+
+#[tokio::test]
+async fn healthz_demo_page_and_plain_http_to_ws() {
+    let (_server, addr) = start(Server::builder()).await;
+    let get = |path: &'static str| async move {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+        let mut out = String::new();
+        within(s.read_to_string(&mut out)).await.unwrap();
+        out
+    };
+    let h = get("/healthz").await;
+    assert!(h.starts_with("HTTP/1.1 200") && h.contains(r#"{"status":"ok"}"#), "{h}");
+    let page = get("/").await;
+    assert!(page.starts_with("HTTP/1.1 200") && page.contains("<html"), "demo page");
+    assert!(get("/ws").await.starts_with("HTTP/1.1 400"));
+    assert!(get("/nope").await.starts_with("HTTP/1.1 404"));
+}
+
+#[tokio::test]
+async fn static_dir_is_served() {
+    let dir = std::env::temp_dir().join(format!("roomcast-static-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("hello.txt"), "hello static").unwrap();
+    let (_server, addr) = start(Server::builder().static_dir(&dir)).await;
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut out = String::new();
+    within(s.read_to_string(&mut out)).await.unwrap();
+    assert!(out.starts_with("HTTP/1.1 200") && out.ends_with("hello static"), "{out}");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /../../etc/passwd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut out = String::new();
+    within(s.read_to_string(&mut out)).await.unwrap();
+    assert!(!out.starts_with("HTTP/1.1 200"), "no path traversal");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousand_clients_in_one_room_all_receive() {
+    let (server, addr) = start(Server::builder()).await;
+    let mut tasks = Vec::new();
+    let ready = Arc::new(tokio::sync::Barrier::new(1001));
+    for _ in 0..1000 {
+        let ready = ready.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut c = Tc::connect(addr, "").await;
+            c.send(json!({"type":"join","room":"big"})).await;
+            assert_eq!(c.recv_type("joined").await["room"], "big");
+            ready.wait().await;
+            // user_joined notifications from later joiners come first.
+            let m = c.recv_type("event").await;
+            assert_eq!(m["event"], "announce");
+            m["data"]["n"].as_u64().unwrap()
+        }));
+    }
+    within(ready.wait()).await;
+    assert_eq!(server.stats().sockets, 1000);
+    assert_eq!(server.to("big").emit("announce", json!({"n": 7})).unwrap(), 1000);
+    for t in tasks {
+        assert_eq!(within(t).await.unwrap(), 7);
+    }
+    assert!(server.stats().messages_out >= 2000, "connected + announce to each");
+}
