@@ -191,7 +191,12 @@ mod tests {
     #[test]
     fn algorithm_is_pinned() {
         // An HS384 token signed with the right secret is still refused by an HS256 verifier.
-        let t = encode(&Header::new(Algorithm::HS384), &json!({"sub":"a","exp": now()+60}), &EncodingKey::from_secret(b"k")).unwrap();
+        let t = encode(
+            &Header::new(Algorithm::HS384),
+            &json!({"sub":"a","exp": now()+60}),
+            &EncodingKey::from_secret(b"k"),
+        )
+        .unwrap();
         assert!(JwtVerifier::hs256("k").verify(&t).is_err());
     }
 }

@@ -1,4 +1,5 @@
 //! End-to-end tests of the server over real sockets on 127.0.0.1.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -87,12 +88,8 @@ async fn broadcast_operator_union_except_and_all() {
         c.push(Tc::connect(addr, "").await);
     }
     let ids: Vec<String> = c.iter().map(|t| t.id.clone()).collect();
-    for (i, t) in c.iter_mut().enumerate() {
-        for room in [["a", "a", "b", "x"][i]] {
-            let s = server.socket(&ids[i]).unwrap();
-            s.join(room).unwrap();
-            let _ = t;
-        }
+    for (id, room) in ids.iter().zip(["a", "a", "b", "x"]) {
+        server.socket(id).unwrap().join(room).unwrap();
     }
     server.socket(&ids[1]).unwrap().join("b").unwrap();
     // a = {0,1}, b = {1,2}; union without duplicates, except x.
@@ -181,10 +178,9 @@ async fn handlers_see_events_and_disconnect_reason() {
 #[tokio::test]
 async fn heartbeat_timeout_closes_a_silent_client() {
     let reasons = Arc::new(Mutex::new(Vec::new()));
-    let (server, addr) = start(
-        Server::builder().ping_interval(Duration::from_millis(100)).ping_timeout(Duration::from_millis(100)),
-    )
-    .await;
+    let (server, addr) =
+        start(Server::builder().ping_interval(Duration::from_millis(100)).ping_timeout(Duration::from_millis(100)))
+            .await;
     let r = reasons.clone();
     server.on_disconnect(move |_s, reason| {
         r.lock().push(reason);
@@ -360,12 +356,9 @@ async fn auth_rejection_as_close_4001() {
     .await;
     let mut ws = Tc::raw(addr, "?token=nope", &[]).await.unwrap();
     let f = within(async {
-        loop {
-            match ws.next().await {
-                Some(Ok(Message::Close(f))) => return f,
-                Some(Ok(m)) => panic!("nothing before the close, got {m:?}"),
-                _ => return None,
-            }
+        match ws.next().await {
+            Some(Ok(Message::Close(f))) => f,
+            other => panic!("a close frame first, got {other:?}"),
         }
     })
     .await
@@ -377,10 +370,11 @@ async fn auth_rejection_as_close_4001() {
 
 #[tokio::test]
 async fn join_hook_can_refuse() {
-    let (_server, addr) = start(Server::builder().on_join(|_s, room: String| async move {
-        if room.starts_with("vip") { Err("members only") } else { Ok(()) }
-    }))
-    .await;
+    let (_server, addr) =
+        start(Server::builder().on_join(|_s, room: String| async move {
+            if room.starts_with("vip") { Err("members only") } else { Ok(()) }
+        }))
+        .await;
     let mut c = Tc::connect(addr, "").await;
     c.send(json!({"type":"join","room":"vip-lounge"})).await;
     assert_eq!(

@@ -10,7 +10,11 @@ use roomcast::{AuthRejection, JwtVerifier, RateLimit, Server};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "roomcast", version, about = "Real-time messaging server: rooms, acks, presence, JSON protocol over WebSocket")]
+#[command(
+    name = "roomcast",
+    version,
+    about = "Real-time messaging server: rooms, acks, presence, JSON protocol over WebSocket"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -110,7 +114,11 @@ async fn serve(args: ServeArgs) -> roomcast::Result<()> {
         b = b.max_connections_per_ip(n);
     }
     if let Some(rate) = args.rate_limit {
-        b = b.rate_limit(RateLimit { messages_per_sec: rate, message_burst: (rate * 2.0).max(1.0), ..RateLimit::default() });
+        b = b.rate_limit(RateLimit {
+            messages_per_sec: rate,
+            message_burst: (rate * 2.0).max(1.0),
+            ..RateLimit::default()
+        });
     }
     let server = b.build()?;
     let addr = server.listen(args.listen).await?;

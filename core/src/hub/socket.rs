@@ -260,7 +260,12 @@ impl Socket {
     }
 
     /// Send `event` and wait for the client's ack, at most `timeout`.
-    pub async fn emit_with_ack(&self, event: impl Into<String>, data: impl Serialize, timeout: Duration) -> Result<Value> {
+    pub async fn emit_with_ack(
+        &self,
+        event: impl Into<String>,
+        data: impl Serialize,
+        timeout: Duration,
+    ) -> Result<Value> {
         let id = self.0.next_ack.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.0.acks.lock().insert(id, tx);
@@ -367,7 +372,12 @@ impl Socket {
             Pushed::Overflow => {
                 Counters::add(&self.0.counters.slow_consumer_closes, 1);
                 tracing::debug!(sid = %self.0.sid, "outbound queue full, closing slow consumer");
-                self.close(DisconnectReason::SlowConsumer, close_code::SLOW_CONSUMER, "slow consumer: outbound queue full", true);
+                self.close(
+                    DisconnectReason::SlowConsumer,
+                    close_code::SLOW_CONSUMER,
+                    "slow consumer: outbound queue full",
+                    true,
+                );
                 Err(Error::new(ErrorKind::QueueFull, "outbound queue full; socket closed"))
             }
             Pushed::Closed => Err(Error::closed()),

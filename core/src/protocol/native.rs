@@ -127,7 +127,9 @@ fn optional_id(obj: &Map<String, Value>) -> Result<Option<u64>, DecodeError> {
 fn required_str(obj: &Map<String, Value>, field: &str) -> Result<String, DecodeError> {
     match obj.get(field) {
         Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
-        Some(Value::String(_)) => Err(DecodeError::new(ErrorCode::InvalidMessage, format!("`{field}` must not be empty"))),
+        Some(Value::String(_)) => {
+            Err(DecodeError::new(ErrorCode::InvalidMessage, format!("`{field}` must not be empty")))
+        }
         Some(_) => Err(DecodeError::new(ErrorCode::InvalidMessage, format!("`{field}` must be a string"))),
         None => Err(DecodeError::new(ErrorCode::InvalidMessage, format!("missing field `{field}`"))),
     }
@@ -179,15 +181,35 @@ pub fn encode_client(msg: &ClientMessage) -> String {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage<'a> {
     #[serde(rename_all = "camelCase")]
-    Connected { client_id: Cow<'a, str>, user_id: Option<Cow<'a, str>> },
-    Joined { room: Cow<'a, str> },
-    Left { room: Cow<'a, str> },
+    Connected {
+        client_id: Cow<'a, str>,
+        user_id: Option<Cow<'a, str>>,
+    },
+    Joined {
+        room: Cow<'a, str>,
+    },
+    Left {
+        room: Cow<'a, str>,
+    },
     #[serde(rename_all = "camelCase")]
-    UserJoined { room: Cow<'a, str>, client_id: Cow<'a, str>, user_id: Option<Cow<'a, str>> },
+    UserJoined {
+        room: Cow<'a, str>,
+        client_id: Cow<'a, str>,
+        user_id: Option<Cow<'a, str>>,
+    },
     #[serde(rename_all = "camelCase")]
-    UserLeft { room: Cow<'a, str>, client_id: Cow<'a, str>, user_id: Option<Cow<'a, str>> },
+    UserLeft {
+        room: Cow<'a, str>,
+        client_id: Cow<'a, str>,
+        user_id: Option<Cow<'a, str>>,
+    },
     #[serde(rename_all = "camelCase")]
-    Message { room: Cow<'a, str>, from: Cow<'a, str>, user_id: Option<Cow<'a, str>>, payload: Cow<'a, Value> },
+    Message {
+        room: Cow<'a, str>,
+        from: Cow<'a, str>,
+        user_id: Option<Cow<'a, str>>,
+        payload: Cow<'a, Value>,
+    },
     Event {
         event: Cow<'a, str>,
         #[serde(default)]
@@ -218,7 +240,8 @@ impl ServerMessage<'_> {
     /// Serialize to the text of one frame.
     pub fn encode(&self) -> String {
         // Serializing these types cannot fail: keys are strings, values are JSON.
-        serde_json::to_string(self).unwrap_or_else(|_| r#"{"type":"error","code":"internal","message":"encode failed"}"#.to_owned())
+        serde_json::to_string(self)
+            .unwrap_or_else(|_| r#"{"type":"error","code":"internal","message":"encode failed"}"#.to_owned())
     }
 
     /// Parse a frame received from a server (used by the Rust client).
@@ -234,7 +257,9 @@ impl ServerMessage<'_> {
             Cow::Owned(c.into_owned())
         }
         match self {
-            Self::Connected { client_id, user_id } => ServerMessage::Connected { client_id: s(client_id), user_id: user_id.map(s) },
+            Self::Connected { client_id, user_id } => {
+                ServerMessage::Connected { client_id: s(client_id), user_id: user_id.map(s) }
+            }
             Self::Joined { room } => ServerMessage::Joined { room: s(room) },
             Self::Left { room } => ServerMessage::Left { room: s(room) },
             Self::UserJoined { room, client_id, user_id } => {
@@ -337,9 +362,16 @@ mod tests {
             json!({"type":"message","room":"r","from":"abc","userId":"u1","payload":{"k":"v"}})
         );
         assert_eq!(ServerMessage::decode(&text).unwrap(), m);
-        let e = ServerMessage::Error { code: "not_in_room".into(), message: "m".into(), id: None, room: Some("r".into()) };
-        assert_eq!(serde_json::from_str::<Value>(&e.encode()).unwrap(), json!({"type":"error","code":"not_in_room","message":"m","room":"r"}));
+        let e =
+            ServerMessage::Error { code: "not_in_room".into(), message: "m".into(), id: None, room: Some("r".into()) };
+        assert_eq!(
+            serde_json::from_str::<Value>(&e.encode()).unwrap(),
+            json!({"type":"error","code":"not_in_room","message":"m","room":"r"})
+        );
         let c = ServerMessage::Connected { client_id: "id".into(), user_id: None };
-        assert_eq!(serde_json::from_str::<Value>(&c.encode()).unwrap(), json!({"type":"connected","clientId":"id","userId":null}));
+        assert_eq!(
+            serde_json::from_str::<Value>(&c.encode()).unwrap(),
+            json!({"type":"connected","clientId":"id","userId":null})
+        );
     }
 }

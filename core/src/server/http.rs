@@ -114,7 +114,11 @@ async fn upgrade(server: Arc<ServerInner>, mut req: Request<Incoming>, addr: Soc
         problem(status, code, msg)
     };
     if req.method() != Method::GET || !websocket::is_upgrade(req.headers()) {
-        return refused(StatusCode::BAD_REQUEST, "bad_request", "expected a WebSocket upgrade (GET, Upgrade: websocket, version 13)");
+        return refused(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "expected a WebSocket upgrade (GET, Upgrade: websocket, version 13)",
+        );
     }
     let origin = req.headers().get(header::ORIGIN).and_then(|o| o.to_str().ok());
     if !cfg.origin_allowed(origin) {
@@ -127,9 +131,15 @@ async fn upgrade(server: Arc<ServerInner>, mut req: Request<Incoming>, addr: Soc
     };
     let permit = match server.limiter.try_acquire(addr.ip()) {
         Ok(p) => p,
-        Err(Refusal::ServerFull) => return refused(StatusCode::SERVICE_UNAVAILABLE, "server_full", "server at connection limit"),
+        Err(Refusal::ServerFull) => {
+            return refused(StatusCode::SERVICE_UNAVAILABLE, "server_full", "server at connection limit");
+        }
         Err(Refusal::TooManyFromIp) => {
-            return refused(StatusCode::TOO_MANY_REQUESTS, "too_many_connections", "too many connections from this address");
+            return refused(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_connections",
+                "too many connections from this address",
+            );
         }
     };
     let handshake = Arc::new(Handshake {
@@ -150,7 +160,10 @@ async fn upgrade(server: Arc<ServerInner>, mut req: Request<Incoming>, addr: Soc
         tracing::debug!(%addr, reason = %rej.message, "connection refused by auth hook");
         if cfg.auth_rejection == AuthRejection::Http401 {
             Counters::add(&server.hub.counters.refused_connections, 1);
-            return json(StatusCode::UNAUTHORIZED, serde_json::json!({"error": "unauthorized", "message": rej.message, "data": rej.data}));
+            return json(
+                StatusCode::UNAUTHORIZED,
+                serde_json::json!({"error": "unauthorized", "message": rej.message, "data": rej.data}),
+            );
         }
     }
     let Some(response) = websocket::switching_protocols::<Body>(req.headers()) else {

@@ -157,7 +157,13 @@ mod tests {
 
     #[test]
     fn bucket_rejects_then_closes_then_refills() {
-        let limit = RateLimit { messages_per_sec: 10.0, message_burst: 2.0, bytes_per_sec: 1e9, byte_burst: 1e9, max_violations: 2 };
+        let limit = RateLimit {
+            messages_per_sec: 10.0,
+            message_burst: 2.0,
+            bytes_per_sec: 1e9,
+            byte_burst: 1e9,
+            max_violations: 2,
+        };
         let t0 = Instant::now();
         let mut r = RateLimiter::new(&limit, t0);
         assert_eq!(r.check(1, t0), Verdict::Allow);
@@ -171,7 +177,13 @@ mod tests {
 
     #[test]
     fn bytes_are_limited_too() {
-        let limit = RateLimit { messages_per_sec: 1e6, message_burst: 1e6, bytes_per_sec: 100.0, byte_burst: 100.0, max_violations: 5 };
+        let limit = RateLimit {
+            messages_per_sec: 1e6,
+            message_burst: 1e6,
+            bytes_per_sec: 100.0,
+            byte_burst: 100.0,
+            max_violations: 5,
+        };
         let t0 = Instant::now();
         let mut r = RateLimiter::new(&limit, t0);
         assert_eq!(r.check(80, t0), Verdict::Allow);

@@ -274,15 +274,15 @@ impl ServerBuilder {
         if c.max_payload == 0 || c.outbound_queue_messages == 0 || c.outbound_queue_bytes == 0 {
             return Err(Error::new(ErrorKind::Config, "payload and queue limits must be positive"));
         }
-        if let Some(r) = &c.rate_limit {
-            if r.messages_per_sec <= 0.0 || r.message_burst < 1.0 || r.bytes_per_sec <= 0.0 || r.byte_burst < 1.0 {
-                return Err(Error::new(ErrorKind::Config, "rate limits must be positive (bursts at least 1)"));
-            }
+        if let Some(r) = &c.rate_limit
+            && (r.messages_per_sec <= 0.0 || r.message_burst < 1.0 || r.bytes_per_sec <= 0.0 || r.byte_burst < 1.0)
+        {
+            return Err(Error::new(ErrorKind::Config, "rate limits must be positive (bursts at least 1)"));
         }
-        if let Some(dir) = &self.static_dir {
-            if !dir.is_dir() {
-                return Err(Error::new(ErrorKind::Config, format!("static directory {} does not exist", dir.display())));
-            }
+        if let Some(dir) = &self.static_dir
+            && !dir.is_dir()
+        {
+            return Err(Error::new(ErrorKind::Config, format!("static directory {} does not exist", dir.display())));
         }
         let limiter = ConnectionLimiter::new(c.max_connections, c.max_connections_per_ip);
         Ok(Server {

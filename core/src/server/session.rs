@@ -52,7 +52,13 @@ where
     });
     a.ns.add(&socket);
     tracing::debug!(sid = %socket.id(), ns = a.ns.name(), user = ?socket.user_id(), "connected");
-    reply(&socket, &ServerMessage::Connected { client_id: socket.id().as_str().into(), user_id: socket.user_id().map(Cow::Borrowed) });
+    reply(
+        &socket,
+        &ServerMessage::Connected {
+            client_id: socket.id().as_str().into(),
+            user_id: socket.user_id().map(Cow::Borrowed),
+        },
+    );
     for h in a.ns.connection_handlers() {
         h(socket.clone()).await;
     }
@@ -157,10 +163,10 @@ async fn dispatch(socket: &Socket, text: &str) {
                 if ns.is_reserved(&room) {
                     return error(socket, ErrorCode::JoinRefused, "reserved room", None, Some(&room));
                 }
-                if let Some(hook) = ns.join_hook() {
-                    if let Err(why) = hook(socket.clone(), room.clone()).await {
-                        return error(socket, ErrorCode::JoinRefused, &why, None, Some(&room));
-                    }
+                if let Some(hook) = ns.join_hook()
+                    && let Err(why) = hook(socket.clone(), room.clone()).await
+                {
+                    return error(socket, ErrorCode::JoinRefused, &why, None, Some(&room));
                 }
                 if let Err(e) = ns.join(socket, room.clone()) {
                     return error(socket, ErrorCode::InvalidMessage, e.message(), None, Some(&room));
@@ -196,7 +202,9 @@ async fn dispatch(socket: &Socket, text: &str) {
                 match (handler(socket.clone(), data).await, id) {
                     (Reply::Error(e), id) => error(&socket, ErrorCode::Internal, &e, id, None),
                     (Reply::Data(v), Some(id)) => reply(&socket, &ServerMessage::Ack { id, data: Cow::Owned(v) }),
-                    (Reply::None, Some(id)) => reply(&socket, &ServerMessage::Ack { id, data: Cow::Owned(Value::Null) }),
+                    (Reply::None, Some(id)) => {
+                        reply(&socket, &ServerMessage::Ack { id, data: Cow::Owned(Value::Null) })
+                    }
                     (_, None) => {}
                 }
             });
@@ -214,6 +222,11 @@ fn reply(socket: &Socket, msg: &ServerMessage<'_>) {
 fn error(socket: &Socket, code: ErrorCode, message: &str, id: Option<u64>, room: Option<&str>) {
     reply(
         socket,
-        &ServerMessage::Error { code: code.as_str().into(), message: message.into(), id, room: room.map(Cow::Borrowed) },
+        &ServerMessage::Error {
+            code: code.as_str().into(),
+            message: message.into(),
+            id,
+            room: room.map(Cow::Borrowed),
+        },
     );
 }

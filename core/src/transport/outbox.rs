@@ -63,8 +63,7 @@ impl Outbox {
             }
             // An empty queue takes one frame of any size so a single large
             // message below max_payload is never refused outright.
-            let full = !st.frames.is_empty()
-                && (st.frames.len() >= self.max_frames || st.bytes + len > self.max_bytes);
+            let full = !st.frames.is_empty() && (st.frames.len() >= self.max_frames || st.bytes + len > self.max_bytes);
             if full {
                 return if volatile { Pushed::Dropped } else { Pushed::Overflow };
             }

@@ -18,11 +18,10 @@ use crate::metrics::Counters;
 /// Whether the request asks for a WebSocket upgrade.
 pub fn is_upgrade(headers: &HeaderMap) -> bool {
     let has_token = |name: header::HeaderName, token: &str| {
-        headers.get_all(name).iter().any(|v| {
-            v.to_str()
-                .map(|s| s.split(',').any(|p| p.trim().eq_ignore_ascii_case(token)))
-                .unwrap_or(false)
-        })
+        headers
+            .get_all(name)
+            .iter()
+            .any(|v| v.to_str().map(|s| s.split(',').any(|p| p.trim().eq_ignore_ascii_case(token))).unwrap_or(false))
     };
     has_token(header::CONNECTION, "upgrade")
         && has_token(header::UPGRADE, "websocket")

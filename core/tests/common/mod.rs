@@ -47,7 +47,11 @@ impl Tc {
     }
 
     /// Connect with extra headers; the error carries the HTTP refusal.
-    pub async fn try_connect(addr: SocketAddr, query: &str, headers: &[(&str, &str)]) -> Result<Tc, tungstenite::Error> {
+    pub async fn try_connect(
+        addr: SocketAddr,
+        query: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Tc, tungstenite::Error> {
         let ws = Self::raw(addr, query, headers).await?;
         let mut tc = Tc { ws, id: String::new() };
         let hello = tc.recv().await;
@@ -127,10 +131,10 @@ impl Tc {
 
     /// Assert nothing arrives within `ms`.
     pub async fn silent(&mut self, ms: u64) {
-        if let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_millis(ms), self.ws.next()).await {
-            if !matches!(m, Message::Ping(_)) {
-                panic!("expected silence, got {m:?}");
-            }
+        if let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_millis(ms), self.ws.next()).await
+            && !matches!(m, Message::Ping(_))
+        {
+            panic!("expected silence, got {m:?}");
         }
     }
 }
