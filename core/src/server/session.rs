@@ -98,7 +98,7 @@ where
                 return DisconnectReason::ServerShutdown;
             }
             () = sleep_until(pong_deadline.unwrap_or_else(Instant::now)), if pong_deadline.is_some() => {
-                socket.close(DisconnectReason::PingTimeout, close_code::NORMAL, "ping timeout", true);
+                socket.close(DisconnectReason::PingTimeout, close_code::PING_TIMEOUT, "ping timeout", true);
                 return DisconnectReason::PingTimeout;
             }
             _ = ping.tick() => {

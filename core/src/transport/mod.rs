@@ -48,6 +48,7 @@ pub mod close_code {
     pub const POLICY: u16 = 1008;
     pub const TOO_BIG: u16 = 1009;
     pub const INTERNAL: u16 = 1011;
+    pub const PING_TIMEOUT: u16 = 4000;
     pub const AUTH_FAILED: u16 = 4001;
     pub const SLOW_CONSUMER: u16 = 4008;
 }
