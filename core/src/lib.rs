@@ -8,9 +8,9 @@
 //! # async fn run() -> roomcast::Result<()> {
 //! use roomcast::Server;
 //! let server = Server::builder().build()?;
-//! server.on("hello", |socket, data| async move {
-//!     socket.to("lobby").emit("greeting", &data)?;
-//!     Ok::<_, roomcast::Error>(serde_json::json!({"ok": true}))
+//! server.on("hello", |socket, args| async move {
+//!     socket.to("lobby").emit_args("greeting", args);
+//!     serde_json::json!({"ok": true}) // the ack reply
 //! });
 //! let addr = server.listen("127.0.0.1:3000").await?;
 //! # let _ = addr; Ok(()) }
@@ -29,6 +29,7 @@ pub mod transport;
 pub use auth::{Identity, JwtVerifier, Rejection};
 pub use config::{AuthRejection, RateLimit, ServerConfig};
 pub use error::{Error, ErrorKind, Result};
+pub use hub::args::{Args, Data};
 pub use hub::broadcast::BroadcastOperator;
 pub use hub::handler::{IntoReply, Reply};
 pub use hub::namespace::Namespace;

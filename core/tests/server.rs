@@ -141,7 +141,7 @@ async fn acks_both_ways_with_timeout() {
     let q = c.recv().await;
     assert_eq!((q["event"].as_str(), q["data"].as_str()), (Some("question"), Some("?")));
     c.send(json!({"type":"ack","id":q["id"],"data":42})).await;
-    assert_eq!(within(pending).await.unwrap().unwrap(), json!(42));
+    assert_eq!(within(pending).await.unwrap().unwrap().json(), json!(42));
     // No reply → Timeout.
     let err = socket.emit_with_ack("question", json!(null), Duration::from_millis(100)).await.unwrap_err();
     assert_eq!(err.kind(), roomcast::ErrorKind::Timeout);

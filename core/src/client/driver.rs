@@ -310,7 +310,7 @@ fn on_frame(shared: &Arc<Shared>, text: &str, epoch: u64) {
 /// rather than a timeout.
 fn ack_data(event: &str, reply: Reply) -> Value {
     match reply {
-        Reply::Data(v) => v,
+        Reply::Data(v) => v.json(),
         Reply::None => Value::Null,
         Reply::Error(e) => {
             tracing::warn!(%event, error = %e, "event handler failed; acking with null");

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::args::Args;
 use super::namespace::Namespace;
 use super::packet::{Encoded, Packet};
 use super::socket::{Socket, to_value};
@@ -48,17 +49,23 @@ impl BroadcastOperator {
         self
     }
 
-    /// Send `event` to every selected socket; returns how many were targeted.
-    /// The message is serialized once per wire protocol, whatever the count.
+    /// Send `event` with one JSON argument to every selected socket; returns
+    /// how many were targeted. The message is serialized once per wire
+    /// protocol, whatever the count.
     pub fn emit(&self, event: impl Into<String>, data: impl Serialize) -> Result<usize> {
-        Ok(self.send(Packet::Event { event: event.into(), data: to_value(data)?, id: None }))
+        Ok(self.emit_args(event, Args::one(to_value(data)?)))
+    }
+
+    /// Send `event` with any arguments (several, binary) to every selected socket.
+    pub fn emit_args(&self, event: impl Into<String>, args: impl Into<Args>) -> usize {
+        self.send(Packet::Event { event: event.into(), args: args.into(), id: None })
     }
 
     pub(crate) fn send(&self, packet: Packet) -> usize {
-        let encoded = Encoded::new(packet);
+        let encoded = Encoded::new(packet, self.ns.name());
         self.ns.deliver(&self.rooms, &self.except, |socket| {
-            // An overflowing recipient is closed inside `push`; the others go on.
-            let _ = socket.push(encoded.frame(socket.protocol()), self.volatile);
+            // An overflowing recipient is closed inside `push_frames`; the others go on.
+            let _ = socket.push_frames(encoded.frames(socket.protocol()), self.volatile);
         })
     }
 

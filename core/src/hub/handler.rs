@@ -7,6 +7,8 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use serde_json::Value;
 
+use super::args::Args;
+
 use super::socket::{DisconnectReason, Socket};
 
 /// What an event handler answers: sent back as the ack when the client asked for one.
@@ -14,8 +16,8 @@ use super::socket::{DisconnectReason, Socket};
 pub enum Reply {
     /// No data (acked as `null`).
     None,
-    /// Acked with this value.
-    Data(Value),
+    /// Acked with these arguments.
+    Data(Args),
     /// The handler failed; the client gets an `internal` error.
     Error(String),
 }
@@ -32,6 +34,12 @@ impl IntoReply for () {
 }
 
 impl IntoReply for Value {
+    fn into_reply(self) -> Reply {
+        Reply::Data(Args::one(self))
+    }
+}
+
+impl IntoReply for Args {
     fn into_reply(self) -> Reply {
         Reply::Data(self)
     }
@@ -58,15 +66,15 @@ impl<T: IntoReply, E: Display> IntoReply for Result<T, E> {
     }
 }
 
-pub(crate) type EventHandler = Arc<dyn Fn(Socket, Value) -> BoxFuture<'static, Reply> + Send + Sync>;
-pub(crate) type AnyHandler = Arc<dyn Fn(Socket, String, Value) -> BoxFuture<'static, Reply> + Send + Sync>;
+pub(crate) type EventHandler = Arc<dyn Fn(Socket, Args) -> BoxFuture<'static, Reply> + Send + Sync>;
+pub(crate) type AnyHandler = Arc<dyn Fn(Socket, String, Args) -> BoxFuture<'static, Reply> + Send + Sync>;
 pub(crate) type ConnectionHandler = Arc<dyn Fn(Socket) -> BoxFuture<'static, ()> + Send + Sync>;
 pub(crate) type DisconnectHandler = Arc<dyn Fn(Socket, DisconnectReason) -> BoxFuture<'static, ()> + Send + Sync>;
 pub(crate) type JoinHook = Arc<dyn Fn(Socket, String) -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
 
 pub(crate) fn event_handler<F, Fut, R>(f: F) -> EventHandler
 where
-    F: Fn(Socket, Value) -> Fut + Send + Sync + 'static,
+    F: Fn(Socket, Args) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = R> + Send + 'static,
     R: IntoReply,
 {
@@ -78,7 +86,7 @@ where
 
 pub(crate) fn any_handler<F, Fut, R>(f: F) -> AnyHandler
 where
-    F: Fn(Socket, String, Value) -> Fut + Send + Sync + 'static,
+    F: Fn(Socket, String, Args) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = R> + Send + 'static,
     R: IntoReply,
 {

@@ -1,6 +1,7 @@
 //! The hub: namespaces, their sockets and rooms, and the broadcast operator.
 //! Protocol-neutral: JSON-protocol and (later) Socket.IO sockets share it.
 
+pub mod args;
 pub mod broadcast;
 pub mod handler;
 pub mod namespace;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 
+use super::args::Args;
 use super::broadcast::BroadcastOperator;
 use super::handler::{self, AnyHandler, ConnectionHandler, DisconnectHandler, EventHandler, IntoReply, JoinHook};
 use super::packet::Packet;
@@ -63,7 +64,7 @@ impl Namespace {
     /// Handle `event` from any socket of this namespace; the return value is the ack reply.
     pub fn on<F, Fut, R>(&self, event: impl Into<String>, f: F)
     where
-        F: Fn(Socket, serde_json::Value) -> Fut + Send + Sync + 'static,
+        F: Fn(Socket, Args) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = R> + Send + 'static,
         R: IntoReply,
     {
@@ -73,7 +74,7 @@ impl Namespace {
     /// Handle every event that has no specific handler.
     pub fn on_any<F, Fut, R>(&self, f: F)
     where
-        F: Fn(Socket, String, serde_json::Value) -> Fut + Send + Sync + 'static,
+        F: Fn(Socket, String, Args) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = R> + Send + 'static,
         R: IntoReply,
     {

@@ -7,8 +7,10 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
+use super::args::{Args, Data};
 use super::socket::Sid;
 use crate::protocol::native::ServerMessage;
+use crate::protocol::socketio;
 use crate::transport::Frame;
 
 /// The wire protocol a socket speaks.
@@ -16,24 +18,29 @@ use crate::transport::Frame;
 pub(crate) enum Protocol {
     /// The plain JSON protocol at `/ws`.
     Json,
+    /// Socket.IO v5 over Engine.IO v4: frames are Engine.IO packets.
+    SocketIo,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Packet {
     /// An application event, with an ack id when a reply is expected.
-    Event { event: String, data: Value, id: Option<u64> },
-    /// A room message relayed from a client.
+    Event { event: String, args: Args, id: Option<u64> },
+    /// A room message relayed from a JSON-protocol client.
     Message { room: String, from: Sid, user_id: Option<String>, payload: Value },
-    /// Another socket entered a room.
+    /// Another socket entered a room (JSON protocol only).
     UserJoined { room: String, sid: Sid, user_id: Option<String> },
-    /// Another socket left a room.
+    /// Another socket left a room (JSON protocol only).
     UserLeft { room: String, sid: Sid, user_id: Option<String> },
 }
 
 impl Packet {
-    fn encode(&self, protocol: Protocol) -> Frame {
+    /// The frames of this packet for `protocol` in namespace `nsp`; empty when
+    /// the protocol has no representation for it.
+    fn encode(&self, protocol: Protocol, nsp: &str) -> Vec<Frame> {
         match protocol {
-            Protocol::Json => self.to_json().encode().into(),
+            Protocol::Json => vec![self.to_json().encode().into()],
+            Protocol::SocketIo => self.to_socketio(nsp),
         }
     }
 
@@ -42,8 +49,8 @@ impl Packet {
             u.as_deref().map(Cow::Borrowed)
         }
         match self {
-            Packet::Event { event, data, id } => {
-                ServerMessage::Event { event: event.into(), data: Cow::Borrowed(data), id: *id }
+            Packet::Event { event, args, id } => {
+                ServerMessage::Event { event: event.into(), data: Cow::Owned(args.json()), id: *id }
             }
             Packet::Message { room, from, user_id, payload } => ServerMessage::Message {
                 room: room.into(),
@@ -59,26 +66,67 @@ impl Packet {
             }
         }
     }
+
+    fn to_socketio(&self, nsp: &str) -> Vec<Frame> {
+        match self {
+            Packet::Event { event, args, id } => socketio_event(nsp, event, args.as_slice(), *id),
+            // A JSON client's room message reaches Socket.IO clients as a
+            // `message` event with one object argument.
+            Packet::Message { room, from, user_id, payload } => {
+                let arg =
+                    serde_json::json!({"room": room, "from": from.as_str(), "userId": user_id, "payload": payload});
+                socketio_event(nsp, "message", &[Data::from(arg)], None)
+            }
+            Packet::UserJoined { .. } | Packet::UserLeft { .. } => Vec::new(),
+        }
+    }
+}
+
+/// `4` + a Socket.IO EVENT (or BINARY_EVENT followed by its attachments).
+pub(crate) fn socketio_event(nsp: &str, event: &str, args: &[Data], id: Option<u64>) -> Vec<Frame> {
+    let mut list = Vec::with_capacity(args.len() + 1);
+    list.push(Data::String(event.to_owned()));
+    list.extend(args.iter().cloned());
+    let (packet, attachments) = socketio::Packet::event(nsp, Data::Array(list), id);
+    socketio_frames(&packet, attachments)
+}
+
+/// `4` + a Socket.IO ACK (or BINARY_ACK followed by its attachments).
+pub(crate) fn socketio_ack(nsp: &str, id: u64, args: &Args) -> Vec<Frame> {
+    let (packet, attachments) = socketio::Packet::ack(nsp, id, Data::Array(args.as_slice().to_vec()));
+    socketio_frames(&packet, attachments)
+}
+
+pub(crate) fn socketio_frames(packet: &socketio::Packet, attachments: Vec<bytes::Bytes>) -> Vec<Frame> {
+    let mut text = String::from("4");
+    socketio::encode_into(packet, &mut text);
+    let mut frames = Vec::with_capacity(1 + attachments.len());
+    frames.push(Frame::Text(text.into()));
+    frames.extend(attachments.into_iter().map(Frame::Binary));
+    frames
 }
 
 /// A packet with its per-protocol encodings, computed on first use.
 #[derive(Debug)]
-pub(crate) struct Encoded {
+pub(crate) struct Encoded<'a> {
     packet: Packet,
-    json: OnceLock<Frame>,
+    nsp: &'a str,
+    json: OnceLock<Vec<Frame>>,
+    socketio: OnceLock<Vec<Frame>>,
 }
 
-impl Encoded {
-    pub fn new(packet: Packet) -> Self {
-        Self { packet, json: OnceLock::new() }
+impl<'a> Encoded<'a> {
+    pub fn new(packet: Packet, nsp: &'a str) -> Self {
+        Self { packet, nsp, json: OnceLock::new(), socketio: OnceLock::new() }
     }
 
-    /// The frame for `protocol`: a refcounted clone of the one encoding.
-    pub fn frame(&self, protocol: Protocol) -> Frame {
+    /// The frames for `protocol`, shared by every recipient (refcounted payloads).
+    pub fn frames(&self, protocol: Protocol) -> &[Frame] {
         let cell = match protocol {
             Protocol::Json => &self.json,
+            Protocol::SocketIo => &self.socketio,
         };
-        cell.get_or_init(|| self.packet.encode(protocol)).clone()
+        cell.get_or_init(|| self.packet.encode(protocol, self.nsp))
     }
 }
 
@@ -88,11 +136,27 @@ mod tests {
 
     #[test]
     fn encodes_once_and_shares_the_buffer() {
-        let e = Encoded::new(Packet::Event { event: "e".into(), data: serde_json::json!({"a": 1}), id: None });
-        let (Frame::Text(a), Frame::Text(b)) = (e.frame(Protocol::Json), e.frame(Protocol::Json)) else {
+        let e = Encoded::new(
+            Packet::Event { event: "e".into(), args: Args::one(serde_json::json!({"a": 1})), id: None },
+            "/",
+        );
+        let (Frame::Text(a), Frame::Text(b)) = (&e.frames(Protocol::Json)[0], &e.frames(Protocol::Json)[0]) else {
             panic!("text frames expected");
         };
         assert_eq!(a.as_str(), r#"{"type":"event","event":"e","data":{"a":1}}"#);
         assert_eq!(a.as_str().as_ptr(), b.as_str().as_ptr(), "same allocation, not re-encoded");
+        let Frame::Text(sio) = &e.frames(Protocol::SocketIo)[0] else { panic!("text") };
+        assert_eq!(sio.as_str(), r#"42["e",{"a":1}]"#);
+    }
+
+    #[test]
+    fn socketio_binary_and_namespace() {
+        let args = Args::new(vec![Data::Binary(bytes::Bytes::from_static(b"\x01\x02"))]);
+        let frames = socketio_event("/chat", "file", args.as_slice(), Some(3));
+        assert_eq!(frames.len(), 2);
+        assert_eq!(frames[0], Frame::Text(r#"451-/chat,3["file",{"_placeholder":true,"num":0}]"#.into()));
+        assert_eq!(frames[1], Frame::Binary(bytes::Bytes::from_static(b"\x01\x02")));
+        let joined = Packet::UserJoined { room: "r".into(), sid: Sid::generate(), user_id: None };
+        assert!(Encoded::new(joined, "/").frames(Protocol::SocketIo).is_empty());
     }
 }

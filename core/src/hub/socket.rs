@@ -15,14 +15,15 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
+use super::args::Args;
 use super::broadcast::BroadcastOperator;
 use super::handler::{self, DisconnectHandler, EventHandler, IntoReply};
 use super::namespace::Namespace;
 use super::packet::{Encoded, Packet, Protocol};
 use crate::error::{Error, ErrorKind, Result};
 use crate::metrics::Counters;
+use crate::transport::Frame;
 use crate::transport::outbox::{Outbox, Pushed};
-use crate::transport::{Frame, close_code};
 
 /// A socket id: 128 random bits from the OS-seeded CSPRNG, URL-safe base64.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -70,6 +71,8 @@ pub struct Handshake {
     pub path: String,
     /// The namespace the client asked for.
     pub namespace: String,
+    /// The Socket.IO CONNECT auth payload (`null` for the JSON protocol).
+    pub auth: Value,
 }
 
 impl Handshake {
@@ -83,11 +86,13 @@ impl Handshake {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
-    /// The credential: `Authorization: Bearer …`, else `?token=`.
+    /// The credential: `Authorization: Bearer …`, else the Socket.IO auth
+    /// payload's `token`, else `?token=`.
     pub fn token(&self) -> Option<&str> {
         self.header("authorization")
             .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
             .map(str::trim)
+            .or_else(|| self.auth.get("token").and_then(Value::as_str))
             .or_else(|| self.query_param("token"))
             .filter(|t| !t.is_empty())
     }
@@ -99,6 +104,10 @@ impl Handshake {
 pub enum DisconnectReason {
     /// The client closed the connection.
     TransportClose,
+    /// The client left the namespace (Socket.IO DISCONNECT).
+    ClientNamespaceDisconnect,
+    /// The client sent a packet that could not be parsed.
+    ParseError,
     /// The connection failed (reset, protocol violation).
     TransportError,
     /// The client did not answer a heartbeat in time.
@@ -120,6 +129,8 @@ impl DisconnectReason {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::TransportClose => "transport close",
+            Self::ClientNamespaceDisconnect => "client namespace disconnect",
+            Self::ParseError => "parse error",
             Self::TransportError => "transport error",
             Self::PingTimeout => "ping timeout",
             Self::ServerDisconnect => "server namespace disconnect",
@@ -147,7 +158,7 @@ pub(crate) struct SocketInner {
     protocol: Protocol,
     handlers: RwLock<HashMap<String, EventHandler>>,
     disconnect_handlers: Mutex<Vec<DisconnectHandler>>,
-    acks: Mutex<HashMap<u64, oneshot::Sender<Value>>>,
+    acks: Mutex<HashMap<u64, oneshot::Sender<Args>>>,
     next_ack: AtomicU64,
     closed: CancellationToken,
     close_reason: Mutex<Option<DisconnectReason>>,
@@ -229,7 +240,7 @@ impl Socket {
     /// The handler's return value is the ack reply.
     pub fn on<F, Fut, R>(&self, event: impl Into<String>, f: F)
     where
-        F: Fn(Socket, Value) -> Fut + Send + Sync + 'static,
+        F: Fn(Socket, Args) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = R> + Send + 'static,
         R: IntoReply,
     {
@@ -253,24 +264,37 @@ impl Socket {
         std::mem::take(&mut *self.0.disconnect_handlers.lock())
     }
 
-    /// Send `event` to this socket.
+    /// Send `event` with one JSON argument to this socket.
     pub fn emit(&self, event: impl Into<String>, data: impl Serialize) -> Result<()> {
-        let packet = Packet::Event { event: event.into(), data: to_value(data)?, id: None };
-        self.push(Encoded::new(packet).frame(self.0.protocol), false)
+        self.emit_args(event, Args::one(to_value(data)?))
     }
 
-    /// Send `event` and wait for the client's ack, at most `timeout`.
+    /// Send `event` with any arguments (several, binary) to this socket.
+    pub fn emit_args(&self, event: impl Into<String>, args: impl Into<Args>) -> Result<()> {
+        self.send(Packet::Event { event: event.into(), args: args.into(), id: None }, false)
+    }
+
+    /// Send `event` with one JSON argument and wait for the client's ack, at most `timeout`.
     pub async fn emit_with_ack(
         &self,
         event: impl Into<String>,
         data: impl Serialize,
         timeout: Duration,
-    ) -> Result<Value> {
+    ) -> Result<Args> {
+        self.emit_args_with_ack(event, Args::one(to_value(data)?), timeout).await
+    }
+
+    /// Send `event` with any arguments and wait for the client's ack, at most `timeout`.
+    pub async fn emit_args_with_ack(
+        &self,
+        event: impl Into<String>,
+        args: impl Into<Args>,
+        timeout: Duration,
+    ) -> Result<Args> {
         let id = self.0.next_ack.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.0.acks.lock().insert(id, tx);
-        let packet = Packet::Event { event: event.into(), data: to_value(data)?, id: Some(id) };
-        if let Err(e) = self.push(Encoded::new(packet).frame(self.0.protocol), false) {
+        if let Err(e) = self.send(Packet::Event { event: event.into(), args: args.into(), id: Some(id) }, false) {
             self.0.acks.lock().remove(&id);
             return Err(e);
         }
@@ -284,10 +308,15 @@ impl Socket {
         }
     }
 
-    /// Deliver the client's reply to `emit_with_ack`; unknown or late ids are ignored.
-    pub(crate) fn resolve_ack(&self, id: u64, data: Value) {
-        if let Some(tx) = self.0.acks.lock().remove(&id) {
-            let _ = tx.send(data);
+    /// Deliver the client's reply to `emit_with_ack`. Returns false for an
+    /// unknown or late id.
+    pub(crate) fn resolve_ack(&self, id: u64, args: Args) -> bool {
+        match self.0.acks.lock().remove(&id) {
+            Some(tx) => {
+                let _ = tx.send(args);
+                true
+            }
+            None => false,
         }
     }
 
@@ -316,9 +345,9 @@ impl Socket {
         BroadcastOperator::new(self.0.ns.clone()).except(self.0.sid.as_str())
     }
 
-    /// Close the connection from the server side.
+    /// Disconnect from the server side (Socket.IO: leave this namespace only).
     pub fn disconnect(&self) {
-        self.close(DisconnectReason::ServerDisconnect, close_code::NORMAL, "server namespace disconnect", false);
+        self.close(DisconnectReason::ServerDisconnect);
     }
 
     /// Whether the socket is still connected.
@@ -347,9 +376,9 @@ impl Socket {
         *self.0.close_reason.lock()
     }
 
-    /// Ask the session to end: record why, queue the close frame, wake the session.
-    /// The first reason wins.
-    pub(crate) fn close(&self, reason: DisconnectReason, code: u16, text: &'static str, discard: bool) {
+    /// Ask the owning session to end this socket: record why (the first
+    /// reason wins) and wake the session, which closes what the protocol needs.
+    pub(crate) fn close(&self, reason: DisconnectReason) {
         {
             let mut r = self.0.close_reason.lock();
             if r.is_some() {
@@ -357,13 +386,25 @@ impl Socket {
             }
             *r = Some(reason);
         }
-        self.0.outbox.close(code, text, discard);
         self.0.closed.cancel();
+    }
+
+    /// Encode `packet` for this socket's protocol and queue it.
+    pub(crate) fn send(&self, packet: Packet, volatile: bool) -> Result<()> {
+        self.push_frames(Encoded::new(packet, self.namespace()).frames(self.0.protocol), volatile)
     }
 
     /// Queue a frame for the writer. Overflow closes a slow consumer.
     pub(crate) fn push(&self, frame: Frame, volatile: bool) -> Result<()> {
-        match self.0.outbox.push(frame, volatile) {
+        self.push_frames(std::slice::from_ref(&frame), volatile)
+    }
+
+    /// Queue frames that belong together; overflow closes a slow consumer.
+    pub(crate) fn push_frames(&self, frames: &[Frame], volatile: bool) -> Result<()> {
+        if frames.is_empty() {
+            return Ok(());
+        }
+        match self.0.outbox.push_all(frames, volatile) {
             Pushed::Queued => Ok(()),
             Pushed::Dropped => {
                 Counters::add(&self.0.counters.dropped, 1);
@@ -372,12 +413,7 @@ impl Socket {
             Pushed::Overflow => {
                 Counters::add(&self.0.counters.slow_consumer_closes, 1);
                 tracing::debug!(sid = %self.0.sid, "outbound queue full, closing slow consumer");
-                self.close(
-                    DisconnectReason::SlowConsumer,
-                    close_code::SLOW_CONSUMER,
-                    "slow consumer: outbound queue full",
-                    true,
-                );
+                self.close(DisconnectReason::SlowConsumer);
                 Err(Error::new(ErrorKind::QueueFull, "outbound queue full; socket closed"))
             }
             Pushed::Closed => Err(Error::closed()),

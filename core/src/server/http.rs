@@ -148,6 +148,7 @@ async fn upgrade(server: Arc<ServerInner>, mut req: Request<Incoming>, addr: Soc
         remote_addr: addr,
         path: req.uri().path().to_owned(),
         namespace: ns.name().to_owned(),
+        auth: serde_json::Value::Null,
     });
     let identity = match ns.auth_hook() {
         None => Ok(Identity::anonymous()),

@@ -19,6 +19,7 @@ use crate::auth::{AuthHook, Identity, JwtVerifier, Rejection};
 use crate::config::{AuthRejection, RateLimit, ServerConfig};
 use crate::error::{Error, ErrorKind, Result};
 use crate::hub::Hub;
+use crate::hub::args::Args;
 use crate::hub::broadcast::BroadcastOperator;
 use crate::hub::handler::{self, IntoReply, JoinHook};
 use crate::hub::namespace::Namespace;
@@ -91,7 +92,7 @@ impl Server {
     /// Register an event handler on the default namespace.
     pub fn on<F, Fut, R>(&self, event: impl Into<String>, f: F)
     where
-        F: Fn(Socket, serde_json::Value) -> Fut + Send + Sync + 'static,
+        F: Fn(Socket, Args) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = R> + Send + 'static,
         R: IntoReply,
     {

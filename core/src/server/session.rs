@@ -12,6 +12,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use super::ServerInner;
 use super::limits::{ConnectionPermit, RateLimiter, Verdict};
 use crate::auth::Identity;
+use crate::hub::args::{self, Args};
 use crate::hub::handler::Reply;
 use crate::hub::namespace::Namespace;
 use crate::hub::packet::{Packet, Protocol};
@@ -65,7 +66,9 @@ where
 
     let reason = read_loop(&a.server, &socket, &mut stream).await;
 
-    socket.close(reason, close_code::NORMAL, "", false);
+    socket.close(reason);
+    let (code, text, discard) = close_frame(reason);
+    socket.outbox().close(code, text, discard);
     a.ns.remove(&socket);
     socket.release();
     tracing::debug!(sid = %socket.id(), %reason, "disconnected");
@@ -94,11 +97,9 @@ where
             biased;
             () = socket.closed() => return socket.close_reason().unwrap_or(DisconnectReason::ServerDisconnect),
             () = server.shutdown.cancelled() => {
-                socket.close(DisconnectReason::ServerShutdown, close_code::GOING_AWAY, "server shutting down", false);
                 return DisconnectReason::ServerShutdown;
             }
             () = sleep_until(pong_deadline.unwrap_or_else(Instant::now)), if pong_deadline.is_some() => {
-                socket.close(DisconnectReason::PingTimeout, close_code::PING_TIMEOUT, "ping timeout", true);
                 return DisconnectReason::PingTimeout;
             }
             _ = ping.tick() => {
@@ -111,7 +112,6 @@ where
                 None | Some(Ok(Message::Close(_))) => return DisconnectReason::TransportClose,
                 Some(Err(tungstenite::Error::Capacity(e))) => {
                     tracing::debug!(sid = %socket.id(), error = %e, "message too big");
-                    socket.close(DisconnectReason::MessageTooBig, close_code::TOO_BIG, "message too big", true);
                     return DisconnectReason::MessageTooBig;
                 }
                 Some(Err(e)) => {
@@ -134,7 +134,6 @@ where
                         }
                         Verdict::Close => {
                             Counters::add(&counters.rate_limited, 1);
-                            socket.close(DisconnectReason::RateLimited, close_code::POLICY, "rate limit exceeded", true);
                             return DisconnectReason::RateLimited;
                         }
                     }
@@ -199,9 +198,11 @@ async fn dispatch(socket: &Socket, text: &str) {
             };
             let socket = socket.clone();
             tokio::spawn(async move {
-                match (handler(socket.clone(), data).await, id) {
+                match (handler(socket.clone(), Args::one(args::from_json(data))).await, id) {
                     (Reply::Error(e), id) => error(&socket, ErrorCode::Internal, &e, id, None),
-                    (Reply::Data(v), Some(id)) => reply(&socket, &ServerMessage::Ack { id, data: Cow::Owned(v) }),
+                    (Reply::Data(v), Some(id)) => {
+                        reply(&socket, &ServerMessage::Ack { id, data: Cow::Owned(v.json()) })
+                    }
                     (Reply::None, Some(id)) => {
                         reply(&socket, &ServerMessage::Ack { id, data: Cow::Owned(Value::Null) })
                     }
@@ -209,8 +210,24 @@ async fn dispatch(socket: &Socket, text: &str) {
                 }
             });
         }
-        ClientMessage::Ack { id, data } => socket.resolve_ack(id, data),
+        ClientMessage::Ack { id, data } => {
+            socket.resolve_ack(id, Args::one(args::from_json(data)));
+        }
         ClientMessage::Ping { data } => reply(socket, &ServerMessage::Pong { data: data.map(Cow::Owned) }),
+    }
+}
+
+/// The close frame that tells the client why, and whether frames still
+/// queued are dropped (the peer is not reading them) or written first.
+fn close_frame(reason: DisconnectReason) -> (u16, &'static str, bool) {
+    match reason {
+        DisconnectReason::PingTimeout => (close_code::PING_TIMEOUT, "ping timeout", true),
+        DisconnectReason::SlowConsumer => (close_code::SLOW_CONSUMER, "slow consumer: outbound queue full", true),
+        DisconnectReason::RateLimited => (close_code::POLICY, "rate limit exceeded", true),
+        DisconnectReason::MessageTooBig => (close_code::TOO_BIG, "message too big", true),
+        DisconnectReason::ServerShutdown => (close_code::GOING_AWAY, "server shutting down", false),
+        DisconnectReason::ServerDisconnect => (close_code::NORMAL, "server namespace disconnect", false),
+        _ => (close_code::NORMAL, "", false),
     }
 }
 

@@ -55,20 +55,27 @@ impl Outbox {
 
     /// Queue a data frame within the limits.
     pub fn push(&self, frame: Frame, volatile: bool) -> Pushed {
-        let len = frame.len();
+        self.push_all(std::slice::from_ref(&frame), volatile)
+    }
+
+    /// Queue frames that belong together (a packet and its binary
+    /// attachments): all of them or none.
+    pub fn push_all(&self, frames: &[Frame], volatile: bool) -> Pushed {
+        let len: usize = frames.iter().map(Frame::len).sum();
         {
             let mut st = self.state.lock();
             if st.closing {
                 return Pushed::Closed;
             }
-            // An empty queue takes one frame of any size so a single large
+            // An empty queue takes one packet of any size so a single large
             // message below max_payload is never refused outright.
-            let full = !st.frames.is_empty() && (st.frames.len() >= self.max_frames || st.bytes + len > self.max_bytes);
+            let full = !st.frames.is_empty()
+                && (st.frames.len() + frames.len() > self.max_frames || st.bytes + len > self.max_bytes);
             if full {
                 return if volatile { Pushed::Dropped } else { Pushed::Overflow };
             }
             st.bytes += len;
-            st.frames.push_back(frame);
+            st.frames.extend(frames.iter().cloned());
         }
         self.notify.notify_one();
         Pushed::Queued
