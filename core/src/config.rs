@@ -69,6 +69,11 @@ pub struct ServerConfig {
     pub auth_rejection: AuthRejection,
     /// Default timeout of `emit_with_ack`.
     pub ack_timeout: Duration,
+    /// Path of the Socket.IO / Engine.IO endpoint.
+    pub socketio_path: String,
+    /// Time a Socket.IO client has to connect to a namespace after the
+    /// Engine.IO handshake.
+    pub connect_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -87,6 +92,8 @@ impl Default for ServerConfig {
             shutdown_timeout: Duration::from_secs(5),
             auth_rejection: AuthRejection::Http401,
             ack_timeout: Duration::from_secs(10),
+            socketio_path: "/socket.io/".to_owned(),
+            connect_timeout: Duration::from_secs(45),
         }
     }
 }

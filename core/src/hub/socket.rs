@@ -320,6 +320,11 @@ impl Socket {
         }
     }
 
+    /// Whether `id` was ever handed out by `emit_with_ack`.
+    pub(crate) fn ack_issued(&self, id: u64) -> bool {
+        id > 0 && id < self.0.next_ack.load(Ordering::Relaxed)
+    }
+
     /// Add this socket to `room` (no join hook: the application decides).
     pub fn join(&self, room: impl Into<String>) -> Result<()> {
         self.0.ns.join(self, room.into())

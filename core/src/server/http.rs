@@ -80,7 +80,12 @@ pub(crate) async fn accept_loop(listener: TcpListener, server: Arc<ServerInner>)
 }
 
 async fn route(server: Arc<ServerInner>, req: Request<Incoming>, addr: SocketAddr) -> Response<Body> {
-    match req.uri().path() {
+    let path = req.uri().path();
+    let sio_path = server.config.socketio_path.as_str();
+    if path == sio_path || Some(path) == sio_path.strip_suffix('/') {
+        return super::engine::handle(server, req, addr).await;
+    }
+    match path {
         WS_PATH => upgrade(server, req, addr).await,
         "/healthz" => json(StatusCode::OK, serde_json::json!({"status": "ok"})),
         _ => static_file(&server, req).await,
@@ -198,11 +203,11 @@ async fn upgrade(server: Arc<ServerInner>, mut req: Request<Incoming>, addr: Soc
 }
 
 /// Decoded `key=value` pairs, in order.
-fn parse_query(q: Option<&str>) -> Vec<(String, String)> {
+pub(crate) fn parse_query(q: Option<&str>) -> Vec<(String, String)> {
     q.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default()
 }
 
-fn full(body: impl Into<Bytes>) -> Body {
+pub(crate) fn full(body: impl Into<Bytes>) -> Body {
     Full::new(body.into()).map_err(|never| match never {}).boxed_unsync()
 }
 

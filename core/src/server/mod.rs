@@ -1,8 +1,10 @@
 //! The embeddable server: builder, listener, application API, shutdown.
 
+mod engine;
 mod http;
 mod limits;
 mod session;
+mod sio;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -34,6 +36,7 @@ pub(crate) struct ServerInner {
     pub tracker: TaskTracker,
     pub limiter: Arc<ConnectionLimiter>,
     pub static_dir: Option<PathBuf>,
+    pub engines: engine::Engines,
 }
 
 /// A roomcast server. Cheap to clone; clones share everything.
@@ -294,6 +297,7 @@ impl ServerBuilder {
                 tracker: TaskTracker::new(),
                 limiter,
                 static_dir: self.static_dir,
+                engines: engine::Engines::default(),
             }),
         })
     }

@@ -1,0 +1,550 @@
+//! Engine.IO v4 server sessions at `/socket.io/`: the handshake, HTTP
+//! long-polling, WebSocket, the polling→WebSocket upgrade and heartbeats.
+//!
+//! One task per session owns its state and the Socket.IO layer on top
+//! ([`super::sio`]); transports only feed it packets through a channel and
+//! drain the session's outbox. The outbox holds Engine.IO packets as frames
+//! (text `4…`, `2`, binary attachments), so a broadcast encoded once is
+//! written as is to a WebSocket or joined into a polling response.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use parking_lot::Mutex;
+use tokio::sync::{Notify, mpsc};
+use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep_until};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_util::sync::CancellationToken;
+
+use super::ServerInner;
+use super::http::{Body, full, parse_query};
+use super::limits::{ConnectionPermit, Refusal};
+use super::sio::SioSession;
+use crate::hub::socket::{DisconnectReason, Handshake};
+use crate::metrics::Counters;
+use crate::protocol::engineio::{self as eio, HttpError, OpenPacket};
+use crate::transport::outbox::Outbox;
+use crate::transport::{Frame, close_code, websocket};
+
+/// How the session currently reaches its client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transport {
+    Polling,
+    /// A WebSocket answered `3probe`; polling answers `6` until `5` arrives.
+    Upgrading,
+    WebSocket,
+}
+
+/// What transports hand to the session task.
+#[derive(Debug)]
+pub(crate) enum Inbound {
+    Packet(eio::Packet),
+    /// The transport ended (closed, failed, oversize, overlapping poll).
+    Closed(DisconnectReason),
+}
+
+/// The shared handle of one Engine.IO session.
+pub(crate) struct EngineConn {
+    pub sid: String,
+    pub outbox: Arc<Outbox>,
+    inbound: mpsc::Sender<Inbound>,
+    transport: Mutex<Transport>,
+    poll_active: Mutex<bool>,
+    /// Wakes a pending poll when an upgrade starts.
+    upgrading: Notify,
+    /// Cancelled when the session has ended.
+    ended: CancellationToken,
+}
+
+impl EngineConn {
+    fn transport(&self) -> Transport {
+        *self.transport.lock()
+    }
+}
+
+/// Live sessions by Engine.IO sid, for polling requests and upgrades.
+#[derive(Default)]
+pub(crate) struct Engines {
+    map: Mutex<HashMap<String, Arc<EngineConn>>>,
+}
+
+impl Engines {
+    fn get(&self, sid: &str) -> Option<Arc<EngineConn>> {
+        self.map.lock().get(sid).cloned()
+    }
+}
+
+/// Serve one request under the Socket.IO path.
+pub(crate) async fn handle(server: Arc<ServerInner>, req: Request<Incoming>, addr: SocketAddr) -> Response<Body> {
+    let query = parse_query(req.uri().query());
+    let q = |k: &str| query.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+    let origin = req.headers().get(header::ORIGIN).and_then(|o| o.to_str().ok()).map(str::to_owned);
+    let cors = Cors { origin: origin.clone().filter(|_| server.config.origin_allowed(origin.as_deref())) };
+    if !server.config.origin_allowed(origin.as_deref()) {
+        Counters::add(&server.hub.counters.refused_connections, 1);
+        return error(&cors, HttpError::Forbidden);
+    }
+    if req.method() == Method::OPTIONS {
+        return cors.preflight(req.headers());
+    }
+    let transport = match q("transport").as_deref() {
+        Some("polling") => Transport::Polling,
+        Some("websocket") => Transport::WebSocket,
+        _ => return error(&cors, HttpError::TransportUnknown),
+    };
+    let is_upgrade = websocket::is_upgrade(req.headers());
+    match q("sid") {
+        None => {
+            if q("EIO").as_deref() != Some("4") {
+                return error(&cors, HttpError::UnsupportedProtocolVersion);
+            }
+            if req.method() != Method::GET {
+                return error(&cors, HttpError::BadHandshakeMethod);
+            }
+            if transport == Transport::WebSocket && !is_upgrade {
+                return error(&cors, HttpError::BadRequest);
+            }
+            let permit = match server.limiter.try_acquire(addr.ip()) {
+                Ok(p) => p,
+                Err(refusal) => {
+                    Counters::add(&server.hub.counters.refused_connections, 1);
+                    let msg = match refusal {
+                        Refusal::ServerFull => "server at connection limit",
+                        Refusal::TooManyFromIp => "too many connections from this address",
+                    };
+                    let mut res = cors.apply(full(HttpError::Forbidden.json_body_with_message(msg)));
+                    *res.status_mut() = match refusal {
+                        Refusal::ServerFull => StatusCode::SERVICE_UNAVAILABLE,
+                        Refusal::TooManyFromIp => StatusCode::TOO_MANY_REQUESTS,
+                    };
+                    return res;
+                }
+            };
+            let handshake = Handshake {
+                headers: req.headers().clone(),
+                query,
+                remote_addr: addr,
+                path: req.uri().path().to_owned(),
+                namespace: "/".to_owned(),
+                auth: serde_json::Value::Null,
+            };
+            if transport == Transport::Polling {
+                let conn = open(&server, handshake, permit, Transport::Polling);
+                let open = open_packet(&server, &conn.sid, vec!["websocket".to_owned()]);
+                return cors.text(eio::encode_payload(&[open]));
+            }
+            let Some(res) = websocket::switching_protocols::<Body>(req.headers()) else {
+                return error(&cors, HttpError::BadRequest);
+            };
+            let on_upgrade = hyper::upgrade::on(req);
+            let srv = server.clone();
+            server.tracker.spawn(async move {
+                let Ok(Ok(upgraded)) = tokio::time::timeout(srv.config.handshake_timeout, on_upgrade).await else {
+                    return;
+                };
+                let ws = WebSocketStream::from_raw_socket(
+                    TokioIo::new(upgraded),
+                    Role::Server,
+                    Some(websocket::config(srv.config.max_payload)),
+                )
+                .await;
+                let conn = open(&srv, handshake, permit, Transport::WebSocket);
+                let open = open_packet(&srv, &conn.sid, Vec::new());
+                conn.outbox.push_control(Frame::Text(eio::encode_text(&open).into()));
+                run_websocket(srv, conn, ws).await;
+            });
+            res
+        }
+        Some(sid) => {
+            let Some(conn) = server.engines.get(&sid) else {
+                return error(&cors, HttpError::SessionIdUnknown);
+            };
+            if transport == Transport::WebSocket {
+                if !is_upgrade {
+                    return error(&cors, HttpError::BadRequest);
+                }
+                return upgrade(server, conn, req, &cors);
+            }
+            if conn.transport() != Transport::Polling && conn.transport() != Transport::Upgrading {
+                return error(&cors, HttpError::BadRequest);
+            }
+            match *req.method() {
+                Method::GET => poll(&conn, &cors).await,
+                Method::POST => post(&server, &conn, req, &cors).await,
+                _ => error(&cors, HttpError::BadRequest),
+            }
+        }
+    }
+}
+
+fn open_packet(server: &ServerInner, sid: &str, upgrades: Vec<String>) -> eio::Packet {
+    let c = &server.config;
+    eio::Packet::Open(OpenPacket {
+        sid: sid.to_owned(),
+        upgrades,
+        ping_interval: c.ping_interval.as_millis() as u64,
+        ping_timeout: c.ping_timeout.as_millis() as u64,
+        max_payload: c.max_payload as u64,
+    })
+}
+
+/// Register a session and start its task.
+fn open(
+    server: &Arc<ServerInner>,
+    handshake: Handshake,
+    permit: ConnectionPermit,
+    transport: Transport,
+) -> Arc<EngineConn> {
+    let sid = crate::hub::socket::Sid::generate().as_str().to_owned();
+    let (tx, rx) = mpsc::channel(64);
+    let cfg = &server.config;
+    let conn = Arc::new(EngineConn {
+        sid: sid.clone(),
+        outbox: Arc::new(Outbox::new(cfg.outbound_queue_messages, cfg.outbound_queue_bytes)),
+        inbound: tx,
+        transport: Mutex::new(transport),
+        poll_active: Mutex::new(false),
+        upgrading: Notify::new(),
+        ended: CancellationToken::new(),
+    });
+    server.engines.map.lock().insert(sid, conn.clone());
+    let (session, closed_rx) = SioSession::new(server.clone(), Arc::new(handshake), conn.outbox.clone());
+    server.tracker.spawn(run_session(server.clone(), conn.clone(), session, rx, closed_rx, permit));
+    conn
+}
+
+/// The session task: heartbeats, inbound packets, teardown.
+async fn run_session(
+    server: Arc<ServerInner>,
+    conn: Arc<EngineConn>,
+    mut sio: SioSession,
+    mut rx: mpsc::Receiver<Inbound>,
+    mut closed_rx: mpsc::UnboundedReceiver<String>,
+    permit: ConnectionPermit,
+) {
+    let cfg = &server.config;
+    let mut ping = interval_at(Instant::now() + cfg.ping_interval, cfg.ping_interval);
+    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut pong_deadline: Option<Instant> = None;
+    let connect_deadline = Instant::now() + cfg.connect_timeout;
+    let mut connect_checked = false;
+    let reason = loop {
+        tokio::select! {
+            biased;
+            () = server.shutdown.cancelled() => break DisconnectReason::ServerShutdown,
+            () = sleep_until(pong_deadline.unwrap_or_else(Instant::now)), if pong_deadline.is_some() => {
+                break DisconnectReason::PingTimeout;
+            }
+            () = sleep_until(connect_deadline), if !connect_checked => {
+                connect_checked = true;
+                if !sio.has_connected() {
+                    tracing::debug!(sid = %conn.sid, "no namespace connected in time");
+                    break DisconnectReason::TransportClose;
+                }
+            }
+            Some(nsp) = closed_rx.recv() => {
+                if let Err(reason) = sio.socket_closed(&nsp) {
+                    break reason;
+                }
+            }
+            _ = ping.tick() => {
+                if pong_deadline.is_none() {
+                    conn.outbox.push_control(Frame::Text("2".into()));
+                    pong_deadline = Some(Instant::now() + cfg.ping_timeout);
+                }
+            }
+            msg = rx.recv() => match msg {
+                None => break DisconnectReason::TransportClose,
+                Some(Inbound::Closed(reason)) => break reason,
+                Some(Inbound::Packet(packet)) => match packet {
+                    eio::Packet::Pong(_) => pong_deadline = None,
+                    eio::Packet::Close => break DisconnectReason::TransportClose,
+                    eio::Packet::Message(text) => {
+                        if let Err(reason) = sio.on_text(&text).await {
+                            break reason;
+                        }
+                    }
+                    eio::Packet::Binary(data) => {
+                        if let Err(reason) = sio.on_binary(data).await {
+                            break reason;
+                        }
+                    }
+                    // Pings come from clients only as upgrade probes, handled
+                    // by the upgrading transport; the rest carry nothing here.
+                    eio::Packet::Ping(_) | eio::Packet::Open(_) | eio::Packet::Upgrade | eio::Packet::Noop => {}
+                },
+            },
+        }
+    };
+    tracing::debug!(sid = %conn.sid, %reason, "engine session ended");
+    sio.close_all(reason);
+    let (code, text, discard) = match reason {
+        DisconnectReason::PingTimeout => (close_code::PING_TIMEOUT, "ping timeout", true),
+        DisconnectReason::SlowConsumer => (close_code::SLOW_CONSUMER, "slow consumer: outbound queue full", true),
+        DisconnectReason::MessageTooBig => (close_code::TOO_BIG, "message too big", true),
+        DisconnectReason::ServerShutdown => (close_code::GOING_AWAY, "server shutting down", false),
+        _ => (close_code::NORMAL, "", false),
+    };
+    conn.outbox.close(code, text, discard);
+    server.engines.map.lock().remove(&conn.sid);
+    conn.ended.cancel();
+    drop(permit);
+}
+
+/// Serve a long-polling GET: wait for packets and return them as one payload.
+async fn poll(conn: &Arc<EngineConn>, cors: &Cors) -> Response<Body> {
+    {
+        let mut active = conn.poll_active.lock();
+        if *active {
+            drop(active);
+            // Two concurrent GETs: the client is confused or hostile.
+            let _ = conn.inbound.try_send(Inbound::Closed(DisconnectReason::TransportError));
+            return error(cors, HttpError::BadRequest);
+        }
+        *active = true;
+    }
+    let mut frames = Vec::new();
+    // Listen for an upgrade before checking for one, so none slips between.
+    let upgrading = conn.upgrading.notified();
+    tokio::pin!(upgrading);
+    upgrading.as_mut().enable();
+    let body = if conn.transport() == Transport::Upgrading {
+        "6".to_owned()
+    } else {
+        // The session closes the outbox when it ends, so this always returns.
+        tokio::select! {
+            more = conn.outbox.next_batch(&mut frames) => if more { polling_payload(&frames) } else { "1".to_owned() },
+            () = upgrading => "6".to_owned(),
+        }
+    };
+    *conn.poll_active.lock() = false;
+    cors.text(body)
+}
+
+/// Join outbox frames into a polling payload; binary goes as `b<base64>`.
+fn polling_payload(frames: &[Frame]) -> String {
+    let mut out = String::new();
+    for (i, f) in frames.iter().enumerate() {
+        if i > 0 {
+            out.push(eio::SEPARATOR);
+        }
+        match f {
+            Frame::Text(t) => out.push_str(t.as_str()),
+            Frame::Binary(b) => {
+                out.push('b');
+                base64::engine::general_purpose::STANDARD.encode_string(b, &mut out);
+            }
+            Frame::Close { .. } => out.push('1'),
+            // WebSocket-level pings are never queued for Engine.IO sessions.
+            Frame::Ping(_) => out.push('6'),
+        }
+    }
+    out
+}
+
+/// Serve a long-polling POST: the client's packets.
+async fn post(server: &ServerInner, conn: &Arc<EngineConn>, req: Request<Incoming>, cors: &Cors) -> Response<Body> {
+    let body = match Limited::new(req.into_body(), server.config.max_payload).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            let _ = conn.inbound.send(Inbound::Closed(DisconnectReason::MessageTooBig)).await;
+            let mut res = cors.apply(full(HttpError::BadRequest.json_body_with_message("payload too large")));
+            *res.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+            return res;
+        }
+    };
+    Counters::add(&server.hub.counters.bytes_in, body.len() as u64);
+    let packets = std::str::from_utf8(&body).map_err(|_| ()).and_then(|t| eio::decode_payload(t).map_err(|_| ()));
+    let Ok(packets) = packets else {
+        let _ = conn.inbound.send(Inbound::Closed(DisconnectReason::ParseError)).await;
+        return error(cors, HttpError::BadRequest);
+    };
+    for p in packets {
+        if conn.inbound.send(Inbound::Packet(p)).await.is_err() {
+            break;
+        }
+    }
+    let mut res = cors.apply(full("ok"));
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
+    res
+}
+
+/// Upgrade a polling session: `2probe` → `3probe`, then `5`.
+fn upgrade(server: Arc<ServerInner>, conn: Arc<EngineConn>, mut req: Request<Incoming>, cors: &Cors) -> Response<Body> {
+    let Some(res) = websocket::switching_protocols::<Body>(req.headers()) else {
+        return error(cors, HttpError::BadRequest);
+    };
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let tracker = server.tracker.clone();
+    tracker.spawn(async move {
+        let Ok(Ok(upgraded)) = tokio::time::timeout(server.config.handshake_timeout, on_upgrade).await else {
+            return;
+        };
+        let mut ws = WebSocketStream::from_raw_socket(
+            TokioIo::new(upgraded),
+            Role::Server,
+            Some(websocket::config(server.config.max_payload)),
+        )
+        .await;
+        if conn.transport() != Transport::Polling {
+            // Already upgrading or upgraded: this second WebSocket is refused.
+            let _ = ws.close(None).await;
+            return;
+        }
+        let probe = async {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) if t.as_str() == "2probe" => {}
+                _ => return false,
+            }
+            *conn.transport.lock() = Transport::Upgrading;
+            conn.upgrading.notify_waiters();
+            if ws.send(Message::text("3probe")).await.is_err() {
+                return false;
+            }
+            loop {
+                match ws.next().await {
+                    Some(Ok(Message::Text(t))) if t.as_str() == "5" => return true,
+                    // The client may send a noop or ping while it pauses polling.
+                    Some(Ok(Message::Text(t))) if t.as_str() == "6" => continue,
+                    _ => return false,
+                }
+            }
+        };
+        match tokio::time::timeout(server.config.ping_timeout, probe).await {
+            Ok(true) => {
+                *conn.transport.lock() = Transport::WebSocket;
+                // A poll still pending ends with a noop so the client lets go of it.
+                conn.upgrading.notify_waiters();
+                run_websocket(server, conn, ws).await;
+            }
+            _ => {
+                {
+                    let mut t = conn.transport.lock();
+                    if *t == Transport::Upgrading {
+                        *t = Transport::Polling;
+                    }
+                }
+                let _ = ws.close(None).await;
+            }
+        }
+    });
+    res
+}
+
+/// Pump a session over a WebSocket until either side ends.
+async fn run_websocket<S>(server: Arc<ServerInner>, conn: Arc<EngineConn>, ws: WebSocketStream<S>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sink, mut stream) = ws.split();
+    let writer = tokio::spawn(websocket::write_loop(
+        sink,
+        conn.outbox.clone(),
+        server.hub.counters.clone(),
+        server.config.shutdown_timeout,
+    ));
+    let counters = &server.hub.counters;
+    let reason = loop {
+        let msg = tokio::select! {
+            () = conn.ended.cancelled() => break None,
+            m = stream.next() => m,
+        };
+        let packet = match msg {
+            None | Some(Ok(Message::Close(_))) => break Some(DisconnectReason::TransportClose),
+            Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(_))) => {
+                break Some(DisconnectReason::MessageTooBig);
+            }
+            Some(Err(_)) => break Some(DisconnectReason::TransportError),
+            Some(Ok(Message::Text(t))) => {
+                Counters::add(&counters.bytes_in, t.len() as u64);
+                match eio::decode_text(&t) {
+                    Ok(p) => p,
+                    Err(_) => break Some(DisconnectReason::ParseError),
+                }
+            }
+            Some(Ok(Message::Binary(b))) => {
+                Counters::add(&counters.bytes_in, b.len() as u64);
+                eio::Packet::Binary(b)
+            }
+            Some(Ok(_)) => continue,
+        };
+        if conn.inbound.send(Inbound::Packet(packet)).await.is_err() {
+            break None;
+        }
+    };
+    if let Some(reason) = reason {
+        let _ = conn.inbound.send(Inbound::Closed(reason)).await;
+    }
+    drop(stream);
+    let mut writer = writer;
+    if tokio::time::timeout(server.config.shutdown_timeout, &mut writer).await.is_err() {
+        writer.abort();
+    }
+}
+
+/// CORS for polling: the request's origin is echoed when allowed, with
+/// credentials, as socket.io does with `cors: { origin, credentials: true }`.
+struct Cors {
+    origin: Option<String>,
+}
+
+impl Cors {
+    fn apply(&self, body: Body) -> Response<Body> {
+        let mut res = Response::new(body);
+        if let Some(o) = self.origin.as_deref().and_then(|o| HeaderValue::from_str(o).ok()) {
+            let h = res.headers_mut();
+            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o);
+            h.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+            h.insert(header::VARY, HeaderValue::from_static("Origin"));
+        }
+        res
+    }
+
+    fn text(&self, body: String) -> Response<Body> {
+        let mut res = self.apply(full(body));
+        res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=UTF-8"));
+        res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        res
+    }
+
+    fn preflight(&self, req: &HeaderMap) -> Response<Body> {
+        let mut res = self.apply(full(Bytes::new()));
+        *res.status_mut() = StatusCode::NO_CONTENT;
+        let h = res.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST"));
+        if let Some(v) = req.get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
+            h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, v.clone());
+        }
+        res
+    }
+}
+
+/// engine.io's JSON error body with its status.
+fn error(cors: &Cors, e: HttpError) -> Response<Body> {
+    let mut res = cors.apply(full(e.json_body()));
+    *res.status_mut() = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_joins_text_and_base64_binary() {
+        let frames =
+            [Frame::Text("42[\"a\"]".into()), Frame::Binary(Bytes::from_static(&[1, 2, 3])), Frame::Text("2".into())];
+        assert_eq!(polling_payload(&frames), "42[\"a\"]\u{1e}bAQID\u{1e}2");
+    }
+}

@@ -1,0 +1,250 @@
+//! The Socket.IO v5 layer of one Engine.IO session: namespace connects with
+//! the connect hook, events and acks (binary included) and disconnects. Each
+//! connected namespace is a hub [`Socket`] sharing the session's outbox, so
+//! Socket.IO and JSON-protocol sockets meet in the same rooms.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::ServerInner;
+use crate::auth::{Identity, Rejection};
+use crate::hub::args::{Args, Data};
+use crate::hub::handler::Reply;
+use crate::hub::packet::{self, Protocol};
+use crate::hub::socket::{DisconnectReason, Handshake, NewSocket, Socket};
+use crate::protocol::socketio::{self, Decoder, PacketType, Progress};
+use crate::transport::outbox::Outbox;
+
+pub(crate) struct SioSession {
+    server: Arc<ServerInner>,
+    handshake: Arc<Handshake>,
+    outbox: Arc<Outbox>,
+    sockets: HashMap<String, Socket>,
+    decoder: Decoder,
+    closed_tx: mpsc::UnboundedSender<String>,
+}
+
+impl SioSession {
+    /// A session and the receiver of "socket asked to close" notices
+    /// (namespace names), which the Engine.IO task feeds to [`Self::socket_closed`].
+    pub fn new(
+        server: Arc<ServerInner>,
+        handshake: Arc<Handshake>,
+        outbox: Arc<Outbox>,
+    ) -> (Self, mpsc::UnboundedReceiver<String>) {
+        let (closed_tx, closed_rx) = mpsc::unbounded_channel();
+        let session = Self { server, handshake, outbox, sockets: HashMap::new(), decoder: Decoder::new(), closed_tx };
+        (session, closed_rx)
+    }
+
+    /// Whether any namespace is connected.
+    pub fn has_connected(&self) -> bool {
+        !self.sockets.is_empty()
+    }
+
+    /// A text Engine.IO message. An error ends the whole session.
+    pub async fn on_text(&mut self, text: &str) -> Result<(), DisconnectReason> {
+        let progress = self.decoder.feed_text(text);
+        self.on_progress(progress).await
+    }
+
+    /// A binary Engine.IO message (an attachment).
+    pub async fn on_binary(&mut self, data: Bytes) -> Result<(), DisconnectReason> {
+        let progress = self.decoder.feed_binary(data);
+        self.on_progress(progress).await
+    }
+
+    async fn on_progress(&mut self, progress: Result<Progress, socketio::Error>) -> Result<(), DisconnectReason> {
+        match progress {
+            Ok(Progress::Complete { packet, attachments }) => self.on_packet(packet, attachments).await,
+            Ok(Progress::NeedAttachments(_)) => Ok(()),
+            Err(e) => {
+                tracing::debug!(error = %e, "invalid Socket.IO packet");
+                Err(DisconnectReason::ParseError)
+            }
+        }
+    }
+
+    async fn on_packet(
+        &mut self,
+        mut packet: socketio::Packet,
+        attachments: Vec<Bytes>,
+    ) -> Result<(), DisconnectReason> {
+        let nsp = std::mem::take(&mut packet.nsp);
+        let nsp = if nsp.is_empty() { "/".to_owned() } else { nsp };
+        match packet.kind {
+            PacketType::Connect => {
+                self.connect(nsp, packet.data).await;
+                Ok(())
+            }
+            PacketType::Disconnect => {
+                if let Some(socket) = self.sockets.remove(&nsp) {
+                    self.finish(socket, DisconnectReason::ClientNamespaceDisconnect);
+                }
+                Ok(())
+            }
+            PacketType::Event | PacketType::BinaryEvent => {
+                let Some(socket) = self.sockets.get(&nsp).cloned() else {
+                    return Ok(()); // not connected to that namespace: ignored, as socket.io does
+                };
+                let mut items = args_of(&mut packet, attachments)?;
+                let event = match items.first() {
+                    Some(Data::String(s)) => s.clone(),
+                    Some(Data::Number(n)) => n.to_string(),
+                    _ => return Err(DisconnectReason::ParseError),
+                };
+                items.remove(0);
+                dispatch(socket, event, Args::new(items), packet.id);
+                Ok(())
+            }
+            PacketType::Ack | PacketType::BinaryAck => {
+                let Some(socket) = self.sockets.get(&nsp).cloned() else { return Ok(()) };
+                let id = packet.id.ok_or(DisconnectReason::ParseError)?;
+                let args = Args::new(args_of(&mut packet, attachments)?);
+                // A late ack (after its timeout) is dropped; an id never issued is a protocol error.
+                if !socket.resolve_ack(id, args) && !socket.ack_issued(id) {
+                    return Err(DisconnectReason::ParseError);
+                }
+                Ok(())
+            }
+            PacketType::ConnectError => Err(DisconnectReason::ParseError),
+        }
+    }
+
+    /// A namespace CONNECT: run the connect hook with the auth payload, then
+    /// create the socket, or answer CONNECT_ERROR.
+    async fn connect(&mut self, nsp: String, auth: Option<Value>) {
+        if self.sockets.contains_key(&nsp) {
+            return;
+        }
+        let Some(ns) = self.server.hub.get(&nsp) else {
+            return self.connect_error(&nsp, &Rejection::new("Invalid namespace"));
+        };
+        let handshake = Arc::new(Handshake {
+            namespace: nsp.clone(),
+            auth: auth.unwrap_or(Value::Null),
+            ..(*self.handshake).clone()
+        });
+        let identity = match ns.auth_hook() {
+            None => Ok(Identity::anonymous()),
+            Some(hook) => {
+                match tokio::time::timeout(self.server.config.handshake_timeout, hook(handshake.clone())).await {
+                    Ok(r) => r,
+                    Err(_) => Err(Rejection::new("authentication timed out")),
+                }
+            }
+        };
+        let identity = match identity {
+            Ok(i) => i,
+            Err(rej) => return self.connect_error(&nsp, &rej),
+        };
+        let socket = Socket::new(NewSocket {
+            ns: ns.clone(),
+            handshake,
+            user_id: identity.user_id,
+            data: identity.data,
+            outbox: self.outbox.clone(),
+            protocol: Protocol::SocketIo,
+            counters: self.server.hub.counters.clone(),
+        });
+        ns.add(&socket);
+        let reply = socketio::Packet::connect(nsp.clone(), Some(json!({"sid": socket.id().as_str()})));
+        let _ = socket.push_frames(&packet::socketio_frames(&reply, Vec::new()), false);
+        self.sockets.insert(nsp.clone(), socket.clone());
+        tracing::debug!(sid = %socket.id(), ns = %nsp, "socket.io connected");
+        let tx = self.closed_tx.clone();
+        let watched = socket.clone();
+        tokio::spawn(async move {
+            watched.closed().await;
+            let _ = tx.send(watched.namespace().to_owned());
+        });
+        for h in ns.connection_handlers() {
+            h(socket.clone()).await;
+        }
+    }
+
+    fn connect_error(&self, nsp: &str, rej: &Rejection) {
+        let mut body = json!({"message": rej.message});
+        if let Some(data) = &rej.data {
+            body["data"] = data.clone();
+        }
+        let mut p = socketio::Packet::new(PacketType::ConnectError, nsp);
+        p.data = Some(body);
+        let _ = self.outbox.push_all(&packet::socketio_frames(&p, Vec::new()), false);
+    }
+
+    /// A socket of this session was asked to close. Namespace-level reasons
+    /// end that socket; a slow consumer ends the whole session.
+    pub fn socket_closed(&mut self, nsp: &str) -> Result<(), DisconnectReason> {
+        let Some(socket) = self.sockets.get(nsp) else { return Ok(()) };
+        let reason = socket.close_reason().unwrap_or(DisconnectReason::ServerDisconnect);
+        if reason != DisconnectReason::ServerDisconnect {
+            return Err(reason);
+        }
+        if let Some(socket) = self.sockets.remove(nsp) {
+            let bye = socketio::Packet::disconnect(nsp);
+            let _ = self.outbox.push_all(&packet::socketio_frames(&bye, Vec::new()), false);
+            self.finish(socket, reason);
+        }
+        Ok(())
+    }
+
+    /// The session ends: every socket goes with `reason`. No DISCONNECT
+    /// packets: like socket.io on shutdown, the transport just closes, so
+    /// clients see `transport close` and reconnect.
+    pub fn close_all(&mut self, reason: DisconnectReason) {
+        for (_, socket) in std::mem::take(&mut self.sockets) {
+            self.finish(socket, reason);
+        }
+    }
+
+    /// Take a socket out of the hub and run its disconnect handlers.
+    fn finish(&self, socket: Socket, reason: DisconnectReason) {
+        socket.close(reason);
+        let reason = socket.close_reason().unwrap_or(reason);
+        socket.0.ns.remove(&socket);
+        socket.release();
+        tracing::debug!(sid = %socket.id(), %reason, "socket.io disconnected");
+        let handlers: Vec<_> =
+            socket.take_disconnect_handlers().into_iter().chain(socket.0.ns.disconnect_handlers()).collect();
+        if !handlers.is_empty() {
+            tokio::spawn(async move {
+                for h in handlers {
+                    h(socket.clone(), reason).await;
+                }
+            });
+        }
+    }
+}
+
+/// The argument array of an EVENT/ACK with its attachments put back.
+fn args_of(packet: &mut socketio::Packet, attachments: Vec<Bytes>) -> Result<Vec<Data>, DisconnectReason> {
+    match packet.take_data(attachments) {
+        Ok(Some(Data::Array(items))) => Ok(items),
+        _ => Err(DisconnectReason::ParseError),
+    }
+}
+
+/// Run the event's handler on its own task (it may await acks of its own);
+/// its return value becomes the ack when the client asked for one.
+fn dispatch(socket: Socket, event: String, args: Args, id: Option<u64>) {
+    let Some(handler) = socket.0.ns.resolve_handler(&socket, &event) else { return };
+    tokio::spawn(async move {
+        let reply = handler(socket.clone(), args).await;
+        let Some(id) = id else { return };
+        let args = match reply {
+            Reply::Data(args) => args,
+            Reply::None => Args::none(),
+            Reply::Error(e) => {
+                // Socket.IO has no error acks: acknowledge without data.
+                tracing::debug!(sid = %socket.id(), %event, error = %e, "event handler failed");
+                Args::none()
+            }
+        };
+        let _ = socket.push_frames(&packet::socketio_ack(socket.namespace(), id, &args), false);
+    });
+}

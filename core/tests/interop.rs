@@ -1,0 +1,147 @@
+//! Interop: real socket.io clients (socket.io-client from npm, python-socketio
+//! from PyPI) against a roomcast server hosted here. `make test` installs
+//! them (tests/interop/node_modules, .venv); these tests fail, not skip,
+//! when they are missing.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::Tc;
+use roomcast::{Args, Data, Identity, Rejection, Server};
+use serde_json::json;
+use tokio::process::Command;
+use tokio::sync::mpsc;
+
+fn interop_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/interop")
+}
+
+/// The app every interop client talks to.
+fn app(restart: mpsc::UnboundedSender<()>) -> Server {
+    let server = Server::builder()
+        .ping_interval(Duration::from_millis(500))
+        .ping_timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    server.on_connection(|socket| async move {
+        let _ = socket.emit("welcome", json!({"id": socket.id().as_str()}));
+    });
+    server.on("echo", |_s, args| async move { args });
+    server
+        .on("join", |s, args| async move { s.join(args.json_at(0).as_str().unwrap_or("none")).map(|()| json!("ok")) });
+    let srv = server.clone();
+    server.on("to_room", move |_s, args| {
+        let srv = srv.clone();
+        async move {
+            let mut items = args.into_vec();
+            let room = match items.first() {
+                Some(Data::String(r)) => r.clone(),
+                _ => return Err("room expected"),
+            };
+            items.remove(0);
+            Ok(json!(srv.to(room).emit_args("room_msg", items)))
+        }
+    });
+    server.on("ask", |s, args| async move {
+        match s.emit_args_with_ack("question", args, Duration::from_millis(200)).await {
+            Ok(reply) => reply,
+            Err(_) => Args::one(json!("timeout")),
+        }
+    });
+    server.on("never_acks", |_s, _a| async move {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    });
+    server.on("binary", |_s, args| async move { args });
+    server.on("send_blob", |s, _a| async move {
+        let _ = s.emit_args("blob", Args::one(Data::Binary(bytes::Bytes::from_static(&[1, 2, 3]))));
+    });
+    server.on("disconnect_me", |s, _a| async move { s.disconnect() });
+    server.on("restart_server", move |_s, _a| {
+        let _ = restart.send(());
+        async {}
+    });
+    let admin = server.of("/admin");
+    admin.auth(|hs| async move {
+        if hs.auth.get("token").and_then(|t| t.as_str()) == Some("secret") {
+            Ok(Identity::user("admin"))
+        } else {
+            Err(Rejection { message: "not authorized".into(), data: Some(json!({"code": 42})) })
+        }
+    });
+    admin.on("whoami", |s, _a| async move { json!(s.namespace()) });
+    server
+}
+
+/// Host the app on 127.0.0.1, restarting it on the same port when a client
+/// asks, while `client` runs; returns the client's result.
+async fn host<F, Fut>(client: F) -> (bool, String)
+where
+    F: FnOnce(SocketAddr) -> Fut,
+    Fut: Future<Output = (bool, String)>,
+{
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let server = app(tx.clone());
+    let addr = server.listen("127.0.0.1:0").await.unwrap();
+    let restarter = tokio::spawn(async move {
+        let mut server = server;
+        while rx.recv().await.is_some() {
+            server.shutdown().await;
+            server = app(tx.clone());
+            server.listen(addr).await.unwrap();
+        }
+    });
+    let out = tokio::time::timeout(Duration::from_secs(120), client(addr)).await.expect("client finished in time");
+    restarter.abort();
+    out
+}
+
+async fn run(cmd: &mut Command) -> (bool, String) {
+    let out =
+        cmd.kill_on_drop(true).output().await.unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e} (run `make deps`)"));
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+async fn node_client(transports: &str) {
+    let dir = interop_dir();
+    assert!(dir.join("node_modules/socket.io-client").is_dir(), "socket.io-client missing: run `make deps`");
+    // A JSON-protocol client in the room the Socket.IO client broadcasts to.
+    let (ok, output) = host(|addr| async move {
+        let mut json_client = Tc::connect(addr, "").await;
+        json_client.send(json!({"type": "join", "room": "mixed"})).await;
+        json_client.recv_type("joined").await;
+        // Keep reading (and so answering pings) while the suite runs.
+        let mixed = tokio::spawn(async move { json_client.recv_type("event").await });
+        let result = run(Command::new("node")
+            .args(["--test", "--test-reporter=spec", "node/client.test.mjs"])
+            .current_dir(interop_dir())
+            .env("ROOMCAST_URL", format!("http://{addr}"))
+            .env("ROOMCAST_TRANSPORTS", transports))
+        .await;
+        let m = mixed.await.unwrap();
+        assert_eq!((m["event"].as_str(), &m["data"]), (Some("room_msg"), &json!("to everyone")));
+        result
+    })
+    .await;
+    println!("{output}");
+    assert!(ok, "socket.io-client suite failed ({transports})");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_socketio_client_default_transports() {
+    node_client("polling,websocket").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_socketio_client_websocket_only() {
+    node_client("websocket").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_socketio_client_polling_only() {
+    node_client("polling").await;
+}
