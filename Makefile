@@ -7,8 +7,13 @@ CARGO_TARGET_DIR ?= $(HOME)/.cache/roomcast-target
 export CARGO_TARGET_DIR
 CARGO ?= cargo
 LISTEN ?= 127.0.0.1:3000
+VENV ?= $(CURDIR)/.venv
+PYTHON ?= python3
+INTEROP := tests/interop
+# Interop tests find the real clients through these.
+export ROOMCAST_PYTHON := $(VENV)/bin/python
 
-.PHONY: all build release demo test deps lint test-rust fmt clean
+.PHONY: all build release demo test deps deps-rust deps-node deps-python lint test-rust fmt clean
 
 all: build
 
@@ -27,10 +32,27 @@ demo: release
 test: deps lint test-rust
 	@echo "make test: all suites passed"
 
-# Tools the suites need; each is installed only when missing.
-deps:
+# Tools the suites need; each is installed only when missing or outdated.
+deps: deps-rust deps-node deps-python
+
+deps-rust:
 	@command -v $(CARGO) >/dev/null || { echo "cargo is required (https://rustup.rs)"; exit 1; }
 	@rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
+
+# socket.io and socket.io-client from npm, exactly as locked.
+deps-node: $(INTEROP)/node_modules/.installed
+$(INTEROP)/node_modules/.installed: $(INTEROP)/package.json $(INTEROP)/package-lock.json
+	@command -v npm >/dev/null || { echo "node and npm are required (apt-get install nodejs npm)"; exit 1; }
+	npm ci --prefix $(INTEROP) --no-audit --no-fund
+	touch $@
+
+# python-socketio and friends from PyPI in a venv of the project's own.
+deps-python: $(VENV)/.installed
+$(VENV)/.installed: $(INTEROP)/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --upgrade pip
+	$(VENV)/bin/python -m pip install -q -r $(INTEROP)/requirements.txt
+	touch $@
 
 lint:
 	$(CARGO) fmt --all --check
