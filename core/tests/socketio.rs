@@ -1,0 +1,384 @@
+//! Engine.IO / Socket.IO protocol edge cases with raw HTTP requests and
+//! WebSocket frames, against a roomcast server on 127.0.0.1.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::{start, within};
+use futures_util::{SinkExt, StreamExt};
+use roomcast::{DisconnectReason, Server};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
+
+struct HttpResponse {
+    status: u16,
+    headers: String,
+    body: String,
+}
+
+/// One HTTP/1.1 request on a fresh connection.
+async fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> HttpResponse {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    within(s.read_to_end(&mut out)).await.unwrap();
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    // Bodies are small: undo chunked encoding if hyper used it.
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        let mut rest = body;
+        let mut out = String::new();
+        while let Some((size, tail)) = rest.split_once("\r\n") {
+            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            out.push_str(&tail[..n]);
+            rest = &tail[n + 2..];
+        }
+        out
+    } else {
+        body.to_owned()
+    };
+    HttpResponse { status, headers: head.to_ascii_lowercase(), body }
+}
+
+/// Polling handshake: returns the Engine.IO sid and the open packet.
+async fn handshake(addr: SocketAddr) -> (String, Value) {
+    let r = http(addr, "GET", "/socket.io/?EIO=4&transport=polling&t=abc", &[], "").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let open: Value = serde_json::from_str(r.body.strip_prefix('0').expect("open packet")).unwrap();
+    (open["sid"].as_str().unwrap().to_owned(), open)
+}
+
+fn poll_path(sid: &str) -> String {
+    format!("/socket.io/?EIO=4&transport=polling&sid={sid}")
+}
+
+#[tokio::test]
+async fn open_packet_has_exactly_the_spec_fields() {
+    let (_server, addr) = start(Server::builder()).await;
+    let (_, open) = handshake(addr).await;
+    let mut keys: Vec<_> = open.as_object().unwrap().keys().cloned().collect();
+    keys.sort();
+    assert_eq!(keys, ["maxPayload", "pingInterval", "pingTimeout", "sid", "upgrades"]);
+    assert_eq!(open["upgrades"], json!(["websocket"]));
+    assert_eq!((open["pingInterval"].as_u64(), open["pingTimeout"].as_u64()), (Some(25000), Some(20000)));
+    assert_eq!(open["maxPayload"], 1_000_000);
+    // Over WebSocket: no upgrades. Query order does not matter.
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("ws://{addr}/socket.io/?transport=websocket&foo=1&EIO=4"))
+            .await
+            .unwrap();
+    let Some(Ok(Message::Text(t))) = within(ws.next()).await else { panic!("open packet") };
+    let open: Value = serde_json::from_str(t.as_str().strip_prefix('0').unwrap()).unwrap();
+    assert_eq!(open["upgrades"], json!([]));
+}
+
+#[tokio::test]
+async fn http_errors_use_engineio_bodies() {
+    let (_server, addr) = start(Server::builder()).await;
+    let cases = [
+        ("GET", "/socket.io/?EIO=4&transport=carrier-pigeon", 400, json!({"code": 0, "message": "Transport unknown"})),
+        ("GET", "/socket.io/?EIO=4", 400, json!({"code": 0, "message": "Transport unknown"})),
+        (
+            "GET",
+            "/socket.io/?EIO=4&transport=polling&sid=nope",
+            400,
+            json!({"code": 1, "message": "Session ID unknown"}),
+        ),
+        ("POST", "/socket.io/?EIO=4&transport=polling", 400, json!({"code": 2, "message": "Bad handshake method"})),
+        (
+            "GET",
+            "/socket.io/?EIO=3&transport=polling",
+            400,
+            json!({"code": 5, "message": "Unsupported protocol version"}),
+        ),
+        ("GET", "/socket.io/?transport=polling", 400, json!({"code": 5, "message": "Unsupported protocol version"})),
+        ("GET", "/socket.io/?EIO=4&transport=websocket", 400, json!({"code": 3, "message": "Bad request"})),
+    ];
+    for (method, path, status, body) in cases {
+        let r = http(addr, method, path, &[], "").await;
+        assert_eq!(r.status, status, "{method} {path}");
+        assert_eq!(serde_json::from_str::<Value>(&r.body).unwrap(), body, "{method} {path}");
+    }
+    let (sid, _) = handshake(addr).await;
+    let r = http(addr, "PUT", &poll_path(&sid), &[], "").await;
+    assert_eq!((r.status, serde_json::from_str::<Value>(&r.body).unwrap()["code"].as_u64()), (400, Some(3)));
+}
+
+#[tokio::test]
+async fn polling_connect_event_ack_and_binary() {
+    let (server, addr) = start(Server::builder()).await;
+    server.on("echo", |_s, args| async move { args });
+    let (sid, _) = handshake(addr).await;
+    let path = poll_path(&sid);
+    // Two packets in one POST, joined by the record separator.
+    let r = http(addr, "POST", &path, &[], "40\u{1e}42[\"ignored before connect?\"]").await;
+    assert_eq!((r.status, r.body.as_str()), (200, "ok"));
+    let r = http(addr, "GET", &path, &[], "").await;
+    assert!(r.body.starts_with("40{\"sid\":"), "{}", r.body);
+    // An event with an ack id, and a binary event (base64 attachment).
+    http(
+        addr,
+        "POST",
+        &path,
+        &[],
+        "421[\"echo\",\"hi\"]\u{1e}451-2[\"echo\",{\"_placeholder\":true,\"num\":0}]\u{1e}bAQID",
+    )
+    .await;
+    let mut got = String::new();
+    while !got.contains("bAQID") {
+        got.push_str(&http(addr, "GET", &path, &[], "").await.body);
+        got.push('\u{1e}');
+    }
+    assert!(got.contains("431[\"hi\"]"), "{got}");
+    assert!(got.contains("461-2[{\"_placeholder\":true,\"num\":0}]\u{1e}bAQID"), "{got}");
+}
+
+#[tokio::test]
+async fn second_concurrent_get_closes_the_session() {
+    let (_server, addr) = start(Server::builder()).await;
+    let (sid, _) = handshake(addr).await;
+    let path = poll_path(&sid);
+    let p = path.clone();
+    let first = tokio::spawn(async move { http(addr, "GET", &p, &[], "").await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let second = http(addr, "GET", &path, &[], "").await;
+    assert_eq!(second.status, 400);
+    let first = within(first).await.unwrap();
+    assert_eq!(first.body, "1", "the pending poll gets the close packet");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(http(addr, "GET", &path, &[], "").await.status, 400, "session gone");
+}
+
+#[tokio::test]
+async fn upgrade_probe_then_old_sid_refused_and_second_websocket_closed() {
+    let (server, addr) = start(Server::builder()).await;
+    server.on("echo", |_s, args| async move { args });
+    let (sid, _) = handshake(addr).await;
+    let path = poll_path(&sid);
+    http(addr, "POST", &path, &[], "40").await;
+    assert!(http(addr, "GET", &path, &[], "").await.body.starts_with("40"));
+    // A poll is pending when the upgrade starts; it is released with a noop.
+    let p = path.clone();
+    let pending = tokio::spawn(async move { http(addr, "GET", &p, &[], "").await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket&sid={sid}");
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    ws.send(Message::text("2probe")).await.unwrap();
+    assert_eq!(within(ws.next()).await.unwrap().unwrap(), Message::text("3probe"));
+    assert_eq!(within(pending).await.unwrap().body, "6");
+    ws.send(Message::text("5")).await.unwrap();
+    ws.send(Message::text("421[\"echo\",\"over ws\"]")).await.unwrap();
+    loop {
+        match within(ws.next()).await.unwrap().unwrap() {
+            Message::Text(t) if t.as_str() == "2" => ws.send(Message::text("3")).await.unwrap(),
+            Message::Text(t) => {
+                assert_eq!(t.as_str(), "431[\"over ws\"]");
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(http(addr, "GET", &path, &[], "").await.status, 400, "polling with the upgraded sid");
+    let (mut second, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let end = within(second.next()).await;
+    assert!(matches!(end, None | Some(Ok(Message::Close(_))) | Some(Err(_))), "second websocket closed: {end:?}");
+}
+
+#[tokio::test]
+async fn missing_pong_closes_after_interval_plus_timeout() {
+    let (server, addr) =
+        start(Server::builder().ping_interval(Duration::from_millis(100)).ping_timeout(Duration::from_millis(100)))
+            .await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    server.on_disconnect(move |_s, reason| {
+        let _ = tx.send(reason);
+        async {}
+    });
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("ws://{addr}/socket.io/?EIO=4&transport=websocket")).await.unwrap();
+    ws.next().await; // open
+    ws.send(Message::text("40")).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut pings = 0;
+    loop {
+        match within(ws.next()).await {
+            Some(Ok(Message::Text(t))) if t.as_str() == "2" => pings += 1, // never answered
+            Some(Ok(Message::Text(_))) => {}
+            _ => break,
+        }
+    }
+    assert_eq!(pings, 1);
+    assert!(started.elapsed() >= Duration::from_millis(190), "{:?}", started.elapsed());
+    assert_eq!(within(rx.recv()).await, Some(DisconnectReason::PingTimeout));
+}
+
+#[tokio::test]
+async fn client_close_packet_and_namespace_disconnect_reasons() {
+    let (server, addr) = start(Server::builder()).await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    server.on_disconnect(move |_s, reason| {
+        let _ = tx.send(reason);
+        async {}
+    });
+    let connect = || async {
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/socket.io/?EIO=4&transport=websocket"))
+            .await
+            .unwrap();
+        ws.next().await;
+        ws.send(Message::text("40")).await.unwrap();
+        let Some(Ok(Message::Text(t))) = within(ws.next()).await else { panic!() };
+        assert!(t.as_str().starts_with("40{\"sid\""));
+        ws
+    };
+    let mut ws = connect().await;
+    ws.send(Message::text("41")).await.unwrap();
+    assert_eq!(within(rx.recv()).await, Some(DisconnectReason::ClientNamespaceDisconnect));
+    let mut ws = connect().await;
+    ws.send(Message::text("1")).await.unwrap();
+    assert_eq!(within(rx.recv()).await, Some(DisconnectReason::TransportClose));
+    let mut ws2 = connect().await;
+    ws2.send(Message::text("42{\"not\":\"an array\"}")).await.unwrap();
+    assert_eq!(within(rx.recv()).await, Some(DisconnectReason::ParseError));
+    drop(ws);
+}
+
+#[tokio::test]
+async fn invalid_packets_close_only_that_connection() {
+    let (server, addr) = start(Server::builder()).await;
+    server.on("echo", |_s, args| async move { args });
+    let connect = || async {
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/socket.io/?EIO=4&transport=websocket"))
+            .await
+            .unwrap();
+        ws.next().await;
+        ws.send(Message::text("40")).await.unwrap();
+        ws.next().await;
+        ws
+    };
+    let mut good = connect().await;
+    for bad in [
+        "49",                                             // bad socket.io type
+        "42[\"echo\"",                                    // bad JSON
+        "42[]",                                           // empty event array
+        "42\"echo\"",                                     // not an array
+        "4399[\"never issued\"]",                         // unknown ack id
+        "4511-[\"e\",{\"_placeholder\":true,\"num\":0}]", // too many attachments
+        "9",                                              // bad engine.io type
+    ] {
+        let mut ws = connect().await;
+        ws.send(Message::text(bad)).await.unwrap();
+        let end = within(async {
+            loop {
+                match ws.next().await {
+                    Some(Ok(Message::Text(_))) => continue,
+                    other => return other,
+                }
+            }
+        })
+        .await;
+        assert!(matches!(end, None | Some(Ok(Message::Close(_))) | Some(Err(_))), "{bad}: {end:?}");
+    }
+    good.send(Message::text("421[\"echo\",1]")).await.unwrap();
+    loop {
+        let Some(Ok(Message::Text(t))) = within(good.next()).await else { panic!("good connection still open") };
+        if t.as_str() == "431[1]" {
+            break;
+        }
+    }
+}
+
+#[tokio::test]
+async fn unknown_namespace_and_middleware_refusal() {
+    let (server, addr) = start(Server::builder()).await;
+    server.of("/private").auth(|hs| async move {
+        match hs.auth.get("token").and_then(Value::as_str) {
+            Some("ok") => Ok(roomcast::Identity::user("u1")),
+            _ => Err(roomcast::Rejection { message: "nope".into(), data: Some(json!({"retry": false})) }),
+        }
+    });
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("ws://{addr}/socket.io/?EIO=4&transport=websocket")).await.unwrap();
+    ws.next().await;
+    let mut send_recv = async |text: &str| {
+        ws.send(Message::text(text.to_owned())).await.unwrap();
+        let Some(Ok(Message::Text(t))) = within(ws.next()).await else { panic!() };
+        t.as_str().to_owned()
+    };
+    assert_eq!(send_recv("40/nope,").await, "44/nope,{\"message\":\"Invalid namespace\"}");
+    assert_eq!(
+        send_recv("40/private,{\"token\":\"bad\"}").await,
+        "44/private,{\"data\":{\"retry\":false},\"message\":\"nope\"}"
+    );
+    assert!(send_recv("40/private,{\"token\":\"ok\"}").await.starts_with("40/private,{\"sid\":"));
+}
+
+#[tokio::test]
+async fn no_connect_within_connect_timeout_closes() {
+    let mut config = roomcast::ServerConfig::default();
+    config.connect_timeout = Duration::from_millis(150);
+    let (_server, addr) = start(Server::builder().config(config)).await;
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("ws://{addr}/socket.io/?EIO=4&transport=websocket")).await.unwrap();
+    ws.next().await;
+    let end = within(async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(_))) => continue,
+                other => return other,
+            }
+        }
+    })
+    .await;
+    assert!(matches!(end, None | Some(Ok(Message::Close(_))) | Some(Err(_))));
+}
+
+#[tokio::test]
+async fn cors_for_polling_and_origin_check_for_websocket() {
+    let (_server, addr) = start(Server::builder().allowed_origin("http://app.example")).await;
+    let good = [("Origin", "http://app.example")];
+    let r = http(addr, "GET", "/socket.io/?EIO=4&transport=polling", &good, "").await;
+    assert_eq!(r.status, 200);
+    assert!(r.headers.contains("access-control-allow-origin: http://app.example"), "{}", r.headers);
+    assert!(r.headers.contains("access-control-allow-credentials: true"));
+    let pre = http(
+        addr,
+        "OPTIONS",
+        "/socket.io/?EIO=4&transport=polling",
+        &[("Origin", "http://app.example"), ("Access-Control-Request-Headers", "content-type")],
+        "",
+    )
+    .await;
+    assert_eq!(pre.status, 204);
+    assert!(pre.headers.contains("access-control-allow-headers: content-type"));
+    let bad = http(addr, "GET", "/socket.io/?EIO=4&transport=polling", &[("Origin", "http://evil.example")], "").await;
+    assert_eq!((bad.status, serde_json::from_str::<Value>(&bad.body).unwrap()["code"].as_u64()), (403, Some(4)));
+    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
+        "ws://{addr}/socket.io/?EIO=4&transport=websocket"
+    ))
+    .unwrap();
+    req.headers_mut().insert("origin", "http://evil.example".parse().unwrap());
+    assert!(tokio_tungstenite::connect_async(req).await.is_err(), "websocket origin refused");
+}
+
+#[tokio::test]
+async fn oversize_polling_post_is_refused() {
+    let (_server, addr) = start(Server::builder().max_payload(100)).await;
+    let (sid, _) = handshake(addr).await;
+    let r = http(addr, "POST", &poll_path(&sid), &[], &format!("42[\"{}\"]", "x".repeat(200))).await;
+    assert_eq!(r.status, 413);
+}
