@@ -329,9 +329,7 @@ async fn unknown_namespace_and_middleware_refusal() {
 
 #[tokio::test]
 async fn no_connect_within_connect_timeout_closes() {
-    let mut config = roomcast::ServerConfig::default();
-    config.connect_timeout = Duration::from_millis(150);
-    let (_server, addr) = start(Server::builder().config(config)).await;
+    let (_server, addr) = start(Server::builder().connect_timeout(Duration::from_millis(150))).await;
     let (mut ws, _) =
         tokio_tungstenite::connect_async(format!("ws://{addr}/socket.io/?EIO=4&transport=websocket")).await.unwrap();
     ws.next().await;
@@ -381,4 +379,118 @@ async fn oversize_polling_post_is_refused() {
     let (sid, _) = handshake(addr).await;
     let r = http(addr, "POST", &poll_path(&sid), &[], &format!("42[\"{}\"]", "x".repeat(200))).await;
     assert_eq!(r.status, 413);
+}
+
+/// A raw Socket.IO client over WebSocket that answers pings.
+struct Sio {
+    ws: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+}
+
+impl Sio {
+    async fn connect(addr: SocketAddr, connect: &str) -> (Sio, String) {
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/socket.io/?EIO=4&transport=websocket"))
+            .await
+            .unwrap();
+        ws.next().await;
+        let mut sio = Sio { ws };
+        sio.send(connect).await;
+        let reply = sio.recv().await;
+        (sio, reply)
+    }
+
+    async fn send(&mut self, text: &str) {
+        self.ws.send(Message::text(text.to_owned())).await.unwrap();
+    }
+
+    async fn recv(&mut self) -> String {
+        loop {
+            match within(self.ws.next()).await {
+                Some(Ok(Message::Text(t))) if t.as_str() == "2" => self.send("3").await,
+                Some(Ok(Message::Text(t))) => return t.as_str().to_owned(),
+                other => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn dynamic_namespaces_share_the_parents_handlers() {
+    let (server, addr) = start(Server::builder()).await;
+    let teams = server.dynamic_namespace("/team-*");
+    teams.on("where", |s, _a| async move { json!(s.namespace()) });
+    let (mut a, hello) = Sio::connect(addr, "40/team-red,").await;
+    assert!(hello.starts_with("40/team-red,{\"sid\":"), "{hello}");
+    a.send("42/team-red,1[\"where\"]").await;
+    assert_eq!(a.recv().await, "43/team-red,1[\"/team-red\"]");
+    let (mut b, _) = Sio::connect(addr, "40/team-blue,").await;
+    let (_, refused) = Sio::connect(addr, "40/teams,").await;
+    assert_eq!(refused, "44/teams,{\"message\":\"Invalid namespace\"}");
+    // A broadcast on the parent reaches every child namespace, each in its own name.
+    assert_eq!(teams.emit("news", "hi").unwrap(), 2);
+    assert_eq!(a.recv().await, "42/team-red,[\"news\",\"hi\"]");
+    assert_eq!(b.recv().await, "42/team-blue,[\"news\",\"hi\"]");
+    let pred = server.dynamic_namespace_fn(|name| name.len() == 4);
+    pred.on("len", |_s, _a| async move { json!(4) });
+    let (mut c, _) = Sio::connect(addr, "40/abc,").await;
+    c.send("42/abc,7[\"len\"]").await;
+    assert_eq!(c.recv().await, "43/abc,7[4]");
+}
+
+#[tokio::test]
+async fn event_middleware_and_catch_all() {
+    let (server, addr) = start(Server::builder()).await;
+    server.on_connection(|socket| async move {
+        socket.use_middleware(|_s, event, args| async move {
+            if event == "forbidden" { Err("not allowed") } else { Ok(args) }
+        });
+        socket.on_any(|_s, event, _a| async move { json!(format!("any:{event}")) });
+    });
+    server.on("known", |_s, _a| async move { json!("known") });
+    let (mut c, _) = Sio::connect(addr, "40").await;
+    c.send("421[\"known\"]").await;
+    assert_eq!(c.recv().await, "431[\"known\"]");
+    c.send("422[\"other\"]").await;
+    assert_eq!(c.recv().await, "432[\"any:other\"]");
+    c.send("423[\"forbidden\"]").await;
+    c.send("424[\"known\"]").await;
+    assert_eq!(c.recv().await, "434[\"known\"]", "the refused event got no ack");
+    // JSON-protocol clients see the refusal as an error.
+    let mut j = common::Tc::connect(addr, "").await;
+    j.send(json!({"type":"event","event":"forbidden","id":5})).await;
+    let e = j.recv().await;
+    assert_eq!(
+        (e["code"].as_str(), e["id"].as_u64(), e["message"].as_str()),
+        (Some("refused"), Some(5), Some("not allowed"))
+    );
+}
+
+#[tokio::test]
+async fn broadcast_with_acks_uses_one_id_and_collects_replies() {
+    let (server, addr) = start(Server::builder()).await;
+    let (mut a, _) = Sio::connect(addr, "40").await;
+    let (mut b, _) = Sio::connect(addr, "40").await;
+    let mut j = common::Tc::connect(addr, "").await;
+    let srv = server.clone();
+    let pending = tokio::spawn(async move {
+        srv.broadcast().emit_with_ack("poll", roomcast::Args::one(json!("?")), Duration::from_millis(500)).await
+    });
+    let (pa, pb) = (a.recv().await, b.recv().await);
+    assert_eq!(pa, pb, "encoded once: same packet, same id");
+    let id: String = pa.trim_start_matches("42").chars().take_while(char::is_ascii_digit).collect();
+    a.send(&format!("43{id}[\"yes\"]")).await;
+    let q = j.recv().await;
+    assert_eq!(q["event"], "poll");
+    j.send(json!({"type":"ack","id":q["id"],"data":"oui"})).await;
+    // b never answers.
+    let results = within(pending).await.unwrap();
+    let mut answers: Vec<String> = results
+        .iter()
+        .map(|(_, r)| match r {
+            Ok(args) => args.json().as_str().unwrap().to_owned(),
+            Err(e) => format!("{:?}", e.kind()),
+        })
+        .collect();
+    answers.sort();
+    assert_eq!(answers, ["Timeout", "oui", "yes"]);
+    drop(b);
 }

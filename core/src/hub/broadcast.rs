@@ -1,6 +1,7 @@
 //! The broadcast operator: `to(rooms).except(rooms).volatile().emit(...)`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -62,17 +63,59 @@ impl BroadcastOperator {
     }
 
     pub(crate) fn send(&self, packet: Packet) -> usize {
-        let encoded = Encoded::new(packet, self.ns.name());
-        self.ns.deliver(&self.rooms, &self.except, |socket| {
+        let namespaces = self.ns.with_children();
+        namespaces.iter().map(|ns| self.send_in(ns, Encoded::new(packet.clone(), ns.name()))).sum()
+    }
+
+    fn send_in(&self, ns: &Namespace, encoded: Encoded<'_>) -> usize {
+        ns.deliver(&self.rooms, &self.except, |socket| {
             // An overflowing recipient is closed inside `push_frames`; the others go on.
             let _ = socket.push_frames(encoded.frames(socket.protocol()), self.volatile);
         })
     }
 
+    /// Send `event` to every selected socket and collect each one's ack
+    /// within `timeout`. The event is encoded once per protocol: every
+    /// recipient gets the same ack id.
+    pub async fn emit_with_ack(
+        &self,
+        event: impl Into<String>,
+        args: impl Into<Args>,
+        timeout: Duration,
+    ) -> Vec<(Socket, Result<Args>)> {
+        let (event, args) = (event.into(), args.into());
+        let mut waiting = Vec::new();
+        for ns in self.ns.with_children() {
+            let id = ns.next_ack_id();
+            let encoded =
+                Encoded::new(Packet::Event { event: event.clone(), args: args.clone(), id: Some(id) }, ns.name());
+            ns.deliver(&self.rooms, &self.except, |socket| {
+                let rx = socket.expect_ack(id);
+                match socket.push_frames(encoded.frames(socket.protocol()), self.volatile) {
+                    Ok(()) => waiting.push((socket.clone(), id, Some(rx))),
+                    Err(_) => {
+                        socket.forget_ack(id);
+                        waiting.push((socket.clone(), id, None));
+                    }
+                }
+            });
+        }
+        let replies = waiting.into_iter().map(|(socket, id, rx)| async move {
+            let result = match rx {
+                Some(rx) => socket.wait_ack(id, rx, timeout).await,
+                None => Err(crate::error::Error::closed()),
+            };
+            (socket, result)
+        });
+        futures_util::future::join_all(replies).await
+    }
+
     /// The selected sockets.
     pub fn sockets(&self) -> Vec<Socket> {
         let mut out = Vec::new();
-        self.ns.deliver(&self.rooms, &self.except, |s| out.push(s.clone()));
+        for ns in self.ns.with_children() {
+            ns.deliver(&self.rooms, &self.except, |s| out.push(s.clone()));
+        }
         out
     }
 

@@ -70,6 +70,8 @@ pub(crate) type EventHandler = Arc<dyn Fn(Socket, Args) -> BoxFuture<'static, Re
 pub(crate) type AnyHandler = Arc<dyn Fn(Socket, String, Args) -> BoxFuture<'static, Reply> + Send + Sync>;
 pub(crate) type ConnectionHandler = Arc<dyn Fn(Socket) -> BoxFuture<'static, ()> + Send + Sync>;
 pub(crate) type DisconnectHandler = Arc<dyn Fn(Socket, DisconnectReason) -> BoxFuture<'static, ()> + Send + Sync>;
+pub(crate) type Middleware =
+    Arc<dyn Fn(Socket, String, Args) -> BoxFuture<'static, Result<Args, String>> + Send + Sync>;
 pub(crate) type JoinHook = Arc<dyn Fn(Socket, String) -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
 
 pub(crate) fn event_handler<F, Fut, R>(f: F) -> EventHandler
@@ -120,6 +122,18 @@ where
 {
     Arc::new(move |s, room| {
         let fut = f(s, room);
+        Box::pin(async move { fut.await.map_err(|e| e.to_string()) })
+    })
+}
+
+pub(crate) fn middleware<F, Fut, E>(f: F) -> Middleware
+where
+    F: Fn(Socket, String, Args) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Args, E>> + Send + 'static,
+    E: Display,
+{
+    Arc::new(move |s, event, args| {
+        let fut = f(s, event, args);
         Box::pin(async move { fut.await.map_err(|e| e.to_string()) })
     })
 }

@@ -3,6 +3,7 @@
 
 pub mod args;
 pub mod broadcast;
+pub(crate) mod dispatch;
 pub mod handler;
 pub mod namespace;
 pub(crate) mod packet;
@@ -19,9 +20,36 @@ use crate::metrics::{Counters, Stats};
 use handler::JoinHook;
 use namespace::{Namespace, Users};
 
+/// Decides which names a dynamic namespace serves.
+#[derive(Clone)]
+pub(crate) enum NamespaceMatcher {
+    /// `*` matches any run of characters other than `/`.
+    Glob(String),
+    Predicate(Arc<dyn Fn(&str) -> bool + Send + Sync>),
+}
+
+impl NamespaceMatcher {
+    fn matches(&self, name: &str) -> bool {
+        match self {
+            Self::Glob(pattern) => glob(pattern.as_bytes(), name.as_bytes()),
+            Self::Predicate(f) => f(name),
+        }
+    }
+}
+
+fn glob(p: &[u8], s: &[u8]) -> bool {
+    match (p.first(), s.first()) {
+        (None, None) => true,
+        (Some(b'*'), _) => glob(&p[1..], s) || (s.first().is_some_and(|&c| c != b'/') && glob(p, &s[1..])),
+        (Some(a), Some(b)) if a == b => glob(&p[1..], &s[1..]),
+        _ => false,
+    }
+}
+
 /// Owner of every namespace.
 pub(crate) struct Hub {
     namespaces: RwLock<HashMap<String, Arc<Namespace>>>,
+    dynamic: RwLock<Vec<(NamespaceMatcher, Arc<Namespace>)>>,
     users: Arc<Users>,
     pub counters: Arc<Counters>,
     default_auth: Option<AuthHook>,
@@ -32,6 +60,7 @@ impl Hub {
     pub fn new(default_auth: Option<AuthHook>, default_join: Option<JoinHook>) -> Self {
         let hub = Self {
             namespaces: RwLock::default(),
+            dynamic: RwLock::default(),
             users: Arc::default(),
             counters: Arc::default(),
             default_auth,
@@ -56,9 +85,27 @@ impl Hub {
             .clone()
     }
 
-    /// An existing namespace (connections to unknown namespaces are refused).
+    /// A dynamic namespace: a parent whose handlers and hooks serve every
+    /// name `matcher` accepts; each such name gets its own child namespace
+    /// on first connection.
+    pub fn dynamic(&self, label: String, matcher: NamespaceMatcher) -> Arc<Namespace> {
+        let parent =
+            Arc::new(Namespace::new(label, self.users.clone(), self.default_auth.clone(), self.default_join.clone()));
+        self.dynamic.write().push((matcher, parent.clone()));
+        parent
+    }
+
+    /// The namespace clients may connect to by `name`: an existing one, or a
+    /// new child of the first dynamic namespace that accepts the name.
+    /// Unknown names give `None` and the connection is refused.
     pub fn get(&self, name: &str) -> Option<Arc<Namespace>> {
-        self.namespaces.read().get(&normalize(name)).cloned()
+        let name = normalize(name);
+        if let Some(ns) = self.namespaces.read().get(&name) {
+            return Some(ns.clone());
+        }
+        let parent = self.dynamic.read().iter().find(|(m, _)| m.matches(&name)).map(|(_, p)| p.clone())?;
+        let mut map = self.namespaces.write();
+        Some(map.entry(name.clone()).or_insert_with(|| Namespace::child(name, &parent)).clone())
     }
 
     pub fn namespaces(&self) -> Vec<Arc<Namespace>> {
@@ -76,4 +123,18 @@ impl Hub {
 
 fn normalize(name: &str) -> String {
     if name.starts_with('/') { name.to_owned() } else { format!("/{name}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob;
+
+    #[test]
+    fn glob_matching() {
+        assert!(glob(b"/team-*", b"/team-42"));
+        assert!(glob(b"/team-*", b"/team-"));
+        assert!(!glob(b"/team-*", b"/team-4/x"));
+        assert!(glob(b"/*/chat", b"/acme/chat"));
+        assert!(!glob(b"/team-*", b"/teams"));
+    }
 }

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
@@ -38,6 +39,14 @@ pub struct Namespace {
     index: RwLock<RoomIndex<Sid, Socket>>,
     handlers: RwLock<Handlers>,
     users: Arc<Users>,
+    /// Ack ids are unique per namespace, so a broadcast with acks uses one
+    /// id for every recipient and is still encoded once.
+    next_ack: AtomicU64,
+    /// The dynamic namespace this one was created from: its handlers and
+    /// hooks apply here too.
+    parent: Option<Arc<Namespace>>,
+    /// Namespaces created from this one (when it is dynamic).
+    children: RwLock<Vec<Arc<Namespace>>>,
 }
 
 impl fmt::Debug for Namespace {
@@ -53,7 +62,40 @@ impl Namespace {
             index: RwLock::default(),
             handlers: RwLock::new(Handlers { auth, join, ..Handlers::default() }),
             users,
+            next_ack: AtomicU64::new(1),
+            parent: None,
+            children: RwLock::default(),
         }
+    }
+
+    /// A namespace created on demand from the dynamic namespace `parent`.
+    pub(crate) fn child(name: String, parent: &Arc<Namespace>) -> Arc<Self> {
+        let child = Arc::new(Self {
+            name,
+            index: RwLock::default(),
+            handlers: RwLock::default(),
+            users: parent.users.clone(),
+            next_ack: AtomicU64::new(1),
+            parent: Some(parent.clone()),
+            children: RwLock::default(),
+        });
+        parent.children.write().push(child.clone());
+        child
+    }
+
+    /// This namespace and, for a dynamic one, every namespace made from it.
+    pub(crate) fn with_children(self: &Arc<Self>) -> Vec<Arc<Namespace>> {
+        let mut all = vec![self.clone()];
+        all.extend(self.children.read().iter().cloned());
+        all
+    }
+
+    pub(crate) fn next_ack_id(&self) -> u64 {
+        self.next_ack.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn ack_issued(&self, id: u64) -> bool {
+        id > 0 && id < self.next_ack.load(Ordering::Relaxed)
     }
 
     /// The namespace name, e.g. `/` or `/chat`.
@@ -120,33 +162,48 @@ impl Namespace {
     }
 
     pub(crate) fn auth_hook(&self) -> Option<AuthHook> {
-        self.handlers.read().auth.clone()
+        self.handlers.read().auth.clone().or_else(|| self.parent.as_ref()?.auth_hook())
     }
 
     pub(crate) fn join_hook(&self) -> Option<JoinHook> {
-        self.handlers.read().join.clone()
+        self.handlers.read().join.clone().or_else(|| self.parent.as_ref()?.join_hook())
     }
 
+    /// Own connection handlers, then the dynamic parent's.
     pub(crate) fn connection_handlers(&self) -> Vec<ConnectionHandler> {
-        self.handlers.read().connection.clone()
+        let mut all = self.handlers.read().connection.clone();
+        all.extend(self.parent.iter().flat_map(|p| p.connection_handlers()));
+        all
     }
 
     pub(crate) fn disconnect_handlers(&self) -> Vec<DisconnectHandler> {
-        self.handlers.read().disconnect.clone()
+        let mut all = self.handlers.read().disconnect.clone();
+        all.extend(self.parent.iter().flat_map(|p| p.disconnect_handlers()));
+        all
     }
 
-    /// The handler for `event`: the socket's own, else the namespace's, else the catch-all.
+    /// The handler for `event`: a specific one (the socket's, then the
+    /// namespace's and its dynamic parent's), else a catch-all (same order).
     pub(crate) fn resolve_handler(&self, socket: &Socket, event: &str) -> Option<EventHandler> {
-        if let Some(h) = socket.handler(event) {
+        if let Some(h) = socket.handler(event).or_else(|| self.specific(event)) {
             return Some(h);
         }
-        let handlers = self.handlers.read();
-        if let Some(h) = handlers.events.get(event) {
-            return Some(h.clone());
-        }
-        let any = handlers.any.clone()?;
+        let any = socket.any_handler().or_else(|| self.catch_all())?;
         let event = event.to_owned();
         Some(Arc::new(move |s, data| any(s, event.clone(), data)))
+    }
+
+    fn specific(&self, event: &str) -> Option<EventHandler> {
+        self.handlers.read().events.get(event).cloned().or_else(|| self.parent.as_ref()?.specific(event))
+    }
+
+    fn catch_all(&self) -> Option<AnyHandler> {
+        self.handlers.read().any.clone().or_else(|| self.parent.as_ref()?.catch_all())
+    }
+
+    /// Broadcast to every socket of this namespace (add `to`, `except`, ...).
+    pub fn broadcast(self: &Arc<Self>) -> BroadcastOperator {
+        BroadcastOperator::new(self.clone())
     }
 
     /// Broadcast to `room`.

@@ -4,7 +4,6 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -17,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::args::Args;
 use super::broadcast::BroadcastOperator;
-use super::handler::{self, DisconnectHandler, EventHandler, IntoReply};
+use super::handler::{self, AnyHandler, DisconnectHandler, EventHandler, IntoReply, Middleware};
 use super::namespace::Namespace;
 use super::packet::{Encoded, Packet, Protocol};
 use crate::error::{Error, ErrorKind, Result};
@@ -158,8 +157,9 @@ pub(crate) struct SocketInner {
     protocol: Protocol,
     handlers: RwLock<HashMap<String, EventHandler>>,
     disconnect_handlers: Mutex<Vec<DisconnectHandler>>,
+    any_handler: RwLock<Option<AnyHandler>>,
+    middlewares: RwLock<Vec<Middleware>>,
     acks: Mutex<HashMap<u64, oneshot::Sender<Args>>>,
-    next_ack: AtomicU64,
     closed: CancellationToken,
     close_reason: Mutex<Option<DisconnectReason>>,
     counters: Arc<Counters>,
@@ -198,8 +198,9 @@ impl Socket {
             protocol: n.protocol,
             handlers: RwLock::default(),
             disconnect_handlers: Mutex::default(),
+            any_handler: RwLock::default(),
+            middlewares: RwLock::default(),
             acks: Mutex::default(),
-            next_ack: AtomicU64::new(1),
             closed: CancellationToken::new(),
             close_reason: Mutex::new(None),
             counters: n.counters,
@@ -256,8 +257,39 @@ impl Socket {
         self.0.disconnect_handlers.lock().push(handler::disconnect_handler(f));
     }
 
+    /// Handle every event of this socket that has no specific handler
+    /// (before the namespace's handlers are consulted).
+    pub fn on_any<F, Fut, R>(&self, f: F)
+    where
+        F: Fn(Socket, String, Args) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+        R: IntoReply,
+    {
+        *self.0.any_handler.write() = Some(handler::any_handler(f));
+    }
+
+    /// Run `f` on every incoming event before its handler, in registration
+    /// order (socket.io's `socket.use`): it may rewrite the arguments, or
+    /// refuse the event with a message, which the handler then never sees.
+    pub fn use_middleware<F, Fut, E>(&self, f: F)
+    where
+        F: Fn(Socket, String, Args) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<Args, E>> + Send + 'static,
+        E: fmt::Display,
+    {
+        self.0.middlewares.write().push(handler::middleware(f));
+    }
+
     pub(crate) fn handler(&self, event: &str) -> Option<EventHandler> {
         self.0.handlers.read().get(event).cloned()
+    }
+
+    pub(crate) fn any_handler(&self) -> Option<AnyHandler> {
+        self.0.any_handler.read().clone()
+    }
+
+    pub(crate) fn middlewares(&self) -> Vec<Middleware> {
+        self.0.middlewares.read().clone()
     }
 
     pub(crate) fn take_disconnect_handlers(&self) -> Vec<DisconnectHandler> {
@@ -291,18 +323,32 @@ impl Socket {
         args: impl Into<Args>,
         timeout: Duration,
     ) -> Result<Args> {
-        let id = self.0.next_ack.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        self.0.acks.lock().insert(id, tx);
+        let id = self.0.ns.next_ack_id();
+        let rx = self.expect_ack(id);
         if let Err(e) = self.send(Packet::Event { event: event.into(), args: args.into(), id: Some(id) }, false) {
-            self.0.acks.lock().remove(&id);
+            self.forget_ack(id);
             return Err(e);
         }
+        self.wait_ack(id, rx, timeout).await
+    }
+
+    /// Register interest in the ack `id` before the event goes out.
+    pub(crate) fn expect_ack(&self, id: u64) -> oneshot::Receiver<Args> {
+        let (tx, rx) = oneshot::channel();
+        self.0.acks.lock().insert(id, tx);
+        rx
+    }
+
+    pub(crate) fn forget_ack(&self, id: u64) {
+        self.0.acks.lock().remove(&id);
+    }
+
+    pub(crate) async fn wait_ack(&self, id: u64, rx: oneshot::Receiver<Args>, timeout: Duration) -> Result<Args> {
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(_)) => Err(Error::closed()),
             Err(_) => {
-                self.0.acks.lock().remove(&id);
+                self.forget_ack(id);
                 Err(Error::timeout("ack"))
             }
         }
@@ -320,9 +366,9 @@ impl Socket {
         }
     }
 
-    /// Whether `id` was ever handed out by `emit_with_ack`.
+    /// Whether `id` was ever handed out in this namespace.
     pub(crate) fn ack_issued(&self, id: u64) -> bool {
-        id > 0 && id < self.0.next_ack.load(Ordering::Relaxed)
+        self.0.ns.ack_issued(id)
     }
 
     /// Add this socket to `room` (no join hook: the application decides).
@@ -430,6 +476,8 @@ impl Socket {
     pub(crate) fn release(&self) {
         self.0.acks.lock().clear();
         self.0.handlers.write().clear();
+        self.0.any_handler.write().take();
+        self.0.middlewares.write().clear();
     }
 }
 

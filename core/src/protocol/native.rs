@@ -36,6 +36,8 @@ pub enum ErrorCode {
     NotInRoom,
     JoinRefused,
     NoHandler,
+    /// An event middleware refused the event.
+    Refused,
     RateLimited,
     Internal,
 }
@@ -50,6 +52,7 @@ impl ErrorCode {
             Self::NotInRoom => "not_in_room",
             Self::JoinRefused => "join_refused",
             Self::NoHandler => "no_handler",
+            Self::Refused => "refused",
             Self::RateLimited => "rate_limited",
             Self::Internal => "internal",
         }

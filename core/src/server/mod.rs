@@ -79,6 +79,19 @@ impl Server {
         self.inner.hub.of(name)
     }
 
+    /// A dynamic namespace serving every name matching `pattern`, where `*`
+    /// matches any run of characters other than `/` (e.g. `/team-*`). Its
+    /// handlers and hooks apply to each matching namespace, created on first
+    /// connection; its broadcasts reach all of them.
+    pub fn dynamic_namespace(&self, pattern: &str) -> Arc<Namespace> {
+        self.inner.hub.dynamic(pattern.to_owned(), crate::hub::NamespaceMatcher::Glob(pattern.to_owned()))
+    }
+
+    /// A dynamic namespace serving every name `accept` returns true for.
+    pub fn dynamic_namespace_fn(&self, accept: impl Fn(&str) -> bool + Send + Sync + 'static) -> Arc<Namespace> {
+        self.inner.hub.dynamic("<dynamic>".to_owned(), crate::hub::NamespaceMatcher::Predicate(Arc::new(accept)))
+    }
+
     fn root(&self) -> Arc<Namespace> {
         self.inner.hub.of("/")
     }
@@ -109,6 +122,12 @@ impl Server {
         Fut: Future<Output = ()> + Send + 'static,
     {
         self.root().on_disconnect(f);
+    }
+
+    /// Broadcast to every socket of the default namespace (add `to`,
+    /// `except`, `volatile` as needed).
+    pub fn broadcast(&self) -> BroadcastOperator {
+        BroadcastOperator::new(self.root())
     }
 
     /// Broadcast to `room` in the default namespace.
@@ -236,6 +255,18 @@ impl ServerBuilder {
         self
     }
 
+    /// Path of the Socket.IO endpoint (default `/socket.io/`).
+    pub fn socketio_path(mut self, path: impl Into<String>) -> Self {
+        self.config.socketio_path = path.into();
+        self
+    }
+
+    /// Time a Socket.IO client has to connect a namespace (default 45 s).
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.config.connect_timeout = d;
+        self
+    }
+
     /// Connect hook for every namespace: accept with an [`Identity`] or refuse.
     pub fn auth<F, Fut>(mut self, f: F) -> Self
     where
@@ -274,6 +305,9 @@ impl ServerBuilder {
         let c = &self.config;
         if c.ping_interval.is_zero() || c.ping_timeout.is_zero() {
             return Err(Error::new(ErrorKind::Config, "ping interval and timeout must be positive"));
+        }
+        if !c.socketio_path.starts_with('/') || c.socketio_path == crate::server::WS_PATH {
+            return Err(Error::new(ErrorKind::Config, "the Socket.IO path must start with / and differ from /ws"));
         }
         if c.max_payload == 0 || c.outbound_queue_messages == 0 || c.outbound_queue_bytes == 0 {
             return Err(Error::new(ErrorKind::Config, "payload and queue limits must be positive"));

@@ -13,6 +13,7 @@ use super::ServerInner;
 use super::limits::{ConnectionPermit, RateLimiter, Verdict};
 use crate::auth::Identity;
 use crate::hub::args::{self, Args};
+use crate::hub::dispatch::{self, Outcome};
 use crate::hub::handler::Reply;
 use crate::hub::namespace::Namespace;
 use crate::hub::packet::{Packet, Protocol};
@@ -193,20 +194,21 @@ async fn dispatch(socket: &Socket, text: &str) {
             socket.to(room).send(packet);
         }
         ClientMessage::Event { event, data, id } => {
-            let Some(handler) = ns.resolve_handler(socket, &event) else {
-                return error(socket, ErrorCode::NoHandler, &format!("no handler for event `{event}`"), id, None);
-            };
             let socket = socket.clone();
             tokio::spawn(async move {
-                match (handler(socket.clone(), Args::one(args::from_json(data))).await, id) {
-                    (Reply::Error(e), id) => error(&socket, ErrorCode::Internal, &e, id, None),
-                    (Reply::Data(v), Some(id)) => {
+                match (dispatch::run_event(&socket, event.clone(), Args::one(args::from_json(data))).await, id) {
+                    (Outcome::NoHandler, id) => {
+                        error(&socket, ErrorCode::NoHandler, &format!("no handler for event `{event}`"), id, None)
+                    }
+                    (Outcome::Refused(why), id) => error(&socket, ErrorCode::Refused, &why, id, None),
+                    (Outcome::Replied(Reply::Error(e)), id) => error(&socket, ErrorCode::Internal, &e, id, None),
+                    (Outcome::Replied(Reply::Data(v)), Some(id)) => {
                         reply(&socket, &ServerMessage::Ack { id, data: Cow::Owned(v.json()) })
                     }
-                    (Reply::None, Some(id)) => {
+                    (Outcome::Replied(Reply::None), Some(id)) => {
                         reply(&socket, &ServerMessage::Ack { id, data: Cow::Owned(Value::Null) })
                     }
-                    (_, None) => {}
+                    (Outcome::Replied(_), None) => {}
                 }
             });
         }

@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 use super::ServerInner;
 use crate::auth::{Identity, Rejection};
 use crate::hub::args::{Args, Data};
+use crate::hub::dispatch::{self, Outcome};
 use crate::hub::handler::Reply;
 use crate::hub::packet::{self, Protocol};
 use crate::hub::socket::{DisconnectReason, Handshake, NewSocket, Socket};
@@ -229,20 +230,21 @@ fn args_of(packet: &mut socketio::Packet, attachments: Vec<Bytes>) -> Result<Vec
     }
 }
 
-/// Run the event's handler on its own task (it may await acks of its own);
-/// its return value becomes the ack when the client asked for one.
+/// Run the event on its own task (its handler may await acks of its own);
+/// the handler's return value becomes the ack when the client asked for one.
 fn dispatch(socket: Socket, event: String, args: Args, id: Option<u64>) {
-    let Some(handler) = socket.0.ns.resolve_handler(&socket, &event) else { return };
     tokio::spawn(async move {
-        let reply = handler(socket.clone(), args).await;
+        let outcome = dispatch::run_event(&socket, event.clone(), args).await;
         let Some(id) = id else { return };
-        let args = match reply {
-            Reply::Data(args) => args,
-            Reply::None => Args::none(),
-            Reply::Error(e) => {
-                // Socket.IO has no error acks: acknowledge without data.
-                tracing::debug!(sid = %socket.id(), %event, error = %e, "event handler failed");
-                Args::none()
+        let args = match outcome {
+            Outcome::Replied(Reply::Data(args)) => args,
+            Outcome::Replied(Reply::None) => Args::none(),
+            // Socket.IO has no error acks, and socket.io leaves events without
+            // a listener unanswered: the client's ack times out.
+            Outcome::NoHandler => return,
+            Outcome::Refused(why) | Outcome::Replied(Reply::Error(why)) => {
+                tracing::debug!(sid = %socket.id(), %event, error = %why, "event not handled");
+                return;
             }
         };
         let _ = socket.push_frames(&packet::socketio_ack(socket.namespace(), id, &args), false);
