@@ -494,3 +494,31 @@ async fn broadcast_with_acks_uses_one_id_and_collects_replies() {
     assert_eq!(answers, ["Timeout", "oui", "yes"]);
     drop(b);
 }
+
+#[tokio::test]
+async fn rate_limit_drops_then_closes_socketio_sessions() {
+    let limit =
+        roomcast::RateLimit { messages_per_sec: 1.0, message_burst: 2.0, max_violations: 3, ..Default::default() };
+    let (server, addr) = start(Server::builder().rate_limit(limit)).await;
+    server.on("echo", |_s, args| async move { args });
+    let (mut flood, _) = Sio::connect(addr, "40").await; // the CONNECT took one token
+    let (mut calm, _) = Sio::connect(addr, "40").await;
+    flood.send("421[\"echo\",1]").await;
+    assert_eq!(flood.recv().await, "431[1]");
+    for _ in 0..10 {
+        let _ = flood.ws.send(Message::text("422[\"echo\",2]")).await;
+    }
+    let end = within(async {
+        loop {
+            match flood.ws.next().await {
+                Some(Ok(Message::Text(t))) => assert_ne!(t.as_str(), "432[2]", "over the limit: dropped"),
+                other => return other,
+            }
+        }
+    })
+    .await;
+    assert!(matches!(end, None | Some(Ok(Message::Close(_))) | Some(Err(_))));
+    calm.send("423[\"echo\",3]").await;
+    assert_eq!(calm.recv().await, "433[3]");
+    assert!(server.stats().rate_limited >= 4);
+}

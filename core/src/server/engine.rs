@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::ServerInner;
 use super::http::{Body, full, parse_query};
-use super::limits::{ConnectionPermit, Refusal};
+use super::limits::{ConnectionPermit, RateLimiter, Refusal, Verdict};
 use super::sio::SioSession;
 use crate::hub::socket::{DisconnectReason, Handshake};
 use crate::metrics::Counters;
@@ -238,6 +238,7 @@ async fn run_session(
     let mut pong_deadline: Option<Instant> = None;
     let connect_deadline = Instant::now() + cfg.connect_timeout;
     let mut connect_checked = false;
+    let mut limiter = cfg.rate_limit.as_ref().map(|l| RateLimiter::new(l, Instant::now()));
     let reason = loop {
         tokio::select! {
             biased;
@@ -270,6 +271,20 @@ async fn run_session(
                     eio::Packet::Pong(_) => pong_deadline = None,
                     eio::Packet::Close => break DisconnectReason::TransportClose,
                     eio::Packet::Message(text) => {
+                        Counters::add(&server.hub.counters.messages_in, 1);
+                        // Over the rate limit a packet is dropped (Socket.IO has no
+                        // error channel); sustained abuse ends the session.
+                        match limiter.as_mut().map_or(Verdict::Allow, |l| l.check(text.len(), Instant::now())) {
+                            Verdict::Allow => {}
+                            Verdict::Reject => {
+                                Counters::add(&server.hub.counters.rate_limited, 1);
+                                continue;
+                            }
+                            Verdict::Close => {
+                                Counters::add(&server.hub.counters.rate_limited, 1);
+                                break DisconnectReason::RateLimited;
+                            }
+                        }
                         if let Err(reason) = sio.on_text(&text).await {
                             break reason;
                         }
@@ -292,6 +307,7 @@ async fn run_session(
         DisconnectReason::PingTimeout => (close_code::PING_TIMEOUT, "ping timeout", true),
         DisconnectReason::SlowConsumer => (close_code::SLOW_CONSUMER, "slow consumer: outbound queue full", true),
         DisconnectReason::MessageTooBig => (close_code::TOO_BIG, "message too big", true),
+        DisconnectReason::RateLimited => (close_code::POLICY, "rate limit exceeded", true),
         DisconnectReason::ServerShutdown => (close_code::GOING_AWAY, "server shutting down", false),
         _ => (close_code::NORMAL, "", false),
     };
