@@ -429,6 +429,10 @@ async fn dynamic_namespaces_share_the_parents_handlers() {
     assert_eq!(teams.emit("news", "hi").unwrap(), 2);
     assert_eq!(a.recv().await, "42/team-red,[\"news\",\"hi\"]");
     assert_eq!(b.recv().await, "42/team-blue,[\"news\",\"hi\"]");
+    // Children go away with their last socket: invented names cost nothing.
+    drop(b);
+    common::eventually(|| server.stats().sockets == 1).await;
+    assert_eq!(teams.emit("news", "again").unwrap(), 1);
     let pred = server.dynamic_namespace_fn(|name| name.len() == 4);
     pred.on("len", |_s, _a| async move { json!(4) });
     let (mut c, _) = Sio::connect(addr, "40/abc,").await;

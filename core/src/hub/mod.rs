@@ -108,6 +108,17 @@ impl Hub {
         Some(map.entry(name.clone()).or_insert_with(|| Namespace::child(name, &parent)).clone())
     }
 
+    /// Forget a child of a dynamic namespace once its last socket is gone,
+    /// so clients cannot grow the server by inventing names.
+    pub fn release_if_empty(&self, ns: &Arc<Namespace>) {
+        let Some(parent) = ns.parent() else { return };
+        let mut map = self.namespaces.write();
+        if ns.is_empty() && map.get(ns.name()).is_some_and(|n| Arc::ptr_eq(n, ns)) {
+            map.remove(ns.name());
+            parent.forget_child(ns);
+        }
+    }
+
     pub fn namespaces(&self) -> Vec<Arc<Namespace>> {
         self.namespaces.read().values().cloned().collect()
     }

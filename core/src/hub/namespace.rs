@@ -83,6 +83,14 @@ impl Namespace {
         child
     }
 
+    pub(crate) fn parent(&self) -> Option<&Arc<Namespace>> {
+        self.parent.as_ref()
+    }
+
+    pub(crate) fn forget_child(&self, child: &Arc<Namespace>) {
+        self.children.write().retain(|c| !Arc::ptr_eq(c, child));
+    }
+
     /// This namespace and, for a dynamic one, every namespace made from it.
     pub(crate) fn with_children(self: &Arc<Self>) -> Vec<Arc<Namespace>> {
         let mut all = vec![self.clone()];

@@ -71,6 +71,7 @@ where
     let (code, text, discard) = close_frame(reason);
     socket.outbox().close(code, text, discard);
     a.ns.remove(&socket);
+    a.server.hub.release_if_empty(&a.ns);
     socket.release();
     tracing::debug!(sid = %socket.id(), %reason, "disconnected");
     for h in socket.take_disconnect_handlers().into_iter().chain(a.ns.disconnect_handlers()) {

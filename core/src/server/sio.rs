@@ -208,6 +208,7 @@ impl SioSession {
         socket.close(reason);
         let reason = socket.close_reason().unwrap_or(reason);
         socket.0.ns.remove(&socket);
+        self.server.hub.release_if_empty(&socket.0.ns);
         socket.release();
         tracing::debug!(sid = %socket.id(), %reason, "socket.io disconnected");
         let handlers: Vec<_> =
