@@ -106,29 +106,54 @@ async fn run(cmd: &mut Command) -> (bool, String) {
     (out.status.success(), text)
 }
 
-async fn node_client(transports: &str) {
-    let dir = interop_dir();
-    assert!(dir.join("node_modules/socket.io-client").is_dir(), "socket.io-client missing: run `make deps`");
-    // A JSON-protocol client in the room the Socket.IO client broadcasts to.
+/// Run a client suite (`cmd`, told the server's URL and `transports`) against
+/// the app while a JSON-protocol client sits in the room the suite's "mixed"
+/// case broadcasts to; the JSON client must get that broadcast too.
+async fn client_suite(suite: &str, transports: &str, mut cmd: Command) {
     let (ok, output) = host(|addr| async move {
         let mut json_client = Tc::connect(addr, "").await;
         json_client.send(json!({"type": "join", "room": "mixed"})).await;
         json_client.recv_type("joined").await;
         // Keep reading (and so answering pings) while the suite runs.
         let mixed = tokio::spawn(async move { json_client.recv_type("event").await });
-        let result = run(Command::new("node")
-            .args(["--test", "--test-reporter=spec", "node/client.test.mjs"])
-            .current_dir(interop_dir())
-            .env("ROOMCAST_URL", format!("http://{addr}"))
-            .env("ROOMCAST_TRANSPORTS", transports))
-        .await;
+        let result =
+            run(cmd.env("ROOMCAST_URL", format!("http://{addr}")).env("ROOMCAST_TRANSPORTS", transports)).await;
         let m = mixed.await.unwrap();
         assert_eq!((m["event"].as_str(), &m["data"]), (Some("room_msg"), &json!("to everyone")));
         result
     })
     .await;
     println!("{output}");
-    assert!(ok, "socket.io-client suite failed ({transports})");
+    assert!(ok, "{suite} suite failed ({transports})");
+}
+
+async fn node_client(transports: &str) {
+    let dir = interop_dir();
+    assert!(dir.join("node_modules/socket.io-client").is_dir(), "socket.io-client missing: run `make deps`");
+    let mut cmd = Command::new("node");
+    cmd.args(["--test", "--test-reporter=spec", "node/client.test.mjs"]).current_dir(dir);
+    client_suite("socket.io-client", transports, cmd).await;
+}
+
+/// The venv with python-socketio: ROOMCAST_PYTHON, else `<repo>/.venv/bin/python`.
+fn python() -> PathBuf {
+    let python = std::env::var_os("ROOMCAST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python"));
+    assert!(
+        python.is_file(),
+        "python-socketio interpreter {} missing: run `make deps-python` (or set ROOMCAST_PYTHON)",
+        python.display()
+    );
+    python
+}
+
+async fn python_client(transports: &str) {
+    let mut cmd = Command::new(python());
+    cmd.args(["-m", "pytest", "-v", "-p", "no:cacheprovider", "test_client.py"])
+        .current_dir(interop_dir().join("python"))
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    client_suite("python-socketio", transports, cmd).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -144,4 +169,14 @@ async fn node_socketio_client_websocket_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_socketio_client_polling_only() {
     node_client("polling").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_socketio_client_websocket_only() {
+    python_client("websocket").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_socketio_client_polling_only() {
+    python_client("polling").await;
 }
