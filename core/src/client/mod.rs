@@ -26,10 +26,11 @@
 //! next connection; a frame already written may or may not have reached the
 //! server and is not re-sent (re-sending could run an event twice). An
 //! [`Client::emit_with_ack`] whose frame was written when the connection
-//! dropped therefore fails with [`ErrorKind::Closed`](crate::ErrorKind::Closed).
+//! dropped therefore fails with [`ErrorKind::Closed`].
 
 mod driver;
 mod shared;
+pub mod socketio;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
