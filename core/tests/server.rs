@@ -545,3 +545,30 @@ async fn thousand_clients_in_one_room_all_receive() {
     }
     assert!(server.stats().messages_out >= 2000, "connected + announce to each");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handlers_start_in_arrival_order_even_when_they_wait() {
+    let (server, addr) = start(Server::builder()).await;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    server.on("seq", move |_sock, args| {
+        // The synchronous part runs in arrival order...
+        s.lock().push(args.json().as_u64().unwrap());
+        let n = args.json().as_u64().unwrap();
+        async move {
+            // ...while waiting ones overlap (later ones finish first).
+            tokio::time::sleep(Duration::from_millis(20 - n % 20)).await;
+            json!(n)
+        }
+    });
+    let mut c = Tc::connect(addr, "").await;
+    for n in 0..200u64 {
+        c.send(json!({"type":"event","event":"seq","data":n,"id":n})).await;
+    }
+    let mut acked = Vec::new();
+    while acked.len() < 200 {
+        acked.push(c.recv_type("ack").await["id"].as_u64().unwrap());
+    }
+    assert_eq!(*seen.lock(), (0..200).collect::<Vec<_>>());
+    assert_ne!(acked, (0..200).collect::<Vec<_>>(), "handlers did overlap");
+}

@@ -28,3 +28,20 @@ pub(crate) async fn run_event(socket: &Socket, event: String, mut args: Args) ->
         None => Outcome::NoHandler,
     }
 }
+
+/// Start an inbound event in the session task so handlers begin in arrival
+/// order, as socket.io's do; whatever the handler then waits for continues
+/// on a task of its own, so a slow handler does not stall the connection.
+pub(crate) async fn start_event<F>(socket: Socket, event: String, args: Args, respond: F)
+where
+    F: FnOnce(&Socket, String, Outcome) + Send + 'static,
+{
+    let mut fut = Box::pin(async move {
+        let outcome = run_event(&socket, event.clone(), args).await;
+        respond(&socket, event, outcome);
+    });
+    let done = std::future::poll_fn(|cx| std::task::Poll::Ready(fut.as_mut().poll(cx).is_ready())).await;
+    if !done {
+        tokio::spawn(fut);
+    }
+}

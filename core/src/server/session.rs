@@ -151,7 +151,8 @@ where
 
 /// Handle one decoded client message. Joins, leaves and relays complete
 /// before the next frame is read, so a client's `join` then `message` is
-/// ordered; event handlers run as tasks so they may await acks.
+/// ordered; event handlers start in arrival order and continue on their own
+/// task once they wait (for an ack, say).
 async fn dispatch(socket: &Socket, text: &str) {
     let msg = match native::decode_client(text) {
         Ok(m) => m,
@@ -195,23 +196,22 @@ async fn dispatch(socket: &Socket, text: &str) {
             socket.to(room).send(packet);
         }
         ClientMessage::Event { event, data, id } => {
-            let socket = socket.clone();
-            tokio::spawn(async move {
-                match (dispatch::run_event(&socket, event.clone(), Args::one(args::from_json(data))).await, id) {
-                    (Outcome::NoHandler, id) => {
-                        error(&socket, ErrorCode::NoHandler, &format!("no handler for event `{event}`"), id, None)
-                    }
-                    (Outcome::Refused(why), id) => error(&socket, ErrorCode::Refused, &why, id, None),
-                    (Outcome::Replied(Reply::Error(e)), id) => error(&socket, ErrorCode::Internal, &e, id, None),
-                    (Outcome::Replied(Reply::Data(v)), Some(id)) => {
-                        reply(&socket, &ServerMessage::Ack { id, data: Cow::Owned(v.json()) })
-                    }
-                    (Outcome::Replied(Reply::None), Some(id)) => {
-                        reply(&socket, &ServerMessage::Ack { id, data: Cow::Owned(Value::Null) })
-                    }
-                    (Outcome::Replied(_), None) => {}
+            let args = Args::one(args::from_json(data));
+            dispatch::start_event(socket.clone(), event, args, move |socket, event, outcome| match (outcome, id) {
+                (Outcome::NoHandler, id) => {
+                    error(socket, ErrorCode::NoHandler, &format!("no handler for event `{event}`"), id, None)
                 }
-            });
+                (Outcome::Refused(why), id) => error(socket, ErrorCode::Refused, &why, id, None),
+                (Outcome::Replied(Reply::Error(e)), id) => error(socket, ErrorCode::Internal, &e, id, None),
+                (Outcome::Replied(Reply::Data(v)), Some(id)) => {
+                    reply(socket, &ServerMessage::Ack { id, data: Cow::Owned(v.json()) })
+                }
+                (Outcome::Replied(Reply::None), Some(id)) => {
+                    reply(socket, &ServerMessage::Ack { id, data: Cow::Owned(Value::Null) })
+                }
+                (Outcome::Replied(_), None) => {}
+            })
+            .await;
         }
         ClientMessage::Ack { id, data } => {
             socket.resolve_ack(id, Args::one(args::from_json(data)));

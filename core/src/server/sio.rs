@@ -99,7 +99,9 @@ impl SioSession {
                     _ => return Err(DisconnectReason::ParseError),
                 };
                 items.remove(0);
-                dispatch(socket, event, Args::new(items), packet.id);
+                let id = packet.id;
+                dispatch::start_event(socket, event, Args::new(items), move |s, e, outcome| respond(s, e, outcome, id))
+                    .await;
                 Ok(())
             }
             PacketType::Ack | PacketType::BinaryAck => {
@@ -231,23 +233,19 @@ fn args_of(packet: &mut socketio::Packet, attachments: Vec<Bytes>) -> Result<Vec
     }
 }
 
-/// Run the event on its own task (its handler may await acks of its own);
-/// the handler's return value becomes the ack when the client asked for one.
-fn dispatch(socket: Socket, event: String, args: Args, id: Option<u64>) {
-    tokio::spawn(async move {
-        let outcome = dispatch::run_event(&socket, event.clone(), args).await;
-        let Some(id) = id else { return };
-        let args = match outcome {
-            Outcome::Replied(Reply::Data(args)) => args,
-            Outcome::Replied(Reply::None) => Args::none(),
-            // Socket.IO has no error acks, and socket.io leaves events without
-            // a listener unanswered: the client's ack times out.
-            Outcome::NoHandler => return,
-            Outcome::Refused(why) | Outcome::Replied(Reply::Error(why)) => {
-                tracing::debug!(sid = %socket.id(), %event, error = %why, "event not handled");
-                return;
-            }
-        };
-        let _ = socket.push_frames(&packet::socketio_ack(socket.namespace(), id, &args), false);
-    });
+/// Answer an event's outcome with an ACK when the client asked for one.
+fn respond(socket: &Socket, event: String, outcome: Outcome, id: Option<u64>) {
+    let Some(id) = id else { return };
+    let args = match outcome {
+        Outcome::Replied(Reply::Data(args)) => args,
+        Outcome::Replied(Reply::None) => Args::none(),
+        // Socket.IO has no error acks, and socket.io leaves events without a
+        // listener unanswered: the client's ack times out.
+        Outcome::NoHandler => return,
+        Outcome::Refused(why) | Outcome::Replied(Reply::Error(why)) => {
+            tracing::debug!(sid = %socket.id(), %event, error = %why, "event not handled");
+            return;
+        }
+    };
+    let _ = socket.push_frames(&packet::socketio_ack(socket.namespace(), id, &args), false);
 }
