@@ -55,6 +55,23 @@ async fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str
     HttpResponse { status, headers: head.to_ascii_lowercase(), body }
 }
 
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Read until the server ends the connection (text frames are skipped);
+/// true when it did so with a close frame or by dropping it.
+async fn ended(ws: &mut Ws) -> bool {
+    let end = within(async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(_))) => continue,
+                other => return other,
+            }
+        }
+    })
+    .await;
+    matches!(end, None | Some(Ok(Message::Close(_))) | Some(Err(_)))
+}
+
 /// Polling handshake: returns the Engine.IO sid and the open packet.
 async fn handshake(addr: SocketAddr) -> (String, Value) {
     let r = http(addr, "GET", "/socket.io/?EIO=4&transport=polling&t=abc", &[], "").await;
@@ -282,16 +299,7 @@ async fn invalid_packets_close_only_that_connection() {
     ] {
         let mut ws = connect().await;
         ws.send(Message::text(bad)).await.unwrap();
-        let end = within(async {
-            loop {
-                match ws.next().await {
-                    Some(Ok(Message::Text(_))) => continue,
-                    other => return other,
-                }
-            }
-        })
-        .await;
-        assert!(matches!(end, None | Some(Ok(Message::Close(_))) | Some(Err(_))), "{bad}: {end:?}");
+        assert!(ended(&mut ws).await, "{bad}");
     }
     good.send(Message::text("421[\"echo\",1]")).await.unwrap();
     loop {
@@ -333,16 +341,7 @@ async fn no_connect_within_connect_timeout_closes() {
     let (mut ws, _) =
         tokio_tungstenite::connect_async(format!("ws://{addr}/socket.io/?EIO=4&transport=websocket")).await.unwrap();
     ws.next().await;
-    let end = within(async {
-        loop {
-            match ws.next().await {
-                Some(Ok(Message::Text(_))) => continue,
-                other => return other,
-            }
-        }
-    })
-    .await;
-    assert!(matches!(end, None | Some(Ok(Message::Close(_))) | Some(Err(_))));
+    assert!(ended(&mut ws).await);
 }
 
 #[tokio::test]
@@ -383,7 +382,7 @@ async fn oversize_polling_post_is_refused() {
 
 /// A raw Socket.IO client over WebSocket that answers pings.
 struct Sio {
-    ws: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    ws: Ws,
 }
 
 impl Sio {

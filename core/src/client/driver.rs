@@ -17,6 +17,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::shared::{Session, Shared};
+use super::wserror::{handshake_error, ws_error};
 use super::{ClientEvent, ClientState};
 use crate::error::{Error, ErrorKind, Result};
 use crate::hub::handler::Reply;
@@ -328,39 +329,6 @@ fn error_kind(code: &str) -> ErrorKind {
         "join_refused" => ErrorKind::Refused,
         _ => ErrorKind::Protocol,
     }
-}
-
-/// An HTTP answer instead of the upgrade carries the reason in its JSON body.
-fn handshake_error(e: tungstenite::Error) -> Error {
-    let tungstenite::Error::Http(response) = &e else {
-        return ws_error(e);
-    };
-    let status = response.status();
-    let kind = match status.as_u16() {
-        401 => ErrorKind::Unauthorized,
-        404 => ErrorKind::NotFound,
-        429 => ErrorKind::RateLimited,
-        403 | 503 => ErrorKind::Refused,
-        _ => ErrorKind::Protocol,
-    };
-    let message = response
-        .body()
-        .as_deref()
-        .and_then(|b| serde_json::from_slice::<Value>(b).ok())
-        .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_owned))
-        .unwrap_or_else(|| status.to_string());
-    Error::new(kind, format!("connection refused by the server ({}): {message}", status.as_u16())).with_source(e)
-}
-
-fn ws_error(e: tungstenite::Error) -> Error {
-    let kind = match &e {
-        tungstenite::Error::Io(_) => ErrorKind::Io,
-        tungstenite::Error::Url(_) | tungstenite::Error::HttpFormat(_) => ErrorKind::InvalidArgument,
-        tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => ErrorKind::Closed,
-        tungstenite::Error::Capacity(_) => ErrorKind::PayloadTooLarge,
-        _ => ErrorKind::Protocol,
-    };
-    Error::new(kind, e.to_string()).with_source(e)
 }
 
 fn close_error(frame: Option<CloseFrame>) -> Error {

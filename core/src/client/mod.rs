@@ -31,6 +31,7 @@
 mod driver;
 mod shared;
 pub mod socketio;
+mod wserror;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

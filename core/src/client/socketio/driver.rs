@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::shared::Shared;
 use super::{ConnectError, DisconnectReason, SocketIoEvent, backoff};
 use crate::client::ClientState;
+use crate::client::wserror::{handshake_error, ws_error};
 use crate::error::{Error, ErrorKind, Result};
 use crate::hub::args::{Args, Data};
 use crate::hub::handler::Reply;
@@ -444,40 +445,6 @@ fn write_reason(e: &tungstenite::Error) -> DisconnectReason {
 
 fn protocol(message: &str) -> Error {
     Error::new(ErrorKind::Protocol, message)
-}
-
-/// An HTTP answer instead of the upgrade carries Engine.IO's
-/// `{"code":…,"message":…}` body.
-fn handshake_error(e: tungstenite::Error) -> Error {
-    let tungstenite::Error::Http(response) = &e else {
-        return ws_error(e);
-    };
-    let status = response.status();
-    let kind = match status.as_u16() {
-        401 => ErrorKind::Unauthorized,
-        403 => ErrorKind::Refused,
-        404 => ErrorKind::NotFound,
-        429 => ErrorKind::RateLimited,
-        _ => ErrorKind::Protocol,
-    };
-    let message = response
-        .body()
-        .as_deref()
-        .and_then(|b| serde_json::from_slice::<Value>(b).ok())
-        .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_owned))
-        .unwrap_or_else(|| status.to_string());
-    Error::new(kind, format!("connection refused by the server ({}): {message}", status.as_u16())).with_source(e)
-}
-
-fn ws_error(e: tungstenite::Error) -> Error {
-    let kind = match &e {
-        tungstenite::Error::Io(_) => ErrorKind::Io,
-        tungstenite::Error::Url(_) | tungstenite::Error::HttpFormat(_) => ErrorKind::InvalidArgument,
-        tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => ErrorKind::Closed,
-        tungstenite::Error::Capacity(_) => ErrorKind::PayloadTooLarge,
-        _ => ErrorKind::Protocol,
-    };
-    Error::new(kind, e.to_string()).with_source(e)
 }
 
 #[cfg(test)]
