@@ -42,9 +42,16 @@ pub fn switching_protocols<B: Default>(headers: &HeaderMap) -> Option<Response<B
     Some(res)
 }
 
+/// Bytes read from the socket at a time. tungstenite zero-fills its whole
+/// read buffer on every read, so its 128 KiB default would cost every idle
+/// connection 128 KiB of resident memory; larger frames still grow the
+/// buffer as needed.
+const READ_BUFFER: usize = 4096;
+
 /// tungstenite settings: inbound messages and frames capped at `max_payload`.
 pub fn config(max_payload: usize) -> WebSocketConfig {
     WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
         .max_message_size(Some(max_payload))
         .max_frame_size(Some(max_payload))
         .write_buffer_size(64 * 1024)
@@ -69,7 +76,7 @@ pub(crate) async fn write_loop<S>(mut sink: S, outbox: Arc<Outbox>, counters: Ar
 where
     S: Sink<Message> + Unpin,
 {
-    let mut batch = Vec::with_capacity(64);
+    let mut batch = Vec::new();
     while outbox.next_batch(&mut batch).await {
         let (mut frames, mut bytes) = (0u64, 0u64);
         let mut closing = false;
