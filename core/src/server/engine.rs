@@ -27,7 +27,7 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_util::sync::CancellationToken;
 
 use super::ServerInner;
-use super::http::{Body, full, parse_query};
+use super::http::{Body, full, owned_headers, parse_query};
 use super::limits::{ConnectionPermit, RateLimiter, Refusal, Verdict};
 use super::sio::SioSession;
 use crate::hub::socket::{DisconnectReason, Handshake};
@@ -131,7 +131,7 @@ pub(crate) async fn handle(server: Arc<ServerInner>, req: Request<Incoming>, add
                 }
             };
             let handshake = Handshake {
-                headers: req.headers().clone(),
+                headers: owned_headers(req.headers()),
                 query,
                 remote_addr: addr,
                 path: req.uri().path().to_owned(),

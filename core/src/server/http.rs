@@ -148,7 +148,7 @@ async fn upgrade(server: Arc<ServerInner>, mut req: Request<Incoming>, addr: Soc
         }
     };
     let handshake = Arc::new(Handshake {
-        headers: req.headers().clone(),
+        headers: owned_headers(req.headers()),
         query,
         remote_addr: addr,
         path: req.uri().path().to_owned(),
@@ -200,6 +200,19 @@ async fn upgrade(server: Arc<ServerInner>, mut req: Request<Incoming>, addr: Soc
         }
     });
     response
+}
+
+/// A copy of the request headers that owns its bytes. hyper's header values
+/// are slices of the connection's 8 KiB read buffer; keeping them for the
+/// socket's life would keep that whole buffer alive for every connection.
+pub(crate) fn owned_headers(headers: &http::HeaderMap) -> http::HeaderMap {
+    let mut out = http::HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        if let Ok(v) = http::HeaderValue::from_bytes(value.as_bytes()) {
+            out.append(name.clone(), v);
+        }
+    }
+    out
 }
 
 /// Decoded `key=value` pairs, in order.

@@ -44,9 +44,9 @@ pub fn switching_protocols<B: Default>(headers: &HeaderMap) -> Option<Response<B
 
 /// Bytes read from the socket at a time. tungstenite zero-fills its whole
 /// read buffer on every read, so its 128 KiB default would cost every idle
-/// connection 128 KiB of resident memory; larger frames still grow the
-/// buffer as needed.
-const READ_BUFFER: usize = 4096;
+/// connection 128 KiB of resident memory. 2 KiB holds a burst of small
+/// messages per read; larger frames grow the buffer as needed.
+const READ_BUFFER: usize = 2048;
 
 /// tungstenite settings: inbound messages and frames capped at `max_payload`.
 pub fn config(max_payload: usize) -> WebSocketConfig {
