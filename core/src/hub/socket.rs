@@ -163,6 +163,7 @@ pub(crate) struct SocketInner {
     closed: CancellationToken,
     close_reason: Mutex<Option<DisconnectReason>>,
     counters: Arc<Counters>,
+    on_close: Option<Box<dyn Fn() + Send + Sync>>,
 }
 
 /// A connected client in one namespace. Cheap to clone; all clones are the
@@ -184,6 +185,9 @@ pub(crate) struct NewSocket {
     pub outbox: Arc<Outbox>,
     pub protocol: Protocol,
     pub counters: Arc<Counters>,
+    /// Called once when the socket is asked to close, for sessions that
+    /// multiplex sockets and do not wait on each one.
+    pub on_close: Option<Box<dyn Fn() + Send + Sync>>,
 }
 
 impl Socket {
@@ -204,6 +208,7 @@ impl Socket {
             closed: CancellationToken::new(),
             close_reason: Mutex::new(None),
             counters: n.counters,
+            on_close: n.on_close,
         }))
     }
 
@@ -438,6 +443,9 @@ impl Socket {
             *r = Some(reason);
         }
         self.0.closed.cancel();
+        if let Some(hook) = &self.0.on_close {
+            hook();
+        }
     }
 
     /// Encode `packet` for this socket's protocol and queue it.

@@ -13,13 +13,15 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use bytes::Bytes;
+use futures_util::stream::SplitStream;
 use futures_util::{SinkExt, StreamExt};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
+use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use parking_lot::Mutex;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep_until};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -28,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::ServerInner;
 use super::http::{Body, full, owned_headers, parse_query};
+use super::inbox::Inbox;
 use super::limits::{ConnectionPermit, RateLimiter, Refusal, Verdict};
 use super::sio::SioSession;
 use crate::hub::socket::{DisconnectReason, Handshake};
@@ -45,19 +48,24 @@ enum Transport {
     WebSocket,
 }
 
-/// What transports hand to the session task.
-#[derive(Debug)]
+type WsStream = SplitStream<WebSocketStream<TokioIo<Upgraded>>>;
+
+/// What transports and sockets hand to the session task.
 pub(crate) enum Inbound {
     Packet(eio::Packet),
     /// The transport ended (closed, failed, oversize, overlapping poll).
     Closed(DisconnectReason),
+    /// The upgrade succeeded: the session reads this WebSocket from now on.
+    WebSocket(WsStream),
+    /// A Socket.IO socket (by namespace) was asked to close.
+    SocketClosed(String),
 }
 
 /// The shared handle of one Engine.IO session.
 pub(crate) struct EngineConn {
     pub sid: String,
     pub outbox: Arc<Outbox>,
-    inbound: mpsc::Sender<Inbound>,
+    inbound: Inbox<Inbound>,
     transport: Mutex<Transport>,
     poll_active: Mutex<bool>,
     /// Wakes a pending poll when an upgrade starts.
@@ -139,7 +147,8 @@ pub(crate) async fn handle(server: Arc<ServerInner>, req: Request<Incoming>, add
                 auth: serde_json::Value::Null,
             };
             if transport == Transport::Polling {
-                let conn = open(&server, handshake, permit, Transport::Polling);
+                let (conn, session) = open(&server, handshake, permit, Transport::Polling);
+                server.tracker.spawn(run_session(server.clone(), conn.clone(), session, None));
                 let open = open_packet(&server, &conn.sid, vec!["websocket".to_owned()]);
                 return cors.text(eio::encode_payload(&[open]));
             }
@@ -158,10 +167,12 @@ pub(crate) async fn handle(server: Arc<ServerInner>, req: Request<Incoming>, add
                     Some(websocket::config(srv.config.max_payload)),
                 )
                 .await;
-                let conn = open(&srv, handshake, permit, Transport::WebSocket);
+                let (conn, session) = open(&srv, handshake, permit, Transport::WebSocket);
                 let open = open_packet(&srv, &conn.sid, Vec::new());
                 conn.outbox.push_control(Frame::Text(eio::encode_text(&open).into()));
-                run_websocket(srv, conn, ws).await;
+                let stream = start_writer(&srv, &conn, ws);
+                // This task becomes the session: one task reads, one writes.
+                run_session(srv, conn, session, Some(stream)).await;
             });
             res
         }
@@ -198,40 +209,78 @@ fn open_packet(server: &ServerInner, sid: &str, upgrades: Vec<String>) -> eio::P
     })
 }
 
-/// Register a session and start its task.
+/// Register a session; the caller runs (or spawns) the returned session.
 fn open(
     server: &Arc<ServerInner>,
     handshake: Handshake,
     permit: ConnectionPermit,
     transport: Transport,
-) -> Arc<EngineConn> {
+) -> (Arc<EngineConn>, Session) {
     let sid = crate::hub::socket::Sid::generate().as_str().to_owned();
-    let (tx, rx) = mpsc::channel(64);
     let cfg = &server.config;
     let conn = Arc::new(EngineConn {
         sid: sid.clone(),
         outbox: Arc::new(Outbox::new(cfg.outbound_queue_messages, cfg.outbound_queue_bytes)),
-        inbound: tx,
+        inbound: Inbox::new(),
         transport: Mutex::new(transport),
         poll_active: Mutex::new(false),
         upgrading: Notify::new(),
         ended: CancellationToken::new(),
     });
     server.engines.map.lock().insert(sid, conn.clone());
-    let (session, closed_rx) = SioSession::new(server.clone(), Arc::new(handshake), conn.outbox.clone());
-    server.tracker.spawn(run_session(server.clone(), conn.clone(), session, rx, closed_rx, permit));
-    conn
+    let weak = Arc::downgrade(&conn);
+    let on_socket_closed = Arc::new(move |nsp: String| {
+        if let Some(conn) = weak.upgrade() {
+            conn.inbound.push(Inbound::SocketClosed(nsp));
+        }
+    });
+    let sio = SioSession::new(server.clone(), Arc::new(handshake), conn.outbox.clone(), on_socket_closed);
+    (conn, Session { sio, permit })
 }
 
-/// The session task: heartbeats, inbound packets, teardown.
-async fn run_session(
-    server: Arc<ServerInner>,
-    conn: Arc<EngineConn>,
-    mut sio: SioSession,
-    mut rx: mpsc::Receiver<Inbound>,
-    mut closed_rx: mpsc::UnboundedReceiver<String>,
+/// What a session task owns besides the shared connection.
+pub(crate) struct Session {
+    sio: SioSession,
     permit: ConnectionPermit,
-) {
+}
+
+/// Spawn the writer for a WebSocket and return its reading half.
+fn start_writer(server: &ServerInner, conn: &EngineConn, ws: WebSocketStream<TokioIo<Upgraded>>) -> WsStream {
+    let (sink, stream) = ws.split();
+    server.tracker.spawn(websocket::write_loop(
+        sink,
+        conn.outbox.clone(),
+        server.hub.counters.clone(),
+        server.config.shutdown_timeout,
+    ));
+    stream
+}
+
+/// The next packet from the session's WebSocket, if it has one.
+async fn next_ws(ws: &mut Option<WsStream>, counters: &Counters) -> Result<eio::Packet, DisconnectReason> {
+    let Some(stream) = ws.as_mut() else { return std::future::pending().await };
+    loop {
+        return match stream.next().await {
+            None | Some(Ok(Message::Close(_))) => Err(DisconnectReason::TransportClose),
+            Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(_))) => Err(DisconnectReason::MessageTooBig),
+            Some(Err(_)) => Err(DisconnectReason::TransportError),
+            Some(Ok(Message::Text(t))) => {
+                Counters::add(&counters.bytes_in, t.len() as u64);
+                eio::decode_text(&t).map_err(|_| DisconnectReason::ParseError)
+            }
+            Some(Ok(Message::Binary(b))) => {
+                Counters::add(&counters.bytes_in, b.len() as u64);
+                Ok(eio::Packet::Binary(b))
+            }
+            Some(Ok(_)) => continue,
+        };
+    }
+}
+
+/// The session task: heartbeats, inbound packets from either transport,
+/// socket closes, teardown.
+async fn run_session(server: Arc<ServerInner>, conn: Arc<EngineConn>, session: Session, mut ws: Option<WsStream>) {
+    let Session { mut sio, permit } = session;
     let cfg = &server.config;
     let mut ping = interval_at(Instant::now() + cfg.ping_interval, cfg.ping_interval);
     ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -253,51 +302,34 @@ async fn run_session(
                     break DisconnectReason::TransportClose;
                 }
             }
-            Some(nsp) = closed_rx.recv() => {
-                if let Err(reason) = sio.socket_closed(&nsp) {
-                    break reason;
-                }
-            }
             _ = ping.tick() => {
                 if pong_deadline.is_none() {
                     conn.outbox.push_control(Frame::Text("2".into()));
                     pong_deadline = Some(Instant::now() + cfg.ping_timeout);
                 }
             }
-            msg = rx.recv() => match msg {
+            packet = next_ws(&mut ws, &server.hub.counters) => match packet {
+                Ok(packet) => {
+                    if let Err(reason) = on_packet(&server, &mut sio, &mut limiter, &mut pong_deadline, packet).await {
+                        break reason;
+                    }
+                }
+                Err(reason) => break reason,
+            },
+            msg = conn.inbound.recv() => match msg {
                 None => break DisconnectReason::TransportClose,
                 Some(Inbound::Closed(reason)) => break reason,
-                Some(Inbound::Packet(packet)) => match packet {
-                    eio::Packet::Pong(_) => pong_deadline = None,
-                    eio::Packet::Close => break DisconnectReason::TransportClose,
-                    eio::Packet::Message(text) => {
-                        Counters::add(&server.hub.counters.messages_in, 1);
-                        // Over the rate limit a packet is dropped (Socket.IO has no
-                        // error channel); sustained abuse ends the session.
-                        match limiter.as_mut().map_or(Verdict::Allow, |l| l.check(text.len(), Instant::now())) {
-                            Verdict::Allow => {}
-                            Verdict::Reject => {
-                                Counters::add(&server.hub.counters.rate_limited, 1);
-                                continue;
-                            }
-                            Verdict::Close => {
-                                Counters::add(&server.hub.counters.rate_limited, 1);
-                                break DisconnectReason::RateLimited;
-                            }
-                        }
-                        if let Err(reason) = sio.on_text(&text).await {
-                            break reason;
-                        }
+                Some(Inbound::WebSocket(stream)) => ws = Some(stream),
+                Some(Inbound::SocketClosed(nsp)) => {
+                    if let Err(reason) = sio.socket_closed(&nsp) {
+                        break reason;
                     }
-                    eio::Packet::Binary(data) => {
-                        if let Err(reason) = sio.on_binary(data).await {
-                            break reason;
-                        }
+                }
+                Some(Inbound::Packet(packet)) => {
+                    if let Err(reason) = on_packet(&server, &mut sio, &mut limiter, &mut pong_deadline, packet).await {
+                        break reason;
                     }
-                    // Pings come from clients only as upgrade probes, handled
-                    // by the upgrading transport; the rest carry nothing here.
-                    eio::Packet::Ping(_) | eio::Packet::Open(_) | eio::Packet::Upgrade | eio::Packet::Noop => {}
-                },
+                }
             },
         }
     };
@@ -312,9 +344,43 @@ async fn run_session(
         _ => (close_code::NORMAL, "", false),
     };
     conn.outbox.close(code, text, discard);
+    conn.inbound.close();
     server.engines.map.lock().remove(&conn.sid);
     conn.ended.cancel();
     drop(permit);
+}
+
+/// One Engine.IO packet from the client. An error ends the session.
+async fn on_packet(
+    server: &ServerInner,
+    sio: &mut SioSession,
+    limiter: &mut Option<RateLimiter>,
+    pong_deadline: &mut Option<Instant>,
+    packet: eio::Packet,
+) -> Result<(), DisconnectReason> {
+    let counters = &server.hub.counters;
+    match packet {
+        eio::Packet::Pong(_) => *pong_deadline = None,
+        eio::Packet::Close => return Err(DisconnectReason::TransportClose),
+        eio::Packet::Message(text) => {
+            Counters::add(&counters.messages_in, 1);
+            // Over the rate limit a packet is dropped (Socket.IO has no error
+            // channel); sustained abuse ends the session.
+            match limiter.as_mut().map_or(Verdict::Allow, |l| l.check(text.len(), Instant::now())) {
+                Verdict::Allow => sio.on_text(&text).await?,
+                Verdict::Reject => Counters::add(&counters.rate_limited, 1),
+                Verdict::Close => {
+                    Counters::add(&counters.rate_limited, 1);
+                    return Err(DisconnectReason::RateLimited);
+                }
+            }
+        }
+        eio::Packet::Binary(data) => sio.on_binary(data).await?,
+        // Pings come from clients only as upgrade probes, handled by the
+        // upgrading transport; the rest carry nothing here.
+        eio::Packet::Ping(_) | eio::Packet::Open(_) | eio::Packet::Upgrade | eio::Packet::Noop => {}
+    }
+    Ok(())
 }
 
 /// Serve a long-polling GET: wait for packets and return them as one payload.
@@ -324,7 +390,7 @@ async fn poll(conn: &Arc<EngineConn>, cors: &Cors) -> Response<Body> {
         if *active {
             drop(active);
             // Two concurrent GETs: the client is confused or hostile.
-            let _ = conn.inbound.try_send(Inbound::Closed(DisconnectReason::TransportError));
+            conn.inbound.push(Inbound::Closed(DisconnectReason::TransportError));
             return error(cors, HttpError::BadRequest);
         }
         *active = true;
@@ -373,7 +439,7 @@ async fn post(server: &ServerInner, conn: &Arc<EngineConn>, req: Request<Incomin
     let body = match Limited::new(req.into_body(), server.config.max_payload).collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => {
-            let _ = conn.inbound.send(Inbound::Closed(DisconnectReason::MessageTooBig)).await;
+            conn.inbound.push(Inbound::Closed(DisconnectReason::MessageTooBig));
             let mut res = cors.apply(full(HttpError::BadRequest.json_body_with_message("payload too large")));
             *res.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
             return res;
@@ -382,11 +448,11 @@ async fn post(server: &ServerInner, conn: &Arc<EngineConn>, req: Request<Incomin
     Counters::add(&server.hub.counters.bytes_in, body.len() as u64);
     let packets = std::str::from_utf8(&body).map_err(|_| ()).and_then(|t| eio::decode_payload(t).map_err(|_| ()));
     let Ok(packets) = packets else {
-        let _ = conn.inbound.send(Inbound::Closed(DisconnectReason::ParseError)).await;
+        conn.inbound.push(Inbound::Closed(DisconnectReason::ParseError));
         return error(cors, HttpError::BadRequest);
     };
     for p in packets {
-        if conn.inbound.send(Inbound::Packet(p)).await.is_err() {
+        if !conn.inbound.send(Inbound::Packet(p)).await {
             break;
         }
     }
@@ -441,7 +507,8 @@ fn upgrade(server: Arc<ServerInner>, conn: Arc<EngineConn>, mut req: Request<Inc
                 *conn.transport.lock() = Transport::WebSocket;
                 // A poll still pending ends with a noop so the client lets go of it.
                 conn.upgrading.notify_waiters();
-                run_websocket(server, conn, ws).await;
+                let stream = start_writer(&server, &conn, ws);
+                conn.inbound.push(Inbound::WebSocket(stream));
             }
             _ => {
                 {
@@ -455,57 +522,6 @@ fn upgrade(server: Arc<ServerInner>, conn: Arc<EngineConn>, mut req: Request<Inc
         }
     });
     res
-}
-
-/// Pump a session over a WebSocket until either side ends.
-async fn run_websocket<S>(server: Arc<ServerInner>, conn: Arc<EngineConn>, ws: WebSocketStream<S>)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let (sink, mut stream) = ws.split();
-    let writer = tokio::spawn(websocket::write_loop(
-        sink,
-        conn.outbox.clone(),
-        server.hub.counters.clone(),
-        server.config.shutdown_timeout,
-    ));
-    let counters = &server.hub.counters;
-    let reason = loop {
-        let msg = tokio::select! {
-            () = conn.ended.cancelled() => break None,
-            m = stream.next() => m,
-        };
-        let packet = match msg {
-            None | Some(Ok(Message::Close(_))) => break Some(DisconnectReason::TransportClose),
-            Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(_))) => {
-                break Some(DisconnectReason::MessageTooBig);
-            }
-            Some(Err(_)) => break Some(DisconnectReason::TransportError),
-            Some(Ok(Message::Text(t))) => {
-                Counters::add(&counters.bytes_in, t.len() as u64);
-                match eio::decode_text(&t) {
-                    Ok(p) => p,
-                    Err(_) => break Some(DisconnectReason::ParseError),
-                }
-            }
-            Some(Ok(Message::Binary(b))) => {
-                Counters::add(&counters.bytes_in, b.len() as u64);
-                eio::Packet::Binary(b)
-            }
-            Some(Ok(_)) => continue,
-        };
-        if conn.inbound.send(Inbound::Packet(packet)).await.is_err() {
-            break None;
-        }
-    };
-    if let Some(reason) = reason {
-        let _ = conn.inbound.send(Inbound::Closed(reason)).await;
-    }
-    drop(stream);
-    let mut writer = writer;
-    if tokio::time::timeout(server.config.shutdown_timeout, &mut writer).await.is_err() {
-        writer.abort();
-    }
 }
 
 /// CORS for polling: the request's origin is echoed when allowed, with

@@ -2,6 +2,7 @@
 
 mod engine;
 mod http;
+mod inbox;
 mod limits;
 mod session;
 mod sio;

@@ -51,6 +51,7 @@ where
         outbox,
         protocol: Protocol::Json,
         counters,
+        on_close: None,
     });
     a.ns.add(&socket);
     tracing::debug!(sid = %socket.id(), ns = a.ns.name(), user = ?socket.user_id(), "connected");

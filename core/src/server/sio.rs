@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 
 use super::ServerInner;
 use crate::auth::{Identity, Rejection};
@@ -26,20 +25,20 @@ pub(crate) struct SioSession {
     outbox: Arc<Outbox>,
     sockets: HashMap<String, Socket>,
     decoder: Decoder,
-    closed_tx: mpsc::UnboundedSender<String>,
+    /// Tells the session that the socket of a namespace was asked to close.
+    on_socket_closed: Arc<dyn Fn(String) + Send + Sync>,
 }
 
 impl SioSession {
-    /// A session and the receiver of "socket asked to close" notices
-    /// (namespace names), which the Engine.IO task feeds to [`Self::socket_closed`].
+    /// A session; `on_socket_closed(namespace)` must lead the Engine.IO task
+    /// to call [`Self::socket_closed`].
     pub fn new(
         server: Arc<ServerInner>,
         handshake: Arc<Handshake>,
         outbox: Arc<Outbox>,
-    ) -> (Self, mpsc::UnboundedReceiver<String>) {
-        let (closed_tx, closed_rx) = mpsc::unbounded_channel();
-        let session = Self { server, handshake, outbox, sockets: HashMap::new(), decoder: Decoder::new(), closed_tx };
-        (session, closed_rx)
+        on_socket_closed: Arc<dyn Fn(String) + Send + Sync>,
+    ) -> Self {
+        Self { server, handshake, outbox, sockets: HashMap::new(), decoder: Decoder::new(), on_socket_closed }
     }
 
     /// Whether any namespace is connected.
@@ -145,6 +144,8 @@ impl SioSession {
             Ok(i) => i,
             Err(rej) => return self.connect_error(&nsp, &rej),
         };
+        let notify = self.on_socket_closed.clone();
+        let name = nsp.clone();
         let socket = Socket::new(NewSocket {
             ns: ns.clone(),
             handshake,
@@ -153,18 +154,13 @@ impl SioSession {
             outbox: self.outbox.clone(),
             protocol: Protocol::SocketIo,
             counters: self.server.hub.counters.clone(),
+            on_close: Some(Box::new(move || notify(name.clone()))),
         });
         ns.add(&socket);
         let reply = socketio::Packet::connect(nsp.clone(), Some(json!({"sid": socket.id().as_str()})));
         let _ = socket.push_frames(&packet::socketio_frames(&reply, Vec::new()), false);
         self.sockets.insert(nsp.clone(), socket.clone());
         tracing::debug!(sid = %socket.id(), ns = %nsp, "socket.io connected");
-        let tx = self.closed_tx.clone();
-        let watched = socket.clone();
-        tokio::spawn(async move {
-            watched.closed().await;
-            let _ = tx.send(watched.namespace().to_owned());
-        });
         for h in ns.connection_handlers() {
             h(socket.clone()).await;
         }
