@@ -13,7 +13,8 @@ INTEROP := tests/interop
 # Interop tests find the real clients through these.
 export ROOMCAST_PYTHON := $(VENV)/bin/python
 
-.PHONY: all build release demo test deps deps-rust deps-node deps-python lint test-rust fmt clean
+.PHONY: all build release demo test deps deps-rust deps-node deps-python lint test-rust fmt clean \
+	bench bench-quick bench-deps bench-deps-system bench-deps-socketioxide bench-build
 
 all: build
 
@@ -63,6 +64,47 @@ test-rust:
 
 fmt:
 	$(CARGO) fmt --all
+
+## make bench: the side-by-side benchmarks (bench/APP.md, issue 4); results in bench/results/.
+## BENCH_ARGS passes options through, e.g. BENCH_ARGS="--peers roomcast-sio,node-sio --runs 1".
+# The socketioxide peer is its own cargo project (outside the workspace), built in its own target dir.
+PEERS_TARGET_DIR ?= $(HOME)/.cache/roomcast-peers-target
+BENCH_NODE := bench/peers/node
+BENCH_ARGS ?=
+export ROOMCAST_PEERS_TARGET_DIR := $(PEERS_TARGET_DIR)
+export ROOMCAST_BENCH_PYTHON := $(VENV)/bin/python
+
+bench: bench-deps bench-build
+	$(CARGO_TARGET_DIR)/release/roomcast-bench run $(BENCH_ARGS)
+
+## make bench-quick: tiny parameters (100 subscribers, 2 s, 1 run, 1000 idle clients), for development.
+bench-quick: bench-deps bench-build
+	$(CARGO_TARGET_DIR)/release/roomcast-bench run --quick $(BENCH_ARGS)
+
+bench-deps: bench-deps-system $(BENCH_NODE)/node_modules/.installed $(VENV)/.bench-installed bench-deps-socketioxide
+
+# taskset pins server and generator to their cores; DejaVu Sans is the charts' font.
+bench-deps-system:
+	@command -v taskset >/dev/null && test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf || { \
+	  command -v apt-get >/dev/null || { echo "install taskset (util-linux) and the DejaVu fonts"; exit 1; }; \
+	  apt-get update -qq && apt-get install -y -qq util-linux fonts-dejavu-core; }
+
+# socket.io and ws from npm, exactly as locked.
+$(BENCH_NODE)/node_modules/.installed: $(BENCH_NODE)/package.json $(BENCH_NODE)/package-lock.json
+	@command -v npm >/dev/null || { echo "node and npm are required (apt-get install nodejs npm)"; exit 1; }
+	npm ci --prefix $(BENCH_NODE) --no-audit --no-fund
+	touch $@
+
+# python-socketio on aiohttp, in the project's venv.
+$(VENV)/.bench-installed: bench/peers/python/requirements.txt $(VENV)/.installed
+	$(VENV)/bin/python -m pip install -q -r bench/peers/python/requirements.txt
+	touch $@
+
+bench-deps-socketioxide:
+	CARGO_TARGET_DIR=$(PEERS_TARGET_DIR) $(CARGO) build --release --locked --manifest-path bench/peers/socketioxide/Cargo.toml
+
+bench-build:
+	$(CARGO) build --release --locked -p roomcast-bench
 
 clean:
 	$(CARGO) clean

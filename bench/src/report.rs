@@ -1,0 +1,920 @@
+//! `bench/results/`: `results.json` (every run), `RESULTS.md` (machine,
+//! versions, tables with median and spread and ratios to roomcast, the
+//! issue's targets) and PNG charts.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use plotters::coord::ranged1d::SegmentValue;
+use plotters::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::orchestrate::{Machine, Outcome, PEERS, Peer, Plan, RunRecord, Scenario};
+use crate::scenario::b1::B1Result;
+use crate::scenario::b2::B2Result;
+use crate::scenario::b3::B3Result;
+use crate::stats::Spread;
+
+/// Below this share of its core the generator is not the bottleneck.
+pub const GENERATOR_LIMIT: f64 = 0.90;
+
+/// Everything a benchmark session produced.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Results {
+    pub machine: Machine,
+    pub plan: Plan,
+    pub records: Vec<RunRecord>,
+}
+
+/// Above this share of a core used by other processes, a run is flagged.
+pub const OTHER_LOAD_LIMIT: f64 = 0.10;
+
+/// The largest share of a core that other processes used during a measured window of `o`.
+pub fn other_load(o: &Outcome) -> Option<f64> {
+    let samples: Vec<f64> = match o {
+        Outcome::B1(r) => [r.throughput.as_ref().map(|t| t.cpu), r.latency.as_ref().map(|l| l.cpu)]
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.other_share())
+            .collect(),
+        Outcome::B3(r) => r.cpu.other_share().into_iter().collect(),
+        Outcome::B2(_) | Outcome::Failed { .. } => Vec::new(),
+    };
+    samples.into_iter().reduce(f64::max)
+}
+
+/// A short summary of one run for the progress line.
+pub fn one_line(o: &Outcome) -> String {
+    let mut line = one_line_inner(o);
+    if let Some(other) = other_load(o).filter(|&x| x > OTHER_LOAD_LIMIT) {
+        let _ = write!(line, "; WARNING: other processes used {:.0}% of a core", other * 100.0);
+    }
+    line
+}
+
+fn one_line_inner(o: &Outcome) -> String {
+    match o {
+        Outcome::B1(r) => {
+            let mut s = String::new();
+            if let Some(t) = &r.throughput {
+                let _ = write!(
+                    s,
+                    "{}/s deliveries, server {} µs/delivery, server core {}, generator core {}",
+                    human(t.deliveries_per_sec),
+                    opt(t.server_us_per_delivery, 3),
+                    pct(t.cpu.server_share()),
+                    pct(Some(t.cpu.gen_share()))
+                );
+            }
+            if let Some(l) = &r.latency {
+                let _ = write!(s, "; latency p50 {:.2} ms p99 {:.2} ms", l.p50_us / 1e3, l.p99_us / 1e3);
+            }
+            let _ = write!(s, "; {}", r.tally);
+            if r.errors > 0 {
+                let _ = write!(s, "; {} errors (first: {})", r.errors, r.error_samples.first().map_or("", |e| e));
+            }
+            if let Some(f) = &r.failure {
+                let _ = write!(s, "; ENDED EARLY: {f}");
+            }
+            s
+        }
+        Outcome::B2(r) => format!(
+            "{} clients, RSS {:.1} → {:.1} MiB, {:.2} KiB/connection, connected in {:.1} s",
+            r.clients,
+            r.rss_before_kib as f64 / 1024.0,
+            r.rss_after_kib as f64 / 1024.0,
+            r.kib_per_connection,
+            r.connect_seconds
+        ),
+        Outcome::B3(r) => format!(
+            "{}/s round trips, p50 {:.0} µs p99 {:.0} µs, server {} µs/round trip, server core {}, generator core {}{}",
+            human(r.round_trips_per_sec),
+            r.p50_us,
+            r.p99_us,
+            opt(r.server_us_per_round_trip, 2),
+            pct(r.cpu.server_share()),
+            pct(Some(r.cpu.gen_share())),
+            if r.errors > 0 { format!("; {} errors: {:?}", r.errors, r.error_samples.first()) } else { String::new() }
+        ),
+        Outcome::Failed { error } => format!("FAILED: {error}"),
+    }
+}
+
+fn human(v: f64) -> String {
+    if v >= 1e6 {
+        format!("{:.2}M", v / 1e6)
+    } else if v >= 1e4 {
+        format!("{:.0}k", v / 1e3)
+    } else if v >= 1e3 {
+        format!("{:.1}k", v / 1e3)
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+fn opt(v: Option<f64>, decimals: usize) -> String {
+    v.map_or_else(|| "n/a".into(), |v| format!("{v:.decimals$}"))
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map_or_else(|| "n/a".into(), |v| format!("{:.0}%", v * 100.0))
+}
+
+/// Significant-digit formatting for table cells.
+fn num(v: f64) -> String {
+    let a = v.abs();
+    if a >= 1e4 {
+        human(v)
+    } else if a >= 100.0 {
+        format!("{v:.0}")
+    } else if a >= 10.0 {
+        format!("{v:.1}")
+    } else if a >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+fn cell(s: Option<Spread>, f: fn(f64) -> String) -> String {
+    match s {
+        None => "—".into(),
+        Some(s) if s.runs == 1 => f(s.median),
+        Some(s) => format!("{} ({}–{})", f(s.median), f(s.min), f(s.max)),
+    }
+}
+
+fn percent_cell(s: Option<Spread>) -> String {
+    cell(s, |v| format!("{:.0}%", v * 100.0))
+}
+
+fn ratio(v: Option<Spread>, base: Option<Spread>) -> String {
+    match (v, base) {
+        (Some(v), Some(b)) if b.median > 0.0 => format!("×{:.2}", v.median / b.median),
+        _ => "—".into(),
+    }
+}
+
+/// Runs of one peer in one scenario.
+struct PeerRuns<'a> {
+    peer: Peer,
+    outcomes: Vec<&'a Outcome>,
+}
+
+impl<'a> PeerRuns<'a> {
+    fn failures(&self) -> Vec<&'a str> {
+        self.outcomes
+            .iter()
+            .filter_map(|o| match o {
+                Outcome::Failed { error } => Some(error.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn b1(&self) -> Vec<&'a B1Result> {
+        self.outcomes.iter().filter_map(|o| if let Outcome::B1(r) = o { Some(r) } else { None }).collect()
+    }
+
+    fn b2(&self) -> Vec<&'a B2Result> {
+        self.outcomes.iter().filter_map(|o| if let Outcome::B2(r) = o { Some(r) } else { None }).collect()
+    }
+
+    fn b3(&self) -> Vec<&'a B3Result> {
+        self.outcomes.iter().filter_map(|o| if let Outcome::B3(r) = o { Some(r) } else { None }).collect()
+    }
+}
+
+fn runs_of<'a>(results: &'a Results, scenario: Scenario) -> Vec<PeerRuns<'a>> {
+    PEERS
+        .iter()
+        .filter(|p| p.runs(scenario))
+        .map(|&peer| PeerRuns {
+            peer,
+            outcomes: results
+                .records
+                .iter()
+                .filter(|r| r.peer == peer.name && r.scenario == scenario)
+                .map(|r| &r.outcome)
+                .collect(),
+        })
+        .filter(|p| !p.outcomes.is_empty())
+        .collect()
+}
+
+fn spread(values: impl Iterator<Item = f64>) -> Option<Spread> {
+    Spread::of(&values.collect::<Vec<_>>())
+}
+
+/// The figures compared across peers, per peer.
+#[derive(Debug, Clone, Default)]
+struct Figures {
+    b1_rate: Option<Spread>,
+    b1_cpu: Option<Spread>,
+    b1_server_share: Option<Spread>,
+    b1_gen_share: Option<Spread>,
+    b1_lat_p50: Option<Spread>,
+    b1_lat_p99: Option<Spread>,
+    b1_lat_rate: Option<Spread>,
+    b1_lat_cpu: Option<Spread>,
+    b1_lat_server_share: Option<Spread>,
+    b1_clean: Option<bool>,
+    b2_kib: Option<Spread>,
+    b3_rate: Option<Spread>,
+    b3_cpu: Option<Spread>,
+    b3_p50: Option<Spread>,
+    b3_p99: Option<Spread>,
+    b3_gen_share: Option<Spread>,
+    b3_server_share: Option<Spread>,
+}
+
+impl Figures {
+    fn b1_valid(&self) -> Option<bool> {
+        self.b1_gen_share.map(|g| g.median < GENERATOR_LIMIT)
+    }
+
+    fn b3_valid(&self) -> Option<bool> {
+        self.b3_gen_share.map(|g| g.median < GENERATOR_LIMIT)
+    }
+}
+
+fn figures(results: &Results, peer: &str) -> Figures {
+    let mut f = Figures::default();
+    let pick = |s: Scenario| runs_of(results, s).into_iter().find(|r| r.peer.name == peer);
+    if let Some(r) = pick(Scenario::B1) {
+        let b1 = r.b1();
+        let thr: Vec<_> = b1.iter().filter_map(|r| r.throughput.as_ref()).collect();
+        f.b1_rate = spread(thr.iter().map(|t| t.deliveries_per_sec));
+        f.b1_cpu = spread(thr.iter().filter_map(|t| t.server_us_per_delivery));
+        f.b1_server_share = spread(thr.iter().filter_map(|t| t.cpu.server_share()));
+        f.b1_gen_share = spread(thr.iter().map(|t| t.cpu.gen_share()));
+        let lat: Vec<_> = b1.iter().filter_map(|r| r.latency.as_ref()).collect();
+        f.b1_lat_p50 = spread(lat.iter().map(|l| l.p50_us / 1e3));
+        f.b1_lat_p99 = spread(lat.iter().map(|l| l.p99_us / 1e3));
+        f.b1_lat_rate = spread(lat.iter().map(|l| l.deliveries_per_sec));
+        f.b1_lat_cpu = spread(lat.iter().filter_map(|l| l.server_us_per_delivery));
+        f.b1_lat_server_share = spread(lat.iter().filter_map(|l| l.cpu.server_share()));
+        if !b1.is_empty() {
+            f.b1_clean = Some(b1.iter().all(|r| r.tally.is_clean() && r.failure.is_none()));
+        }
+    }
+    if let Some(r) = pick(Scenario::B2) {
+        f.b2_kib = spread(r.b2().iter().map(|r| r.kib_per_connection));
+    }
+    if let Some(r) = pick(Scenario::B3) {
+        let b3 = r.b3();
+        f.b3_rate = spread(b3.iter().map(|r| r.round_trips_per_sec));
+        f.b3_cpu = spread(b3.iter().filter_map(|r| r.server_us_per_round_trip));
+        f.b3_p50 = spread(b3.iter().map(|r| r.p50_us));
+        f.b3_p99 = spread(b3.iter().map(|r| r.p99_us));
+        f.b3_gen_share = spread(b3.iter().map(|r| r.cpu.gen_share()));
+        f.b3_server_share = spread(b3.iter().filter_map(|r| r.cpu.server_share()));
+    }
+    f
+}
+
+fn yes_no(v: Option<bool>) -> &'static str {
+    match v {
+        Some(true) => "yes",
+        Some(false) => "no (generator-bound)",
+        None => "—",
+    }
+}
+
+/// Write `results.json`, `RESULTS.md` and the charts into `dir`; returns the RESULTS.md path.
+pub fn write(results: &Results, dir: &Path) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("results.json"), serde_json::to_string_pretty(results)?)?;
+    let chart_note = match charts(results, dir) {
+        Ok(files) => files,
+        Err(e) => {
+            eprintln!("charts not drawn: {e:#}");
+            vec![format!("(charts not drawn: {e:#})")]
+        }
+    };
+    let md = markdown(results, &chart_note);
+    let path = dir.join("RESULTS.md");
+    std::fs::write(&path, md)?;
+    Ok(path)
+}
+
+/// Read `results.json` back (to redraw the report).
+pub fn read(dir: &Path) -> anyhow::Result<Results> {
+    Ok(serde_json::from_str(&std::fs::read_to_string(dir.join("results.json"))?)?)
+}
+
+fn markdown(results: &Results, charts: &[String]) -> String {
+    let m = &results.machine;
+    let plan = &results.plan;
+    let mut s = String::new();
+    let w = &mut s;
+    let _ = writeln!(w, "# roomcast benchmarks\n");
+    let _ = writeln!(
+        w,
+        "Generated by `{}` on {}. Every figure is measured in the same session, side by side; \
+         cells read `median (min–max)` over {} run(s). Ratios divide a peer's median by roomcast's \
+         (\"vs roomcast\" ×2.00 = twice roomcast's figure; Socket.IO peers and the limit are compared with roomcast \
+         (Socket.IO), JSON-protocol peers with roomcast (JSON)).\n",
+        if plan.quick { "make bench-quick" } else { "make bench" },
+        m.date,
+        plan.runs
+    );
+    if plan.quick {
+        let _ = writeln!(w, "**Quick run: tiny parameters, for development only — not comparable with a full run.**\n");
+    }
+    let _ = writeln!(w, "## Machine and versions\n");
+    let _ = writeln!(w, "| | |\n|---|---|");
+    let rows = [
+        ("CPU", format!("{} ({} cores)", m.cpu, m.cores)),
+        ("kernel", m.kernel.clone()),
+        (
+            "pinning",
+            format!(
+                "server on core {}, generator on core {}",
+                plan.server_core.map_or("(not pinned)".into(), |c| c.to_string()),
+                plan.generator_core.map_or("(not pinned)".into(), |c| c.to_string())
+            ),
+        ),
+        ("roomcast", format!("commit {} ({})", m.roomcast_commit, m.rustc)),
+        ("Node.js", m.node.clone()),
+        ("socket.io", m.socket_io.clone()),
+        ("ws", m.ws.clone()),
+        ("Python", m.python.clone()),
+        ("python-socketio", format!("{} (aiohttp {})", m.python_socketio, m.aiohttp)),
+        ("socketioxide", m.socketioxide.clone()),
+    ];
+    for (k, v) in rows {
+        let _ = writeln!(w, "| {k} | {v} |");
+    }
+    let _ = writeln!(w);
+    let peers: Vec<(Peer, Figures)> = PEERS
+        .iter()
+        .filter(|p| plan.peer_names.iter().any(|n| n == p.name))
+        .map(|p| (*p, figures(results, p.name)))
+        .collect();
+    let base =
+        |p: &Peer| peers.iter().find(|(q, _)| q.name == p.baseline()).map(|(_, f)| f.clone()).unwrap_or_default();
+
+    let _ = writeln!(w, "## Targets (issue 4)\n");
+    targets(w, &peers);
+
+    if plan.scenarios.contains(&Scenario::B1) {
+        let b = &plan.b1;
+        let _ =
+            writeln!(w, "## B1 fan-out: 1 room × {} subscribers, one publisher, 100-byte payloads\n", b.subscribers);
+        let _ = writeln!(
+            w,
+            "Throughput: the publisher keeps {} messages in flight (a message is in flight until every \
+             subscriber has it), {:.1} s measured after {:.1} s of warm-up. The throughput counts only while the \
+             generator's core is below {:.0}% busy; otherwise the server CPU per delivery is the comparison.\n",
+            b.window,
+            b.measure.as_secs_f64(),
+            b.warmup.as_secs_f64(),
+            GENERATOR_LIMIT * 100.0
+        );
+        let _ = writeln!(
+            w,
+            "| peer | deliveries/s | vs roomcast | server CPU µs/delivery | vs roomcast | server core | generator core | throughput counts | deliveries checked |"
+        );
+        let _ = writeln!(w, "|---|---|---|---|---|---|---|---|---|");
+        for (p, f) in peers.iter().filter(|(p, _)| p.runs(Scenario::B1)) {
+            let b = base(p);
+            let _ = writeln!(
+                w,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                p.title,
+                cell(f.b1_rate, num),
+                ratio(f.b1_rate, b.b1_rate),
+                cell(f.b1_cpu, num),
+                ratio(f.b1_cpu, b.b1_cpu),
+                percent_cell(f.b1_server_share),
+                percent_cell(f.b1_gen_share),
+                yes_no(f.b1_valid()),
+                b1_check(results, p.name)
+            );
+        }
+        if b.latency_rate > 0.0 {
+            let _ = writeln!(
+                w,
+                "\nLatency at a fixed offered load of {} messages/s ({} deliveries/s) for {:.1} s, from the send time \
+                 in each payload to its arrival, over every delivery:\n",
+                b.latency_rate,
+                num(b.latency_rate * b.subscribers as f64),
+                b.latency_duration.as_secs_f64()
+            );
+            let _ = writeln!(
+                w,
+                "| peer | achieved deliveries/s | p50 ms | p99 ms | server CPU µs/delivery | vs roomcast | server core |"
+            );
+            let _ = writeln!(w, "|---|---|---|---|---|---|---|");
+            for (p, f) in peers.iter().filter(|(p, _)| p.runs(Scenario::B1)) {
+                let b = base(p);
+                let _ = writeln!(
+                    w,
+                    "| {} | {} | {} | {} | {} | {} | {} |",
+                    p.title,
+                    cell(f.b1_lat_rate, num),
+                    cell(f.b1_lat_p50, num),
+                    cell(f.b1_lat_p99, num),
+                    cell(f.b1_lat_cpu, num),
+                    ratio(f.b1_lat_cpu, b.b1_lat_cpu),
+                    percent_cell(f.b1_lat_server_share)
+                );
+            }
+        }
+        let _ = writeln!(w);
+    }
+
+    if plan.scenarios.contains(&Scenario::B2) {
+        let _ = writeln!(
+            w,
+            "## B2 idle memory: {} connected idle clients\n\nServer `VmRSS` after the clients connected minus before \
+             (after a few warm-up connections came and went), per connection. Socket.IO peers: Engine.IO \
+             handshake and namespace connected; JSON-protocol peers: upgraded WebSocket, in no room.\n",
+            plan.b2.clients
+        );
+        let _ = writeln!(w, "| peer | KiB per connection | vs roomcast | RSS before → after (MiB) | connect time s |");
+        let _ = writeln!(w, "|---|---|---|---|---|");
+        for (p, f) in peers.iter().filter(|(p, _)| p.runs(Scenario::B2)) {
+            let runs = runs_of(results, Scenario::B2);
+            let b2 = runs.iter().find(|r| r.peer.name == p.name).map(|r| r.b2()).unwrap_or_default();
+            let before = spread(b2.iter().map(|r| r.rss_before_kib as f64 / 1024.0));
+            let after = spread(b2.iter().map(|r| r.rss_after_kib as f64 / 1024.0));
+            let secs = spread(b2.iter().map(|r| r.connect_seconds));
+            let _ = writeln!(
+                w,
+                "| {} | {} | {} | {} → {} | {} |",
+                p.title,
+                cell(f.b2_kib, num),
+                ratio(f.b2_kib, base(p).b2_kib),
+                cell(before, num),
+                cell(after, num),
+                cell(secs, num)
+            );
+        }
+        let _ = writeln!(w);
+    }
+
+    if plan.scenarios.contains(&Scenario::B3) {
+        let b = &plan.b3;
+        let _ = writeln!(
+            w,
+            "## B3 ack round trips: {} clients, each with one `echo` + ack outstanding\n\n{:.1} s measured after \
+             {:.1} s of warm-up; latency over every round trip in the window.\n",
+            b.clients,
+            b.measure.as_secs_f64(),
+            b.warmup.as_secs_f64()
+        );
+        let _ = writeln!(
+            w,
+            "| peer | round trips/s | vs roomcast | p50 µs | p99 µs | server CPU µs/round trip | vs roomcast | server core | generator core | throughput counts | errors |"
+        );
+        let _ = writeln!(w, "|---|---|---|---|---|---|---|---|---|---|---|");
+        for (p, f) in peers.iter().filter(|(p, _)| p.runs(Scenario::B3)) {
+            let runs = runs_of(results, Scenario::B3);
+            let errors: u64 =
+                runs.iter().find(|r| r.peer.name == p.name).map(|r| r.b3().iter().map(|x| x.errors).sum()).unwrap_or(0);
+            let b = base(p);
+            let _ = writeln!(
+                w,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                p.title,
+                cell(f.b3_rate, num),
+                ratio(f.b3_rate, b.b3_rate),
+                cell(f.b3_p50, num),
+                cell(f.b3_p99, num),
+                cell(f.b3_cpu, num),
+                ratio(f.b3_cpu, b.b3_cpu),
+                percent_cell(f.b3_server_share),
+                percent_cell(f.b3_gen_share),
+                yes_no(f.b3_valid()),
+                errors
+            );
+        }
+        let _ = writeln!(w);
+    }
+
+    let failures: Vec<String> = results
+        .records
+        .iter()
+        .filter_map(|r| match &r.outcome {
+            Outcome::Failed { error } => Some(format!("- {} {} run {}: {error}", r.peer, r.scenario, r.run)),
+            Outcome::B1(b) if b.failure.is_some() || b.errors > 0 => Some(format!(
+                "- {} B1 run {}: {}{}",
+                r.peer,
+                r.run,
+                b.failure.as_deref().map_or(String::new(), |f| format!("ended early: {f}; ")),
+                if b.errors > 0 {
+                    format!("{} client errors, e.g. {:?}", b.errors, b.error_samples)
+                } else {
+                    String::new()
+                }
+            )),
+            Outcome::B3(b) if b.errors > 0 => {
+                Some(format!("- {} B3 run {}: {} errors, e.g. {:?}", r.peer, r.run, b.errors, b.error_samples))
+            }
+            _ => None,
+        })
+        .collect();
+    if !failures.is_empty() {
+        let _ = writeln!(w, "## Failures and errors\n\n{}\n", failures.join("\n"));
+    }
+    let disturbed: Vec<String> = results
+        .records
+        .iter()
+        .filter_map(|r| {
+            let o = other_load(&r.outcome).filter(|&x| x > OTHER_LOAD_LIMIT)?;
+            Some(format!("{} {} run {} ({:.0}%)", r.peer, r.scenario, r.run, o * 100.0))
+        })
+        .collect();
+    let _ = writeln!(w, "## Machine load\n");
+    if disturbed.is_empty() {
+        let _ = writeln!(
+            w,
+            "Other processes used less than {:.0}% of a core during every measured window.\n",
+            OTHER_LOAD_LIMIT * 100.0
+        );
+    } else {
+        let _ = writeln!(
+            w,
+            "**Other processes were busy during some measured windows** (share of a core, from `/proc/stat` minus \
+             the server and the generator); those figures are suspect: {}.\n",
+            disturbed.join(", ")
+        );
+    }
+
+    let _ = writeln!(w, "## Charts\n");
+    for c in charts {
+        if c.ends_with(".png") {
+            let _ = writeln!(w, "![{c}]({c})");
+        } else {
+            let _ = writeln!(w, "{c}");
+        }
+    }
+    let _ = writeln!(w, "\n## Method\n\n{METHOD}");
+    s
+}
+
+const METHOD: &str = "\
+- Every peer implements the app of `bench/APP.md`. Each run starts a fresh peer process pinned to the \
+server core with `taskset`; the generator (`roomcast-bench`, one current-thread tokio runtime) runs pinned \
+to the other core. Runs interleave the peers (run 1 of every peer, then run 2, ...).
+- The generator speaks WebSocket itself: it parses server frames in place from one read buffer and \
+batches its own frames into one write, so that it stays cheaper per frame than the servers it measures. \
+On two cores a fast server still outruns it; this is why the server's CPU time per delivery (utime + \
+stime of all its threads over the measured window, divided by the deliveries in \
+that window) is reported beside every throughput, together with the generator's own CPU share \
+(this process). A throughput figure counts only while the generator's core is below 90% busy.
+- roomcast's peer runs tokio's multi-thread runtime; pinned to one core, tokio starts one worker.
+- Every delivery is validated by its subscriber: per publisher, each sequence number must arrive exactly \
+once and in order. Loss, duplicates and reordering are counted (\"deliveries checked\"), never tolerated \
+silently.
+- B1 throughput: the publisher keeps a window of messages in flight, a message leaving the window once \
+every subscriber has it. That is how \"as fast as the server accepts\" is read: the server always has \
+work, and is never asked to buffer without bound (a publisher that outruns the fan-out would only \
+measure queue growth, or get slow consumers disconnected). The window (100 by default) stays below \
+socketioxide's per-socket buffer of 128 packets, past which it drops packets. When neither the server's nor \
+the generator's core is near 100% busy, the window (the round trip between them) bounds the throughput; the \
+server CPU per delivery is still comparable, as every peer gets the same window.
+- B1 latency: the offered rate (5 messages/s by default, 5,000 deliveries/s with 1000 subscribers) is about \
+half of what the slowest peer (python-socketio) can fan out; at such a rate a message's latency is mostly the \
+time the server takes to write it to every subscriber.
+- B2: \"before\" is read after a few connections came and went, so lazily built runtime state is not charged to \
+the idle connections.
+- CPU time is read from each process's CPU-time clock (`clock_getcpuclockid`, the utime + stime of \
+`/proc/PID/stat` at nanosecond resolution). Before each run the orchestrator waits (up to 3 minutes) until \
+other processes use less than 15% of a core; the \"Machine load\" section lists windows that were disturbed anyway.
+- The limit server does no protocol work at all: it encodes each incoming text frame once as a server \
+frame and writes those bytes to every other connection, batching whatever is queued into one write.";
+
+fn b1_check(results: &Results, peer: &str) -> String {
+    let runs = runs_of(results, Scenario::B1);
+    let Some(r) = runs.iter().find(|r| r.peer.name == peer) else { return "—".into() };
+    let mut total = crate::validate::Tally::default();
+    for b in r.b1() {
+        total.add(&b.tally);
+    }
+    let failed = r.failures().len() + r.b1().iter().filter(|b| b.failure.is_some()).count();
+    let mut s = if total.is_clean() {
+        format!("{} ok", human(total.received as f64))
+    } else {
+        format!("**{total}** of {}", human(total.expected as f64))
+    };
+    if failed > 0 {
+        let _ = write!(s, ", {failed} run(s) failed");
+    }
+    s
+}
+
+fn targets(w: &mut String, peers: &[(Peer, Figures)]) {
+    let get = |name: &str| peers.iter().find(|(p, _)| p.name == name).map(|(_, f)| f);
+    let _ = writeln!(w, "| target | roomcast | other | ratio | met |\n|---|---|---|---|---|");
+    let row = |w: &mut String,
+               target: &str,
+               rc: Option<Spread>,
+               other: Option<Spread>,
+               limit: f64,
+               higher_is_better: bool| {
+        let (verdict, r) = match (rc, other) {
+            (Some(a), Some(b)) if b.median > 0.0 => {
+                let r = a.median / b.median;
+                let met = if higher_is_better { r >= limit } else { r <= limit };
+                (if met { "met" } else { "**not met**" }, format!("×{r:.3}"))
+            }
+            _ => ("not measured", "—".into()),
+        };
+        let _ = writeln!(w, "| {target} | {} | {} | {r} | {verdict} |", cell(rc, num), cell(other, num));
+    };
+    let rc = get("roomcast-sio");
+    let rcj = get("roomcast-json");
+    let node = get("node-sio");
+    let sx = get("socketioxide");
+    let limit = get("limit");
+    row(
+        w,
+        "B1 server CPU/delivery ≤ 1/10 of socket.io's (µs)",
+        rc.and_then(|f| f.b1_cpu),
+        node.and_then(|f| f.b1_cpu),
+        0.1,
+        false,
+    );
+    row(
+        w,
+        "B1 server CPU/delivery ≤ 1/2 of socketioxide's (µs)",
+        rc.and_then(|f| f.b1_cpu),
+        sx.and_then(|f| f.b1_cpu),
+        0.5,
+        false,
+    );
+    row(
+        w,
+        "B1 server CPU/delivery within 1.5× of the limit's (µs)",
+        rc.and_then(|f| f.b1_cpu),
+        limit.and_then(|f| f.b1_cpu),
+        1.5,
+        false,
+    );
+    row(
+        w,
+        "B1 (JSON protocol) server CPU/delivery within 1.5× of the limit's (µs)",
+        rcj.and_then(|f| f.b1_cpu),
+        limit.and_then(|f| f.b1_cpu),
+        1.5,
+        false,
+    );
+    // Throughput: only meaningful where the generator was not saturated.
+    match (rc, sx) {
+        (Some(a), Some(b)) if a.b1_rate.is_some() && b.b1_rate.is_some() => {
+            let (ra, rb) = (a.b1_rate.map_or(0.0, |s| s.median), b.b1_rate.map_or(0.0, |s| s.median));
+            let verdict = if ra >= rb {
+                "met"
+            } else if a.b1_valid() == Some(false) || b.b1_valid() == Some(false) {
+                "n/a: generator saturated, see CPU/delivery"
+            } else {
+                "**not met**"
+            };
+            let _ = writeln!(
+                w,
+                "| B1 throughput ≥ socketioxide's when the generator is not saturated (deliveries/s) | {} | {} | ×{:.3} | {verdict} |",
+                cell(a.b1_rate, num),
+                cell(b.b1_rate, num),
+                if rb > 0.0 { ra / rb } else { 0.0 }
+            );
+        }
+        _ => {
+            let _ = writeln!(w, "| B1 throughput ≥ socketioxide's | — | — | — | not measured |");
+        }
+    }
+    match rc.and_then(|f| f.b2_kib) {
+        Some(k) => {
+            let _ = writeln!(
+                w,
+                "| B2 ≤ 4 KiB per idle connection | {} KiB | — | — | {} |",
+                cell(Some(k), num),
+                if k.median <= 4.0 { "met" } else { "**not met**" }
+            );
+        }
+        None => {
+            let _ = writeln!(w, "| B2 ≤ 4 KiB per idle connection | — | — | — | not measured |");
+        }
+    }
+    row(
+        w,
+        "B3 server CPU/round trip ≤ 1/5 of socket.io's (µs)",
+        rc.and_then(|f| f.b3_cpu),
+        node.and_then(|f| f.b3_cpu),
+        0.2,
+        false,
+    );
+    for (name, f) in [("roomcast (Socket.IO)", rc), ("roomcast (JSON)", rcj)] {
+        let verdict = match f.and_then(|f| f.b1_clean) {
+            Some(true) => "met",
+            Some(false) => "**not met** (see B1 table)",
+            None => "not measured",
+        };
+        let _ = writeln!(w, "| B1 ordering: {name} delivers every message once, in publish order | | | | {verdict} |");
+    }
+    let unclean: Vec<&str> = peers
+        .iter()
+        .filter(|(p, f)| !p.name.starts_with("roomcast") && f.b1_clean == Some(false))
+        .map(|(p, _)| p.title)
+        .collect();
+    if !unclean.is_empty() {
+        let _ = writeln!(w, "\nPeers that lost, duplicated or reordered deliveries: {}.", unclean.join(", "));
+    }
+    let _ = writeln!(w);
+}
+
+// ---------------------------------------------------------------------------
+// Charts
+
+const FONT: &str = "sans-serif";
+
+fn register_font() -> anyhow::Result<()> {
+    static DONE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    DONE.get_or_init(|| {
+        let candidates = [
+            std::env::var("ROOMCAST_BENCH_FONT").unwrap_or_default(),
+            "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf".into(),
+            "/usr/share/fonts/dejavu/DejaVuSans.ttf".into(),
+        ];
+        let path = candidates
+            .iter()
+            .find(|p| !p.is_empty() && Path::new(p).is_file())
+            .ok_or("no font: install fonts-dejavu-core (make bench does) or set ROOMCAST_BENCH_FONT")?;
+        let bytes: &'static [u8] = Box::leak(std::fs::read(path).map_err(|e| e.to_string())?.into_boxed_slice());
+        plotters::style::register_font(FONT, FontStyle::Normal, bytes).map_err(|_| format!("{path}: not a usable font"))
+    })
+    .clone()
+    .map_err(|e| anyhow::anyhow!(e))
+}
+
+/// One bar: label and one value per series.
+struct Bar {
+    label: String,
+    values: Vec<Option<Spread>>,
+    /// Drawn hatched-looking (lighter): e.g. throughput while the generator was saturated.
+    faded: bool,
+}
+
+const COLORS: [RGBColor; 2] = [RGBColor(0x2b, 0x6c, 0xb0), RGBColor(0xe0, 0x7b, 0x39)];
+
+fn bar_chart(path: &Path, title: &str, y_desc: &str, series: &[&str], bars: &[Bar], note: &str) -> anyhow::Result<()> {
+    let root = BitMapBackend::new(path, (1100, 600)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let ymax = bars.iter().flat_map(|b| b.values.iter().flatten()).map(|s| s.max.max(s.median)).fold(0.0f64, f64::max);
+    let ymax = if ymax > 0.0 { ymax * 1.15 } else { 1.0 };
+    let n = bars.len().max(1);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, (FONT, 26))
+        .margin(20)
+        .x_label_area_size(70)
+        .y_label_area_size(90)
+        .build_cartesian_2d((0..n - 1).into_segmented(), 0f64..ymax)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(n)
+        .x_label_formatter(&|v| match v {
+            SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
+                bars.get(*i).map(|b| b.label.clone()).unwrap_or_default()
+            }
+            SegmentValue::Last => String::new(),
+        })
+        .x_label_style((FONT, 15))
+        .y_label_style((FONT, 14))
+        .y_label_formatter(&|v| num(*v))
+        .y_desc(y_desc)
+        .axis_desc_style((FONT, 16))
+        .draw()?;
+    let s = series.len().max(1) as i32;
+    for (i, bar) in bars.iter().enumerate() {
+        let (x0, _) = chart.backend_coord(&(SegmentValue::Exact(i), 0.0));
+        let (x1, y0) = chart.backend_coord(&(SegmentValue::Exact(i + 1), 0.0));
+        let width = x1 - x0;
+        let group = width * 7 / 10;
+        let left = x0 + (width - group) / 2;
+        for (k, v) in bar.values.iter().enumerate() {
+            let Some(v) = v else { continue };
+            let color = COLORS[k % COLORS.len()];
+            let style = if bar.faded { color.mix(0.35).filled() } else { color.filled() };
+            let bx0 = left + group * k as i32 / s;
+            let bx1 = left + group * (k as i32 + 1) / s - 2;
+            let (_, ytop) = chart.backend_coord(&(SegmentValue::Exact(i), v.median));
+            root.draw(&Rectangle::new([(bx0, ytop), (bx1, y0)], style))?;
+            if v.runs > 1 {
+                let (_, ylo) = chart.backend_coord(&(SegmentValue::Exact(i), v.min));
+                let (_, yhi) = chart.backend_coord(&(SegmentValue::Exact(i), v.max));
+                let xm = (bx0 + bx1) / 2;
+                let line = BLACK.stroke_width(2);
+                root.draw(&PathElement::new(vec![(xm, ylo), (xm, yhi)], line))?;
+                root.draw(&PathElement::new(vec![(xm - 6, ylo), (xm + 6, ylo)], line))?;
+                root.draw(&PathElement::new(vec![(xm - 6, yhi), (xm + 6, yhi)], line))?;
+            }
+            let (_, ylabel) = chart.backend_coord(&(SegmentValue::Exact(i), v.max.max(v.median)));
+            root.draw(&Text::new(num(v.median), ((bx0 + bx1) / 2 - 18, ylabel - 20), (FONT, 14)))?;
+        }
+    }
+    if series.len() > 1 {
+        for (k, name) in series.iter().enumerate() {
+            let x = 860 + 110 * k as i32;
+            root.draw(&Rectangle::new([(x, 50), (x + 18, 64)], COLORS[k % COLORS.len()].filled()))?;
+            root.draw(&Text::new(name.to_string(), (x + 24, 49), (FONT, 15)))?;
+        }
+    }
+    if !note.is_empty() {
+        root.draw(&Text::new(note.to_string(), (110, 580), (FONT, 13)))?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+fn charts(results: &Results, dir: &Path) -> anyhow::Result<Vec<String>> {
+    register_font()?;
+    let plan = &results.plan;
+    let peers: Vec<(Peer, Figures)> = PEERS
+        .iter()
+        .filter(|p| plan.peer_names.iter().any(|n| n == p.name))
+        .map(|p| (*p, figures(results, p.name)))
+        .collect();
+    let mut files = Vec::new();
+    let mut chart =
+        |file: &str, title: &str, y: &str, series: &[&str], bars: Vec<Bar>, note: &str| -> anyhow::Result<()> {
+            if bars.iter().any(|b| b.values.iter().any(Option::is_some)) {
+                bar_chart(&dir.join(file), title, y, series, &bars, note)?;
+                files.push(file.to_owned());
+            }
+            Ok(())
+        };
+    let only = |s: Scenario| peers.iter().filter(move |(p, _)| p.runs(s));
+    let spread_note = if plan.runs > 1 { "bars: median; whiskers: min–max over runs" } else { "" };
+    if plan.scenarios.contains(&Scenario::B1) {
+        chart(
+            "b1_cpu_per_delivery.png",
+            "B1 fan-out: server CPU per delivery (lower is better)",
+            "µs of server CPU per delivery",
+            &[],
+            only(Scenario::B1)
+                .map(|(p, f)| Bar { label: p.name.into(), values: vec![f.b1_cpu], faded: false })
+                .collect(),
+            spread_note,
+        )?;
+        chart(
+            "b1_throughput.png",
+            "B1 fan-out: deliveries per second (higher is better)",
+            "deliveries/s",
+            &[],
+            only(Scenario::B1)
+                .map(|(p, f)| Bar { label: p.name.into(), values: vec![f.b1_rate], faded: f.b1_valid() == Some(false) })
+                .collect(),
+            "faded bars: generator core ≥ 90% busy, the figure is a lower bound for that server",
+        )?;
+        if plan.b1.latency_rate > 0.0 {
+            chart(
+                "b1_latency.png",
+                &format!("B1 latency at {} msg/s × {} subscribers", plan.b1.latency_rate, plan.b1.subscribers),
+                "ms",
+                &["p50", "p99"],
+                only(Scenario::B1)
+                    .map(|(p, f)| Bar { label: p.name.into(), values: vec![f.b1_lat_p50, f.b1_lat_p99], faded: false })
+                    .collect(),
+                spread_note,
+            )?;
+        }
+    }
+    if plan.scenarios.contains(&Scenario::B2) {
+        chart(
+            "b2_memory_per_connection.png",
+            &format!("B2: server memory per idle connection ({} clients, lower is better)", plan.b2.clients),
+            "KiB RSS per connection",
+            &[],
+            only(Scenario::B2)
+                .map(|(p, f)| Bar { label: p.name.into(), values: vec![f.b2_kib], faded: false })
+                .collect(),
+            spread_note,
+        )?;
+    }
+    if plan.scenarios.contains(&Scenario::B3) {
+        chart(
+            "b3_cpu_per_round_trip.png",
+            "B3 acks: server CPU per round trip (lower is better)",
+            "µs of server CPU per round trip",
+            &[],
+            only(Scenario::B3)
+                .map(|(p, f)| Bar { label: p.name.into(), values: vec![f.b3_cpu], faded: false })
+                .collect(),
+            spread_note,
+        )?;
+        chart(
+            "b3_round_trips.png",
+            &format!("B3 acks: round trips per second, {} clients (higher is better)", plan.b3.clients),
+            "round trips/s",
+            &[],
+            only(Scenario::B3)
+                .map(|(p, f)| Bar { label: p.name.into(), values: vec![f.b3_rate], faded: f.b3_valid() == Some(false) })
+                .collect(),
+            "faded bars: generator core ≥ 90% busy, the figure is a lower bound for that server",
+        )?;
+    }
+    Ok(files)
+}
