@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::args::Args;
 use super::broadcast::BroadcastOperator;
 use super::handler::{self, AnyHandler, ConnectionHandler, DisconnectHandler, EventHandler, IntoReply, JoinHook};
-use super::packet::Packet;
+use super::packet::{Packet, Protocol};
 use super::rooms::RoomIndex;
 use super::socket::{DisconnectReason, Sid, Socket};
 use crate::auth::{AuthHook, Identity, Rejection};
@@ -47,6 +47,9 @@ pub struct Namespace {
     parent: Option<Arc<Namespace>>,
     /// Namespaces created from this one (when it is dynamic).
     children: RwLock<Vec<Arc<Namespace>>>,
+    /// Connected JSON-protocol sockets: only they get `user_joined` /
+    /// `user_left`, so without them joins skip the walk over the room.
+    json_sockets: AtomicUsize,
 }
 
 impl fmt::Debug for Namespace {
@@ -65,6 +68,7 @@ impl Namespace {
             next_ack: AtomicU64::new(1),
             parent: None,
             children: RwLock::default(),
+            json_sockets: AtomicUsize::new(0),
         }
     }
 
@@ -78,6 +82,7 @@ impl Namespace {
             next_ack: AtomicU64::new(1),
             parent: Some(parent.clone()),
             children: RwLock::default(),
+            json_sockets: AtomicUsize::new(0),
         });
         parent.children.write().push(child.clone());
         child
@@ -267,6 +272,9 @@ impl Namespace {
     }
 
     pub(crate) fn add(&self, socket: &Socket) {
+        if socket.protocol() == Protocol::Json {
+            self.json_sockets.fetch_add(1, Ordering::Relaxed);
+        }
         let sid = socket.id().clone();
         let mut ix = self.index.write();
         ix.insert(sid.clone(), socket.clone());
@@ -280,6 +288,9 @@ impl Namespace {
     /// Take the socket out of every room and tell the other members.
     pub(crate) fn remove(&self, socket: &Socket) {
         let left = self.index.write().remove(socket.id());
+        if socket.protocol() == Protocol::Json {
+            self.json_sockets.fetch_sub(1, Ordering::Relaxed);
+        }
         if let Some(user) = socket.user_id() {
             let mut users = self.users.lock();
             if let Some(n) = users.get_mut(user) {
@@ -325,7 +336,10 @@ impl Namespace {
 
     /// Tell the other members of a named room that `socket` entered or left it.
     fn announce(&self, socket: &Socket, room: String, joined: bool) {
-        if room == socket.id().as_str() || room.starts_with(USER_ROOM_PREFIX) {
+        if room == socket.id().as_str()
+            || room.starts_with(USER_ROOM_PREFIX)
+            || self.json_sockets.load(Ordering::Relaxed) == 0
+        {
             return;
         }
         let (sid, user_id) = (socket.id().clone(), socket.user_id().map(str::to_owned));

@@ -92,8 +92,8 @@ pub(crate) fn socketio_event(nsp: &str, event: &str, args: &[Data], id: Option<u
 }
 
 /// `4` + a Socket.IO ACK (or BINARY_ACK followed by its attachments).
-pub(crate) fn socketio_ack(nsp: &str, id: u64, args: &Args) -> Vec<Frame> {
-    let (packet, attachments) = socketio::Packet::ack(nsp, id, Data::Array(args.as_slice().to_vec()));
+pub(crate) fn socketio_ack(nsp: &str, id: u64, args: Args) -> Vec<Frame> {
+    let (packet, attachments) = socketio::Packet::ack(nsp, id, Data::Array(args.into_vec()));
     socketio_frames(&packet, attachments)
 }
 

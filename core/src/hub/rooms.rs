@@ -87,10 +87,17 @@ impl<K: Hash + Eq + Clone, V: Clone> RoomIndex<K, V> {
     /// Visit each member targeted by `rooms` (all members when empty) that is in
     /// none of the `except` rooms, exactly once.
     pub fn for_each_target(&self, rooms: &[String], except: &[String], mut f: impl FnMut(&V)) -> usize {
-        let excluded: HashSet<&K> = except.iter().filter_map(|r| self.rooms.get(r)).flat_map(HashMap::keys).collect();
+        // Usually `except` is the sender's own room: a handful of members,
+        // compared directly rather than hashed for every recipient.
+        let excluded: Vec<&K> = except.iter().filter_map(|r| self.rooms.get(r)).flat_map(HashMap::keys).collect();
+        let excluded_set: Option<HashSet<&K>> = (excluded.len() > 8).then(|| excluded.iter().copied().collect());
+        let is_excluded = |k: &K| match &excluded_set {
+            Some(set) => set.contains(k),
+            None => excluded.contains(&k),
+        };
         let mut count = 0;
         let mut visit = |k: &K, v: &V| {
-            if !excluded.contains(k) {
+            if !is_excluded(k) {
                 f(v);
                 count += 1;
             }
@@ -152,6 +159,13 @@ mod tests {
         assert_eq!(targets(&ix, &["a", "b"], &["b"]), vec![10]);
         assert_eq!(targets(&ix, &[], &["a"]), vec![30, 40]);
         assert_eq!(targets(&ix, &["nope"], &[]), Vec::<u32>::new());
+        // Many excluded members take the hashed path.
+        let mut big = RoomIndex::default();
+        for k in 0..20u32 {
+            big.insert(k, k);
+            big.join(&k, if k < 12 { "crowd" } else { "rest" });
+        }
+        assert_eq!(targets(&big, &[], &["crowd"]), (12..20).collect::<Vec<_>>());
     }
 
     #[test]

@@ -25,8 +25,22 @@ use crate::transport::Frame;
 use crate::transport::outbox::{Outbox, Pushed};
 
 /// A socket id: 128 random bits from the OS-seeded CSPRNG, URL-safe base64.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Eq, PartialOrd, Ord)]
 pub struct Sid(Arc<str>);
+
+impl PartialEq for Sid {
+    fn eq(&self, other: &Self) -> bool {
+        // Ids are shared, not copied, so the pointer usually decides.
+        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+}
+
+impl std::hash::Hash for Sid {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // Like `str`'s hash, so lookups by `&str` (via `Borrow`) agree.
+        self.0.hash(state);
+    }
+}
 
 impl Sid {
     pub(crate) fn generate() -> Self {
@@ -60,8 +74,8 @@ impl std::borrow::Borrow<str> for Sid {
 /// What the client sent when it connected.
 #[derive(Debug, Clone)]
 pub struct Handshake {
-    /// HTTP request headers.
-    pub headers: HeaderMap,
+    /// HTTP request headers (shared by every namespace socket of a connection).
+    pub headers: Arc<HeaderMap>,
     /// Query parameters in request order.
     pub query: Vec<(String, String)>,
     /// The peer's address.

@@ -22,13 +22,14 @@ use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
-use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep_until};
+use tokio::time::{Instant, sleep_until};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_util::sync::CancellationToken;
 
 use super::ServerInner;
+use super::heartbeat::{Beat, Heartbeat};
 use super::http::{Body, full, owned_headers, parse_query};
 use super::inbox::Inbox;
 use super::limits::{ConnectionPermit, RateLimiter, Refusal, Verdict};
@@ -139,7 +140,7 @@ pub(crate) async fn handle(server: Arc<ServerInner>, req: Request<Incoming>, add
                 }
             };
             let handshake = Handshake {
-                headers: owned_headers(req.headers()),
+                headers: Arc::new(owned_headers(req.headers())),
                 query,
                 remote_addr: addr,
                 path: req.uri().path().to_owned(),
@@ -282,35 +283,31 @@ async fn next_ws(ws: &mut Option<WsStream>, counters: &Counters) -> Result<eio::
 async fn run_session(server: Arc<ServerInner>, conn: Arc<EngineConn>, session: Session, mut ws: Option<WsStream>) {
     let Session { mut sio, permit } = session;
     let cfg = &server.config;
-    let mut ping = interval_at(Instant::now() + cfg.ping_interval, cfg.ping_interval);
-    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut pong_deadline: Option<Instant> = None;
-    let connect_deadline = Instant::now() + cfg.connect_timeout;
+    let mut heartbeat = Heartbeat::new(cfg.ping_interval, cfg.ping_timeout);
+    let connect_deadline = sleep_until(Instant::now() + cfg.connect_timeout);
+    tokio::pin!(connect_deadline);
     let mut connect_checked = false;
     let mut limiter = cfg.rate_limit.as_ref().map(|l| RateLimiter::new(l, Instant::now()));
     let reason = loop {
         tokio::select! {
             biased;
             () = server.shutdown.cancelled() => break DisconnectReason::ServerShutdown,
-            () = sleep_until(pong_deadline.unwrap_or_else(Instant::now)), if pong_deadline.is_some() => {
-                break DisconnectReason::PingTimeout;
-            }
-            () = sleep_until(connect_deadline), if !connect_checked => {
+            () = &mut connect_deadline, if !connect_checked => {
                 connect_checked = true;
                 if !sio.has_connected() {
                     tracing::debug!(sid = %conn.sid, "no namespace connected in time");
                     break DisconnectReason::TransportClose;
                 }
             }
-            _ = ping.tick() => {
-                if pong_deadline.is_none() {
+            beat = heartbeat.tick() => match beat {
+                Beat::Ping => {
                     conn.outbox.push_control(Frame::Text("2".into()));
-                    pong_deadline = Some(Instant::now() + cfg.ping_timeout);
                 }
-            }
+                Beat::TimedOut => break DisconnectReason::PingTimeout,
+            },
             packet = next_ws(&mut ws, &server.hub.counters) => match packet {
                 Ok(packet) => {
-                    if let Err(reason) = on_packet(&server, &mut sio, &mut limiter, &mut pong_deadline, packet).await {
+                    if let Err(reason) = on_packet(&server, &mut sio, &mut limiter, &mut heartbeat, packet).await {
                         break reason;
                     }
                 }
@@ -326,7 +323,7 @@ async fn run_session(server: Arc<ServerInner>, conn: Arc<EngineConn>, session: S
                     }
                 }
                 Some(Inbound::Packet(packet)) => {
-                    if let Err(reason) = on_packet(&server, &mut sio, &mut limiter, &mut pong_deadline, packet).await {
+                    if let Err(reason) = on_packet(&server, &mut sio, &mut limiter, &mut heartbeat, packet).await {
                         break reason;
                     }
                 }
@@ -355,12 +352,12 @@ async fn on_packet(
     server: &ServerInner,
     sio: &mut SioSession,
     limiter: &mut Option<RateLimiter>,
-    pong_deadline: &mut Option<Instant>,
+    heartbeat: &mut Heartbeat,
     packet: eio::Packet,
 ) -> Result<(), DisconnectReason> {
     let counters = &server.hub.counters;
     match packet {
-        eio::Packet::Pong(_) => *pong_deadline = None,
+        eio::Packet::Pong(_) => heartbeat.pong(),
         eio::Packet::Close => return Err(DisconnectReason::TransportClose),
         eio::Packet::Message(text) => {
             Counters::add(&counters.messages_in, 1);

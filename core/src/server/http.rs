@@ -148,7 +148,7 @@ async fn upgrade(server: Arc<ServerInner>, mut req: Request<Incoming>, addr: Soc
         }
     };
     let handshake = Arc::new(Handshake {
-        headers: owned_headers(req.headers()),
+        headers: Arc::new(owned_headers(req.headers())),
         query,
         remote_addr: addr,
         path: req.uri().path().to_owned(),

@@ -1,6 +1,7 @@
 //! The embeddable server: builder, listener, application API, shutdown.
 
 mod engine;
+mod heartbeat;
 mod http;
 mod inbox;
 mod limits;

@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 use futures_util::{Stream, StreamExt};
 use serde_json::Value;
-use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep_until};
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::ServerInner;
+use super::heartbeat::{Beat, Heartbeat};
 use super::limits::{ConnectionPermit, RateLimiter, Verdict};
 use crate::auth::Identity;
 use crate::hub::args::{self, Args};
@@ -91,9 +92,7 @@ where
     St: Stream<Item = Result<Message, tungstenite::Error>> + Unpin,
 {
     let cfg = &server.config;
-    let mut ping = interval_at(Instant::now() + cfg.ping_interval, cfg.ping_interval);
-    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut pong_deadline: Option<Instant> = None;
+    let mut heartbeat = Heartbeat::new(cfg.ping_interval, cfg.ping_timeout);
     let mut limiter = cfg.rate_limit.as_ref().map(|l| RateLimiter::new(l, Instant::now()));
     loop {
         tokio::select! {
@@ -102,15 +101,12 @@ where
             () = server.shutdown.cancelled() => {
                 return DisconnectReason::ServerShutdown;
             }
-            () = sleep_until(pong_deadline.unwrap_or_else(Instant::now)), if pong_deadline.is_some() => {
-                return DisconnectReason::PingTimeout;
-            }
-            _ = ping.tick() => {
-                if pong_deadline.is_none() {
+            beat = heartbeat.tick() => match beat {
+                Beat::Ping => {
                     socket.outbox().push_control(crate::transport::Frame::Ping(bytes::Bytes::new()));
-                    pong_deadline = Some(Instant::now() + cfg.ping_timeout);
                 }
-            }
+                Beat::TimedOut => return DisconnectReason::PingTimeout,
+            },
             msg = stream.next() => match msg {
                 None | Some(Ok(Message::Close(_))) => return DisconnectReason::TransportClose,
                 Some(Err(tungstenite::Error::Capacity(e))) => {
@@ -121,7 +117,7 @@ where
                     tracing::debug!(sid = %socket.id(), error = %e, "transport error");
                     return DisconnectReason::TransportError;
                 }
-                Some(Ok(Message::Pong(_))) => pong_deadline = None,
+                Some(Ok(Message::Pong(_))) => heartbeat.pong(),
                 Some(Ok(Message::Ping(_) | Message::Frame(_))) => {}
                 Some(Ok(data @ (Message::Text(_) | Message::Binary(_)))) => {
                     let len = data.len();

@@ -78,7 +78,9 @@ impl SioSession {
         let nsp = if nsp.is_empty() { "/".to_owned() } else { nsp };
         match packet.kind {
             PacketType::Connect => {
-                self.connect(nsp, packet.data).await;
+                // Boxed: the rare connect path would otherwise size every
+                // idle session's future.
+                Box::pin(self.connect(nsp, packet.data)).await;
                 Ok(())
             }
             PacketType::Disconnect => {
@@ -243,5 +245,5 @@ fn respond(socket: &Socket, event: String, outcome: Outcome, id: Option<u64>) {
             return;
         }
     };
-    let _ = socket.push_frames(&packet::socketio_ack(socket.namespace(), id, &args), false);
+    let _ = socket.push_frames(&packet::socketio_ack(socket.namespace(), id, args), false);
 }

@@ -62,6 +62,7 @@ impl Outbox {
     /// attachments): all of them or none.
     pub fn push_all(&self, frames: &[Frame], volatile: bool) -> Pushed {
         let len: usize = frames.iter().map(Frame::len).sum();
+        let was_empty;
         {
             let mut st = self.state.lock();
             if st.closing {
@@ -74,10 +75,15 @@ impl Outbox {
             if full {
                 return if volatile { Pushed::Dropped } else { Pushed::Overflow };
             }
+            was_empty = st.frames.is_empty();
             st.bytes += len;
             st.frames.extend(frames.iter().cloned());
         }
-        self.notify.notify_one();
+        // The writer drains everything it finds, so it only needs waking when
+        // the queue stops being empty.
+        if was_empty {
+            self.notify.notify_one();
+        }
         Pushed::Queued
     }
 
