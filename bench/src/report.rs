@@ -292,7 +292,11 @@ pub fn write(results: &Results, dir: &Path) -> anyhow::Result<PathBuf> {
             vec![format!("(charts not drawn: {e:#})")]
         }
     };
-    let md = markdown(results, &chart_note);
+    let mut md = markdown(results, &chart_note);
+    // Hand-kept before/after figures of core changes survive regeneration.
+    if dir.join("HISTORY.md").exists() {
+        md.push_str("\n## Before / after core changes\n\nSee [HISTORY.md](HISTORY.md): what was profiled, what changed in the core, the figures before and after, and what the remaining gaps are made of.\n");
+    }
     let path = dir.join("RESULTS.md");
     std::fs::write(&path, md)?;
     Ok(path)
