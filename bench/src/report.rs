@@ -763,18 +763,53 @@ struct Bar {
 
 const COLORS: [RGBColor; 2] = [RGBColor(0x2b, 0x6c, 0xb0), RGBColor(0xe0, 0x7b, 0x39)];
 
-fn bar_chart(path: &Path, title: &str, y_desc: &str, series: &[&str], bars: &[Bar], note: &str) -> anyhow::Result<()> {
+/// How values map to the y axis. Log for figures that span orders of
+/// magnitude across peers (CPU per delivery: 0.2 µs to 100 µs), so every bar
+/// stays readable.
+#[derive(Clone, Copy, PartialEq)]
+enum Scale {
+    Linear,
+    Log,
+}
+
+impl Scale {
+    fn y(self, v: f64) -> f64 {
+        match self {
+            Scale::Linear => v,
+            Scale::Log => v.max(1e-9).log10(),
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn bar_chart(
+    path: &Path,
+    title: &str,
+    y_desc: &str,
+    series: &[&str],
+    bars: &[Bar],
+    note: &str,
+    scale: Scale,
+) -> anyhow::Result<()> {
     let root = BitMapBackend::new(path, (1100, 600)).into_drawing_area();
     root.fill(&WHITE)?;
-    let ymax = bars.iter().flat_map(|b| b.values.iter().flatten()).map(|s| s.max.max(s.median)).fold(0.0f64, f64::max);
-    let ymax = if ymax > 0.0 { ymax * 1.15 } else { 1.0 };
+    let values = || bars.iter().flat_map(|b| b.values.iter().flatten());
+    let ymax = values().map(|s| s.max.max(s.median)).fold(0.0f64, f64::max);
+    let (ymin, ymax) = match scale {
+        Scale::Linear => (0.0, if ymax > 0.0 { ymax * 1.15 } else { 1.0 }),
+        Scale::Log => {
+            let lo = values().map(|s| s.min.min(s.median)).filter(|v| *v > 0.0).fold(f64::INFINITY, f64::min);
+            let lo = if lo.is_finite() { lo.log10().floor() } else { 0.0 };
+            (lo, scale.y(ymax.max(10f64.powf(lo))).ceil() + 0.15)
+        }
+    };
     let n = bars.len().max(1);
     let mut chart = ChartBuilder::on(&root)
         .caption(title, (FONT, 26))
         .margin(20)
         .x_label_area_size(70)
         .y_label_area_size(90)
-        .build_cartesian_2d((0..n - 1).into_segmented(), 0f64..ymax)?;
+        .build_cartesian_2d((0..n - 1).into_segmented(), ymin..ymax)?;
     chart
         .configure_mesh()
         .disable_x_mesh()
@@ -787,14 +822,17 @@ fn bar_chart(path: &Path, title: &str, y_desc: &str, series: &[&str], bars: &[Ba
         })
         .x_label_style((FONT, 15))
         .y_label_style((FONT, 14))
-        .y_label_formatter(&|v| num(*v))
+        .y_label_formatter(&|v| match scale {
+            Scale::Linear => num(*v),
+            Scale::Log => num(10f64.powf(*v)),
+        })
         .y_desc(y_desc)
         .axis_desc_style((FONT, 16))
         .draw()?;
     let s = series.len().max(1) as i32;
     for (i, bar) in bars.iter().enumerate() {
-        let (x0, _) = chart.backend_coord(&(SegmentValue::Exact(i), 0.0));
-        let (x1, y0) = chart.backend_coord(&(SegmentValue::Exact(i + 1), 0.0));
+        let (x0, _) = chart.backend_coord(&(SegmentValue::Exact(i), ymin));
+        let (x1, y0) = chart.backend_coord(&(SegmentValue::Exact(i + 1), ymin));
         let width = x1 - x0;
         let group = width * 7 / 10;
         let left = x0 + (width - group) / 2;
@@ -804,18 +842,18 @@ fn bar_chart(path: &Path, title: &str, y_desc: &str, series: &[&str], bars: &[Ba
             let style = if bar.faded { color.mix(0.35).filled() } else { color.filled() };
             let bx0 = left + group * k as i32 / s;
             let bx1 = left + group * (k as i32 + 1) / s - 2;
-            let (_, ytop) = chart.backend_coord(&(SegmentValue::Exact(i), v.median));
+            let (_, ytop) = chart.backend_coord(&(SegmentValue::Exact(i), scale.y(v.median)));
             root.draw(&Rectangle::new([(bx0, ytop), (bx1, y0)], style))?;
             if v.runs > 1 {
-                let (_, ylo) = chart.backend_coord(&(SegmentValue::Exact(i), v.min));
-                let (_, yhi) = chart.backend_coord(&(SegmentValue::Exact(i), v.max));
+                let (_, ylo) = chart.backend_coord(&(SegmentValue::Exact(i), scale.y(v.min)));
+                let (_, yhi) = chart.backend_coord(&(SegmentValue::Exact(i), scale.y(v.max)));
                 let xm = (bx0 + bx1) / 2;
                 let line = BLACK.stroke_width(2);
                 root.draw(&PathElement::new(vec![(xm, ylo), (xm, yhi)], line))?;
                 root.draw(&PathElement::new(vec![(xm - 6, ylo), (xm + 6, ylo)], line))?;
                 root.draw(&PathElement::new(vec![(xm - 6, yhi), (xm + 6, yhi)], line))?;
             }
-            let (_, ylabel) = chart.backend_coord(&(SegmentValue::Exact(i), v.max.max(v.median)));
+            let (_, ylabel) = chart.backend_coord(&(SegmentValue::Exact(i), scale.y(v.max.max(v.median))));
             root.draw(&Text::new(num(v.median), ((bx0 + bx1) / 2 - 18, ylabel - 20), (FONT, 14)))?;
         }
     }
@@ -845,7 +883,14 @@ fn charts(results: &Results, dir: &Path) -> anyhow::Result<Vec<String>> {
     let mut chart =
         |file: &str, title: &str, y: &str, series: &[&str], bars: Vec<Bar>, note: &str| -> anyhow::Result<()> {
             if bars.iter().any(|b| b.values.iter().any(Option::is_some)) {
-                bar_chart(&dir.join(file), title, y, series, &bars, note)?;
+                // Peers differ by orders of magnitude in CPU and rates; memory and latency do not.
+                let scale =
+                    if file.starts_with("b1_cpu") || file.starts_with("b1_throughput") || file.starts_with("b3_") {
+                        Scale::Log
+                    } else {
+                        Scale::Linear
+                    };
+                bar_chart(&dir.join(file), title, y, series, &bars, note, scale)?;
                 files.push(file.to_owned());
             }
             Ok(())
@@ -855,7 +900,7 @@ fn charts(results: &Results, dir: &Path) -> anyhow::Result<Vec<String>> {
     if plan.scenarios.contains(&Scenario::B1) {
         chart(
             "b1_cpu_per_delivery.png",
-            "B1 fan-out: server CPU per delivery (lower is better)",
+            "B1 fan-out: server CPU per delivery (lower is better), log scale",
             "µs of server CPU per delivery",
             &[],
             only(Scenario::B1)
@@ -865,7 +910,7 @@ fn charts(results: &Results, dir: &Path) -> anyhow::Result<Vec<String>> {
         )?;
         chart(
             "b1_throughput.png",
-            "B1 fan-out: deliveries per second (higher is better)",
+            "B1 fan-out: deliveries per second (higher is better), log scale",
             "deliveries/s",
             &[],
             only(Scenario::B1)
@@ -901,7 +946,7 @@ fn charts(results: &Results, dir: &Path) -> anyhow::Result<Vec<String>> {
     if plan.scenarios.contains(&Scenario::B3) {
         chart(
             "b3_cpu_per_round_trip.png",
-            "B3 acks: server CPU per round trip (lower is better)",
+            "B3 acks: server CPU per round trip (lower is better), log scale",
             "µs of server CPU per round trip",
             &[],
             only(Scenario::B3)
@@ -911,7 +956,7 @@ fn charts(results: &Results, dir: &Path) -> anyhow::Result<Vec<String>> {
         )?;
         chart(
             "b3_round_trips.png",
-            &format!("B3 acks: round trips per second, {} clients (higher is better)", plan.b3.clients),
+            &format!("B3 acks: round trips per second, {} clients (higher is better, log scale)", plan.b3.clients),
             "round trips/s",
             &[],
             only(Scenario::B3)
