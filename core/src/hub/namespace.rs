@@ -178,6 +178,18 @@ impl Namespace {
         self.handlers.read().auth.clone().or_else(|| self.parent.as_ref()?.auth_hook())
     }
 
+    /// Run the connect hook (none: anonymous), bounded by `timeout`.
+    pub(crate) async fn authenticate(
+        &self,
+        handshake: Arc<super::socket::Handshake>,
+        timeout: std::time::Duration,
+    ) -> Result<Identity, Rejection> {
+        let Some(hook) = self.auth_hook() else { return Ok(Identity::anonymous()) };
+        tokio::time::timeout(timeout, hook(handshake))
+            .await
+            .unwrap_or_else(|_| Err(Rejection::new("authentication timed out")))
+    }
+
     pub(crate) fn join_hook(&self) -> Option<JoinHook> {
         self.handlers.read().join.clone().or_else(|| self.parent.as_ref()?.join_hook())
     }

@@ -32,13 +32,14 @@ use super::ServerInner;
 use super::heartbeat::{Beat, Heartbeat};
 use super::http::{Body, full, owned_headers, parse_query};
 use super::inbox::Inbox;
-use super::limits::{ConnectionPermit, RateLimiter, Refusal, Verdict};
+use super::limits::{ConnectionPermit, RateLimiter, Verdict};
+use super::session::close_frame;
 use super::sio::SioSession;
 use crate::hub::socket::{DisconnectReason, Handshake};
 use crate::metrics::Counters;
 use crate::protocol::engineio::{self as eio, HttpError, OpenPacket};
 use crate::transport::outbox::Outbox;
-use crate::transport::{Frame, close_code, websocket};
+use crate::transport::{Frame, websocket};
 
 /// How the session currently reaches its client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,15 +128,8 @@ pub(crate) async fn handle(server: Arc<ServerInner>, req: Request<Incoming>, add
                 Ok(p) => p,
                 Err(refusal) => {
                     Counters::add(&server.hub.counters.refused_connections, 1);
-                    let msg = match refusal {
-                        Refusal::ServerFull => "server at connection limit",
-                        Refusal::TooManyFromIp => "too many connections from this address",
-                    };
-                    let mut res = cors.apply(full(HttpError::Forbidden.json_body_with_message(msg)));
-                    *res.status_mut() = match refusal {
-                        Refusal::ServerFull => StatusCode::SERVICE_UNAVAILABLE,
-                        Refusal::TooManyFromIp => StatusCode::TOO_MANY_REQUESTS,
-                    };
+                    let mut res = cors.apply(full(HttpError::Forbidden.json_body_with_message(refusal.describe().1)));
+                    *res.status_mut() = refusal.status();
                     return res;
                 }
             };
@@ -332,14 +326,7 @@ async fn run_session(server: Arc<ServerInner>, conn: Arc<EngineConn>, session: S
     };
     tracing::debug!(sid = %conn.sid, %reason, "engine session ended");
     sio.close_all(reason);
-    let (code, text, discard) = match reason {
-        DisconnectReason::PingTimeout => (close_code::PING_TIMEOUT, "ping timeout", true),
-        DisconnectReason::SlowConsumer => (close_code::SLOW_CONSUMER, "slow consumer: outbound queue full", true),
-        DisconnectReason::MessageTooBig => (close_code::TOO_BIG, "message too big", true),
-        DisconnectReason::RateLimited => (close_code::POLICY, "rate limit exceeded", true),
-        DisconnectReason::ServerShutdown => (close_code::GOING_AWAY, "server shutting down", false),
-        _ => (close_code::NORMAL, "", false),
-    };
+    let (code, text, discard) = close_frame(reason);
     conn.outbox.close(code, text, discard);
     conn.inbound.close();
     server.engines.map.lock().remove(&conn.sid);

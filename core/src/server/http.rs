@@ -19,9 +19,7 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use tower::ServiceExt;
 
 use super::ServerInner;
-use super::limits::Refusal;
 use super::session::{self, Accepted};
-use crate::auth::Identity;
 use crate::config::AuthRejection;
 use crate::hub::socket::Handshake;
 use crate::metrics::Counters;
@@ -136,15 +134,9 @@ async fn upgrade(server: Arc<ServerInner>, mut req: Request<Incoming>, addr: Soc
     };
     let permit = match server.limiter.try_acquire(addr.ip()) {
         Ok(p) => p,
-        Err(Refusal::ServerFull) => {
-            return refused(StatusCode::SERVICE_UNAVAILABLE, "server_full", "server at connection limit");
-        }
-        Err(Refusal::TooManyFromIp) => {
-            return refused(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_connections",
-                "too many connections from this address",
-            );
+        Err(refusal) => {
+            let (code, message) = refusal.describe();
+            return refused(refusal.status(), code, message);
         }
     };
     let handshake = Arc::new(Handshake {
@@ -155,13 +147,7 @@ async fn upgrade(server: Arc<ServerInner>, mut req: Request<Incoming>, addr: Soc
         namespace: ns.name().to_owned(),
         auth: serde_json::Value::Null,
     });
-    let identity = match ns.auth_hook() {
-        None => Ok(Identity::anonymous()),
-        Some(hook) => match tokio::time::timeout(cfg.handshake_timeout, hook(handshake.clone())).await {
-            Ok(r) => r,
-            Err(_) => Err(crate::auth::Rejection::new("authentication timed out")),
-        },
-    };
+    let identity = ns.authenticate(handshake.clone(), cfg.handshake_timeout).await;
     if let Err(rej) = &identity {
         tracing::debug!(%addr, reason = %rej.message, "connection refused by auth hook");
         if cfg.auth_rejection == AuthRejection::Http401 {

@@ -17,6 +17,24 @@ pub(crate) enum Refusal {
     TooManyFromIp,
 }
 
+impl Refusal {
+    /// The HTTP status a refused upgrade or handshake gets.
+    pub fn status(self) -> http::StatusCode {
+        match self {
+            Refusal::ServerFull => http::StatusCode::SERVICE_UNAVAILABLE,
+            Refusal::TooManyFromIp => http::StatusCode::TOO_MANY_REQUESTS,
+        }
+    }
+
+    /// Machine code and human message of the refusal.
+    pub fn describe(self) -> (&'static str, &'static str) {
+        match self {
+            Refusal::ServerFull => ("server_full", "server at connection limit"),
+            Refusal::TooManyFromIp => ("too_many_connections", "too many connections from this address"),
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Counts {
     total: usize,

@@ -219,7 +219,7 @@ async fn dispatch(socket: &Socket, text: &str) {
 
 /// The close frame that tells the client why, and whether frames still
 /// queued are dropped (the peer is not reading them) or written first.
-fn close_frame(reason: DisconnectReason) -> (u16, &'static str, bool) {
+pub(super) fn close_frame(reason: DisconnectReason) -> (u16, &'static str, bool) {
     match reason {
         DisconnectReason::PingTimeout => (close_code::PING_TIMEOUT, "ping timeout", true),
         DisconnectReason::SlowConsumer => (close_code::SLOW_CONSUMER, "slow consumer: outbound queue full", true),

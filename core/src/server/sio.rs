@@ -10,7 +10,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::ServerInner;
-use crate::auth::{Identity, Rejection};
+use crate::auth::Rejection;
 use crate::hub::args::{Args, Data};
 use crate::hub::dispatch::{self, Outcome};
 use crate::hub::handler::Reply;
@@ -133,15 +133,7 @@ impl SioSession {
             auth: auth.unwrap_or(Value::Null),
             ..(*self.handshake).clone()
         });
-        let identity = match ns.auth_hook() {
-            None => Ok(Identity::anonymous()),
-            Some(hook) => {
-                match tokio::time::timeout(self.server.config.handshake_timeout, hook(handshake.clone())).await {
-                    Ok(r) => r,
-                    Err(_) => Err(Rejection::new("authentication timed out")),
-                }
-            }
-        };
+        let identity = ns.authenticate(handshake.clone(), self.server.config.handshake_timeout).await;
         let identity = match identity {
             Ok(i) => i,
             Err(rej) => return self.connect_error(&nsp, &rej),
