@@ -3,32 +3,22 @@
 //! with backoff when the connection is lost.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use http::header::AUTHORIZATION;
 use serde_json::Value;
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::shared::{Session, Shared};
-use super::wserror::{handshake_error, ws_error};
+use super::ws::{CLOSE_GRACE, Sink, Ws, handshake_error, ws_error};
 use super::{ClientEvent, ClientState};
 use crate::error::{Error, ErrorKind, Result};
 use crate::hub::handler::Reply;
 use crate::protocol::native::{ClientMessage, ServerMessage, encode_client};
 use crate::transport::close_code;
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-type Sink = SplitSink<Ws, Message>;
-
-/// How long a closing handshake may take before the socket is just dropped.
-const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// An open connection whose `connected` frame has arrived.
 pub(super) struct Conn {

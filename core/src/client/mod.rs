@@ -31,7 +31,7 @@
 mod driver;
 mod shared;
 pub mod socketio;
-mod wserror;
+mod ws;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

@@ -1,10 +1,21 @@
-//! Mapping WebSocket handshake and transport failures to [`Error`]s, shared
-//! by both clients.
+//! WebSocket plumbing shared by both clients: the stream types, the close
+//! grace, and mapping handshake and transport failures to [`Error`]s.
 
+use std::time::Duration;
+
+use futures_util::stream::SplitSink;
 use serde_json::Value;
-use tokio_tungstenite::tungstenite;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::error::{Error, ErrorKind};
+
+pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type Sink = SplitSink<Ws, Message>;
+
+/// How long a closing handshake may take before the socket is just dropped.
+pub(crate) const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// An HTTP answer instead of the upgrade: its status gives the kind, its
 /// JSON body (`{"message":…}`, as both roomcast endpoints send) the reason.

@@ -7,31 +7,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tokio_util::sync::CancellationToken;
 
 use super::shared::Shared;
 use super::{ConnectError, DisconnectReason, SocketIoEvent, backoff};
 use crate::client::ClientState;
-use crate::client::wserror::{handshake_error, ws_error};
+use crate::client::ws::{CLOSE_GRACE, Sink, Ws, handshake_error, ws_error};
 use crate::error::{Error, ErrorKind, Result};
 use crate::hub::args::{Args, Data};
 use crate::hub::handler::Reply;
 use crate::protocol::engineio::{self as eio, Packet as EioPacket};
 use crate::protocol::socketio::{self as sio, Decoder, PacketType, Progress};
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-type Sink = SplitSink<Ws, Message>;
-
-/// How long a closing handshake may take before the socket is just dropped.
-const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// A connection whose namespace CONNECT the server has accepted.
 pub(super) struct Conn {
@@ -451,8 +442,9 @@ fn protocol(message: &str) -> Error {
 mod tests {
     use http::HeaderValue;
     use serde_json::json;
-    use tokio::net::TcpListener;
+    use tokio::net::{TcpListener, TcpStream};
     use tokio::time::timeout;
+    use tokio_tungstenite::WebSocketStream;
     use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 
     use super::*;
