@@ -26,7 +26,6 @@ use tokio::time::{Instant, sleep_until};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::Role;
-use tokio_util::sync::CancellationToken;
 
 use super::ServerInner;
 use super::heartbeat::{Beat, Heartbeat};
@@ -72,8 +71,6 @@ pub(crate) struct EngineConn {
     poll_active: Mutex<bool>,
     /// Wakes a pending poll when an upgrade starts.
     upgrading: Notify,
-    /// Cancelled when the session has ended.
-    ended: CancellationToken,
 }
 
 impl EngineConn {
@@ -220,7 +217,6 @@ fn open(
         transport: Mutex::new(transport),
         poll_active: Mutex::new(false),
         upgrading: Notify::new(),
-        ended: CancellationToken::new(),
     });
     server.engines.map.lock().insert(sid, conn.clone());
     let weak = Arc::downgrade(&conn);
@@ -330,7 +326,6 @@ async fn run_session(server: Arc<ServerInner>, conn: Arc<EngineConn>, session: S
     conn.outbox.close(code, text, discard);
     conn.inbound.close();
     server.engines.map.lock().remove(&conn.sid);
-    conn.ended.cancel();
     drop(permit);
 }
 

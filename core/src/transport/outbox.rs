@@ -121,21 +121,6 @@ impl Outbox {
         true
     }
 
-    /// Whether `close` was called.
-    pub fn is_closing(&self) -> bool {
-        self.state.lock().closing
-    }
-
-    /// Frames waiting to be written.
-    pub fn len(&self) -> usize {
-        self.state.lock().frames.len()
-    }
-
-    /// Whether nothing waits to be written.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Wait until frames are queued and move all of them into `out`.
     /// Returns false once the queue is closing and empty: the writer is done.
     pub async fn next_batch(&self, out: &mut Vec<Frame>) -> bool {
