@@ -69,8 +69,8 @@ impl BroadcastOperator {
 
     fn send_in(&self, ns: &Namespace, encoded: Encoded<'_>) -> usize {
         ns.deliver(&self.rooms, &self.except, |socket| {
-            // An overflowing recipient is closed inside `push_frames`; the others go on.
-            let _ = socket.push_frames(encoded.frames(socket.protocol()), self.volatile);
+            // An overflowing recipient is closed inside `queue_frames`; the others go on.
+            let _ = socket.queue_frames(encoded.frames(socket.protocol()), self.volatile);
         })
     }
 
@@ -91,7 +91,7 @@ impl BroadcastOperator {
                 Encoded::new(Packet::Event { event: event.clone(), args: args.clone(), id: Some(id) }, ns.name());
             ns.deliver(&self.rooms, &self.except, |socket| {
                 let rx = socket.expect_ack(id);
-                match socket.push_frames(encoded.frames(socket.protocol()), self.volatile) {
+                match socket.queue_frames(encoded.frames(socket.protocol()), self.volatile) {
                     Ok(()) => waiting.push((socket.clone(), id, Some(rx))),
                     Err(_) => {
                         socket.forget_ack(id);

@@ -472,12 +472,26 @@ impl Socket {
         self.push_frames(std::slice::from_ref(&frame), volatile)
     }
 
-    /// Queue frames that belong together; overflow closes a slow consumer.
+    /// Send frames that belong together to this socket alone: written at
+    /// once when its WebSocket is idle, else queued. Overflow closes a slow
+    /// consumer.
     pub(crate) fn push_frames(&self, frames: &[Frame], volatile: bool) -> Result<()> {
+        self.offer(frames, volatile, true)
+    }
+
+    /// Queue frames of a broadcast for this socket's writer, which batches
+    /// what a burst of broadcasts queued into one write.
+    pub(crate) fn queue_frames(&self, frames: &[Frame], volatile: bool) -> Result<()> {
+        self.offer(frames, volatile, false)
+    }
+
+    fn offer(&self, frames: &[Frame], volatile: bool, now: bool) -> Result<()> {
         if frames.is_empty() {
             return Ok(());
         }
-        match self.0.outbox.push_all(frames, volatile) {
+        let pushed =
+            if now { self.0.outbox.push_now(frames, volatile) } else { self.0.outbox.push_all(frames, volatile) };
+        match pushed {
             Pushed::Queued => Ok(()),
             Pushed::Dropped => {
                 Counters::add(&self.0.counters.dropped, 1);

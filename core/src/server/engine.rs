@@ -13,19 +13,12 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use futures_util::stream::SplitStream;
-use futures_util::{SinkExt, StreamExt};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::upgrade::Upgraded;
-use hyper_util::rt::TokioIo;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio::time::{Instant, sleep_until};
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::Role;
 
 use super::ServerInner;
 use super::heartbeat::{Beat, Heartbeat};
@@ -38,7 +31,8 @@ use crate::hub::socket::{DisconnectReason, Handshake};
 use crate::metrics::Counters;
 use crate::protocol::engineio::{self as eio, HttpError, OpenPacket};
 use crate::transport::outbox::Outbox;
-use crate::transport::{Frame, websocket};
+use crate::transport::websocket::{self, ReadError, Received, Violation, WsReader, WsWriter};
+use crate::transport::{Frame, close_code};
 
 /// How the session currently reaches its client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,15 +43,13 @@ enum Transport {
     WebSocket,
 }
 
-type WsStream = SplitStream<WebSocketStream<TokioIo<Upgraded>>>;
-
 /// What transports and sockets hand to the session task.
 pub(crate) enum Inbound {
     Packet(eio::Packet),
     /// The transport ended (closed, failed, oversize, overlapping poll).
     Closed(DisconnectReason),
     /// The upgrade succeeded: the session reads this WebSocket from now on.
-    WebSocket(WsStream),
+    WebSocket(WsReader),
     /// A Socket.IO socket (by namespace) was asked to close.
     SocketClosed(String),
 }
@@ -153,18 +145,17 @@ pub(crate) async fn handle(server: Arc<ServerInner>, req: Request<Incoming>, add
                 let Ok(Ok(upgraded)) = tokio::time::timeout(srv.config.handshake_timeout, on_upgrade).await else {
                     return;
                 };
-                let ws = WebSocketStream::from_raw_socket(
-                    TokioIo::new(upgraded),
-                    Role::Server,
-                    Some(websocket::config(srv.config.max_payload)),
-                )
-                .await;
+                let Some((reader, writer)) =
+                    websocket::accept(upgraded, srv.config.max_payload, srv.hub.counters.clone())
+                else {
+                    return;
+                };
                 let (conn, session) = open(&srv, handshake, permit, Transport::WebSocket);
                 let open = open_packet(&srv, &conn.sid, Vec::new());
                 conn.outbox.push_control(Frame::Text(eio::encode_text(&open).into()));
-                let stream = start_writer(&srv, &conn, ws);
+                start_writer(&srv, &conn, writer);
                 // This task becomes the session: one task reads, one writes.
-                run_session(srv, conn, session, Some(stream)).await;
+                run_session(srv, conn, session, Some(reader)).await;
             });
             res
         }
@@ -235,42 +226,44 @@ pub(crate) struct Session {
     permit: ConnectionPermit,
 }
 
-/// Spawn the writer for a WebSocket and return its reading half.
-fn start_writer(server: &ServerInner, conn: &EngineConn, ws: WebSocketStream<TokioIo<Upgraded>>) -> WsStream {
-    let (sink, stream) = ws.split();
-    server.tracker.spawn(websocket::write_loop(
-        sink,
-        conn.outbox.clone(),
-        server.hub.counters.clone(),
-        server.config.shutdown_timeout,
-    ));
-    stream
+/// Hand the session's outbox to a WebSocket: direct writes and a writer task.
+fn start_writer(server: &ServerInner, conn: &EngineConn, writer: Arc<WsWriter>) {
+    conn.outbox.attach(writer.clone());
+    server.tracker.spawn(websocket::write_loop(writer, conn.outbox.clone(), server.config.shutdown_timeout));
 }
 
 /// The next packet from the session's WebSocket, if it has one.
-async fn next_ws(ws: &mut Option<WsStream>, counters: &Counters) -> Result<eio::Packet, DisconnectReason> {
-    let Some(stream) = ws.as_mut() else { return std::future::pending().await };
+async fn next_ws(
+    ws: &mut Option<WsReader>,
+    conn: &EngineConn,
+    counters: &Counters,
+) -> Result<eio::Packet, DisconnectReason> {
+    let Some(reader) = ws.as_mut() else { return std::future::pending().await };
     loop {
-        return match stream.next().await {
-            None | Some(Ok(Message::Close(_))) => Err(DisconnectReason::TransportClose),
-            Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(_))) => Err(DisconnectReason::MessageTooBig),
-            Some(Err(_)) => Err(DisconnectReason::TransportError),
-            Some(Ok(Message::Text(t))) => {
+        return match reader.next().await {
+            Ok(Received::Close(_)) | Err(ReadError::Eof) => Err(DisconnectReason::TransportClose),
+            Err(ReadError::Violation(Violation::TooBig)) => Err(DisconnectReason::MessageTooBig),
+            Err(_) => Err(DisconnectReason::TransportError),
+            Ok(Received::Text(t)) => {
                 Counters::add(&counters.bytes_in, t.len() as u64);
                 eio::decode_text(&t).map_err(|_| DisconnectReason::ParseError)
             }
-            Some(Ok(Message::Binary(b))) => {
+            Ok(Received::Binary(b)) => {
                 Counters::add(&counters.bytes_in, b.len() as u64);
                 Ok(eio::Packet::Binary(b))
             }
-            Some(Ok(_)) => continue,
+            Ok(Received::Ping(payload)) => {
+                conn.outbox.push_control(Frame::Pong(payload));
+                continue;
+            }
+            Ok(Received::Pong) => continue,
         };
     }
 }
 
 /// The session task: heartbeats, inbound packets from either transport,
 /// socket closes, teardown.
-async fn run_session(server: Arc<ServerInner>, conn: Arc<EngineConn>, session: Session, mut ws: Option<WsStream>) {
+async fn run_session(server: Arc<ServerInner>, conn: Arc<EngineConn>, session: Session, mut ws: Option<WsReader>) {
     let Session { mut sio, permit } = session;
     let cfg = &server.config;
     let mut heartbeat = Heartbeat::new(cfg.ping_interval, cfg.ping_timeout);
@@ -295,7 +288,7 @@ async fn run_session(server: Arc<ServerInner>, conn: Arc<EngineConn>, session: S
                 }
                 Beat::TimedOut => break DisconnectReason::PingTimeout,
             },
-            packet = next_ws(&mut ws, &server.hub.counters) => match packet {
+            packet = next_ws(&mut ws, &conn, &server.hub.counters) => match packet {
                 Ok(packet) => {
                     if let Err(reason) = on_packet(&server, &mut sio, &mut limiter, &mut heartbeat, packet).await {
                         break reason;
@@ -306,7 +299,7 @@ async fn run_session(server: Arc<ServerInner>, conn: Arc<EngineConn>, session: S
             msg = conn.inbound.recv() => match msg {
                 None => break DisconnectReason::TransportClose,
                 Some(Inbound::Closed(reason)) => break reason,
-                Some(Inbound::WebSocket(stream)) => ws = Some(stream),
+                Some(Inbound::WebSocket(reader)) => ws = Some(reader),
                 Some(Inbound::SocketClosed(nsp)) => {
                     if let Err(reason) = sio.socket_closed(&nsp) {
                         break reason;
@@ -384,7 +377,7 @@ async fn poll(conn: &Arc<EngineConn>, cors: &Cors) -> Response<Body> {
     } else {
         // The session closes the outbox when it ends, so this always returns.
         tokio::select! {
-            more = conn.outbox.next_batch(&mut frames) => if more { polling_payload(&frames) } else { "1".to_owned() },
+            more = conn.outbox.next_batch(&mut frames) => if more.is_some() { polling_payload(&frames) } else { "1".to_owned() },
             () = upgrading => "6".to_owned(),
         }
     };
@@ -407,7 +400,7 @@ fn polling_payload(frames: &[Frame]) -> String {
             }
             Frame::Close { .. } => out.push('1'),
             // WebSocket-level pings are never queued for Engine.IO sessions.
-            Frame::Ping(_) => out.push('6'),
+            Frame::Ping(_) | Frame::Pong(_) => out.push('6'),
         }
     }
     out
@@ -451,32 +444,34 @@ fn upgrade(server: Arc<ServerInner>, conn: Arc<EngineConn>, mut req: Request<Inc
         let Ok(Ok(upgraded)) = tokio::time::timeout(server.config.handshake_timeout, on_upgrade).await else {
             return;
         };
-        let mut ws = WebSocketStream::from_raw_socket(
-            TokioIo::new(upgraded),
-            Role::Server,
-            Some(websocket::config(server.config.max_payload)),
-        )
-        .await;
+        let counters = server.hub.counters.clone();
+        let Some((mut reader, writer)) = websocket::accept(upgraded, server.config.max_payload, counters) else {
+            return;
+        };
+        let timeout = server.config.shutdown_timeout;
+        let refuse = |writer: Arc<WsWriter>| async move {
+            let close = Frame::Close { code: close_code::NORMAL, reason: "".into() };
+            websocket::send(&writer, &[close], timeout).await;
+        };
         if conn.transport() != Transport::Polling {
             // Already upgrading or upgraded: this second WebSocket is refused.
-            let _ = ws.close(None).await;
-            return;
+            return refuse(writer).await;
         }
         let probe = async {
-            match ws.next().await {
-                Some(Ok(Message::Text(t))) if t.as_str() == "2probe" => {}
+            match reader.next().await {
+                Ok(Received::Text(t)) if t.as_str() == "2probe" => {}
                 _ => return false,
             }
             *conn.transport.lock() = Transport::Upgrading;
             conn.upgrading.notify_waiters();
-            if ws.send(Message::text("3probe")).await.is_err() {
+            if !websocket::send(&writer, &[Frame::Text("3probe".into())], timeout).await {
                 return false;
             }
             loop {
-                match ws.next().await {
-                    Some(Ok(Message::Text(t))) if t.as_str() == "5" => return true,
+                match reader.next().await {
+                    Ok(Received::Text(t)) if t.as_str() == "5" => return true,
                     // The client may send a noop or ping while it pauses polling.
-                    Some(Ok(Message::Text(t))) if t.as_str() == "6" => continue,
+                    Ok(Received::Text(t)) if t.as_str() == "6" => continue,
                     _ => return false,
                 }
             }
@@ -486,8 +481,8 @@ fn upgrade(server: Arc<ServerInner>, conn: Arc<EngineConn>, mut req: Request<Inc
                 *conn.transport.lock() = Transport::WebSocket;
                 // A poll still pending ends with a noop so the client lets go of it.
                 conn.upgrading.notify_waiters();
-                let stream = start_writer(&server, &conn, ws);
-                conn.inbound.push(Inbound::WebSocket(stream));
+                start_writer(&server, &conn, writer);
+                conn.inbound.push(Inbound::WebSocket(reader));
             }
             _ => {
                 {
@@ -496,7 +491,7 @@ fn upgrade(server: Arc<ServerInner>, conn: Arc<EngineConn>, mut req: Request<Inc
                         *t = Transport::Polling;
                     }
                 }
-                let _ = ws.close(None).await;
+                refuse(writer).await;
             }
         }
     });

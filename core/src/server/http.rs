@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
 use hyper::body::Incoming;
@@ -14,8 +13,6 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::protocol::Role;
 use tower::ServiceExt;
 
 use super::ServerInner;
@@ -23,7 +20,7 @@ use super::session::{self, Accepted};
 use crate::config::AuthRejection;
 use crate::hub::socket::Handshake;
 use crate::metrics::Counters;
-use crate::transport::{close_code, websocket};
+use crate::transport::{Frame, close_code, websocket};
 
 pub(crate) type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 
@@ -168,20 +165,18 @@ async fn upgrade(server: Arc<ServerInner>, mut req: Request<Incoming>, addr: Soc
             Ok(Ok(u)) => u,
             _ => return,
         };
-        let ws = WebSocketStream::from_raw_socket(
-            TokioIo::new(upgraded),
-            Role::Server,
-            Some(websocket::config(srv.config.max_payload)),
-        )
-        .await;
-        let (sink, stream) = ws.split();
+        let Some((reader, writer)) = websocket::accept(upgraded, srv.config.max_payload, srv.hub.counters.clone())
+        else {
+            return;
+        };
         match identity {
-            Ok(identity) => session::run(Accepted { server: srv, ns, handshake, identity, permit }, sink, stream).await,
+            Ok(identity) => {
+                session::run(Accepted { server: srv, ns, handshake, identity, permit }, reader, writer).await
+            }
             Err(_) => {
                 Counters::add(&srv.hub.counters.refused_connections, 1);
-                let outbox = Arc::new(crate::transport::outbox::Outbox::new(1, 1));
-                outbox.close(close_code::AUTH_FAILED, "Authentication failed", true);
-                websocket::write_loop(sink, outbox, srv.hub.counters.clone(), srv.config.shutdown_timeout).await;
+                let close = Frame::Close { code: close_code::AUTH_FAILED, reason: "Authentication failed".into() };
+                websocket::send(&writer, &[close], srv.config.shutdown_timeout).await;
             }
         }
     });

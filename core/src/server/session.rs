@@ -4,10 +4,8 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use futures_util::{Stream, StreamExt};
 use serde_json::Value;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::ServerInner;
 use super::heartbeat::{Beat, Heartbeat};
@@ -21,9 +19,9 @@ use crate::hub::packet::{Packet, Protocol};
 use crate::hub::socket::{DisconnectReason, Handshake, NewSocket, Socket};
 use crate::metrics::Counters;
 use crate::protocol::native::{self, ClientMessage, ErrorCode, ServerMessage};
-use crate::transport::close_code;
 use crate::transport::outbox::Outbox;
-use crate::transport::websocket::write_loop;
+use crate::transport::websocket::{ReadError, Received, Violation, WsReader, WsWriter, write_loop};
+use crate::transport::{Frame, close_code};
 
 /// Everything a new session needs besides the stream.
 pub(crate) struct Accepted {
@@ -35,15 +33,12 @@ pub(crate) struct Accepted {
 }
 
 /// Run one JSON-protocol connection to its end.
-pub(crate) async fn run<St, Si>(a: Accepted, sink: Si, mut stream: St)
-where
-    St: Stream<Item = Result<Message, tungstenite::Error>> + Unpin,
-    Si: futures_util::Sink<Message> + Unpin + Send + 'static,
-{
+pub(crate) async fn run(a: Accepted, mut reader: WsReader, wire: Arc<WsWriter>) {
     let cfg = &a.server.config;
     let counters = a.server.hub.counters.clone();
     let outbox = Arc::new(Outbox::new(cfg.outbound_queue_messages, cfg.outbound_queue_bytes));
-    let writer = tokio::spawn(write_loop(sink, outbox.clone(), counters.clone(), cfg.shutdown_timeout));
+    outbox.attach(wire.clone());
+    let writer = tokio::spawn(write_loop(wire, outbox.clone(), cfg.shutdown_timeout));
     let socket = Socket::new(NewSocket {
         ns: a.ns.clone(),
         handshake: a.handshake,
@@ -67,7 +62,7 @@ where
         h(socket.clone()).await;
     }
 
-    let reason = read_loop(&a.server, &socket, &mut stream).await;
+    let reason = read_loop(&a.server, &socket, &mut reader).await;
 
     socket.close(reason);
     let (code, text, discard) = close_frame(reason);
@@ -79,7 +74,7 @@ where
     for h in socket.take_disconnect_handlers().into_iter().chain(a.ns.disconnect_handlers()) {
         h(socket.clone(), reason).await;
     }
-    drop(stream);
+    drop(reader);
     let mut writer = writer;
     if tokio::time::timeout(cfg.shutdown_timeout, &mut writer).await.is_err() {
         writer.abort();
@@ -87,10 +82,7 @@ where
     drop(a.permit);
 }
 
-async fn read_loop<St>(server: &ServerInner, socket: &Socket, stream: &mut St) -> DisconnectReason
-where
-    St: Stream<Item = Result<Message, tungstenite::Error>> + Unpin,
-{
+async fn read_loop(server: &ServerInner, socket: &Socket, reader: &mut WsReader) -> DisconnectReason {
     let cfg = &server.config;
     let mut heartbeat = Heartbeat::new(cfg.ping_interval, cfg.ping_timeout);
     let mut limiter = cfg.rate_limit.as_ref().map(|l| RateLimiter::new(l, Instant::now()));
@@ -103,45 +95,55 @@ where
             }
             beat = heartbeat.tick() => match beat {
                 Beat::Ping => {
-                    socket.outbox().push_control(crate::transport::Frame::Ping(bytes::Bytes::new()));
+                    socket.outbox().push_control(Frame::Ping(bytes::Bytes::new()));
                 }
                 Beat::TimedOut => return DisconnectReason::PingTimeout,
             },
-            msg = stream.next() => match msg {
-                None | Some(Ok(Message::Close(_))) => return DisconnectReason::TransportClose,
-                Some(Err(tungstenite::Error::Capacity(e))) => {
-                    tracing::debug!(sid = %socket.id(), error = %e, "message too big");
+            msg = reader.next() => match msg {
+                Ok(Received::Close(_)) | Err(ReadError::Eof) => return DisconnectReason::TransportClose,
+                Err(ReadError::Violation(Violation::TooBig)) => {
+                    tracing::debug!(sid = %socket.id(), "message too big");
                     return DisconnectReason::MessageTooBig;
                 }
-                Some(Err(e)) => {
+                Err(e) => {
                     tracing::debug!(sid = %socket.id(), error = %e, "transport error");
                     return DisconnectReason::TransportError;
                 }
-                Some(Ok(Message::Pong(_))) => heartbeat.pong(),
-                Some(Ok(Message::Ping(_) | Message::Frame(_))) => {}
-                Some(Ok(data @ (Message::Text(_) | Message::Binary(_)))) => {
-                    let len = data.len();
-                    let counters = socket.counters();
-                    Counters::add(&counters.messages_in, 1);
-                    Counters::add(&counters.bytes_in, len as u64);
-                    match limiter.as_mut().map_or(Verdict::Allow, |l| l.check(len, Instant::now())) {
-                        Verdict::Allow => {}
-                        Verdict::Reject => {
-                            Counters::add(&counters.rate_limited, 1);
-                            error(socket, ErrorCode::RateLimited, "rate limit exceeded; message dropped", None, None);
-                            continue;
-                        }
-                        Verdict::Close => {
-                            Counters::add(&counters.rate_limited, 1);
-                            return DisconnectReason::RateLimited;
-                        }
-                    }
-                    match data {
-                        Message::Text(text) => dispatch(socket, &text).await,
-                        _ => error(socket, ErrorCode::InvalidMessage, "binary frames are not supported; send JSON text", None, None),
-                    }
+                Ok(Received::Pong) => heartbeat.pong(),
+                Ok(Received::Ping(payload)) => {
+                    socket.outbox().push_control(Frame::Pong(payload));
                 }
+                Ok(Received::Text(text)) => match admit(socket, limiter.as_mut(), text.len()) {
+                    Ok(true) => dispatch(socket, &text).await,
+                    Ok(false) => {}
+                    Err(reason) => return reason,
+                },
+                Ok(Received::Binary(data)) => match admit(socket, limiter.as_mut(), data.len()) {
+                    Ok(true) => error(socket, ErrorCode::InvalidMessage, "binary frames are not supported; send JSON text", None, None),
+                    Ok(false) => {}
+                    Err(reason) => return reason,
+                },
             }
+        }
+    }
+}
+
+/// Count an inbound message and apply the rate limit: whether to handle it
+/// (a rejected one is answered with an error), or the reason to close.
+fn admit(socket: &Socket, limiter: Option<&mut RateLimiter>, len: usize) -> Result<bool, DisconnectReason> {
+    let counters = socket.counters();
+    Counters::add(&counters.messages_in, 1);
+    Counters::add(&counters.bytes_in, len as u64);
+    match limiter.map_or(Verdict::Allow, |l| l.check(len, Instant::now())) {
+        Verdict::Allow => Ok(true),
+        Verdict::Reject => {
+            Counters::add(&counters.rate_limited, 1);
+            error(socket, ErrorCode::RateLimited, "rate limit exceeded; message dropped", None, None);
+            Ok(false)
+        }
+        Verdict::Close => {
+            Counters::add(&counters.rate_limited, 1);
+            Err(DisconnectReason::RateLimited)
         }
     }
 }

@@ -16,7 +16,12 @@ pub enum Frame {
     Text(Utf8Bytes),
     Binary(Bytes),
     Ping(Bytes),
-    Close { code: u16, reason: Cow<'static, str> },
+    /// The answer to a client's ping.
+    Pong(Bytes),
+    Close {
+        code: u16,
+        reason: Cow<'static, str>,
+    },
 }
 
 impl Frame {
@@ -24,7 +29,7 @@ impl Frame {
     pub fn len(&self) -> usize {
         match self {
             Frame::Text(t) => t.len(),
-            Frame::Binary(b) | Frame::Ping(b) => b.len(),
+            Frame::Binary(b) | Frame::Ping(b) | Frame::Pong(b) => b.len(),
             Frame::Close { reason, .. } => 2 + reason.len(),
         }
     }

@@ -6,13 +6,20 @@
 //! a fixed amount of memory: volatile frames are dropped when it is full, any
 //! other frame makes the push report [`Pushed::Overflow`] and the owner closes
 //! the connection.
+//!
+//! A WebSocket attaches its writer ([`Outbox::attach`]): then a single
+//! recipient's frames ([`Outbox::push_now`]) are written by the pushing task
+//! itself when nothing is queued or being written, which keeps order and
+//! spares the writer task a wake-up per reply.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use super::Frame;
+use super::websocket::WsWriter;
 
 /// Outcome of a push.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +38,13 @@ struct State {
     frames: VecDeque<Frame>,
     bytes: usize,
     closing: bool,
+    /// The WebSocket writer, for direct writes.
+    wire: Option<Arc<WsWriter>>,
+    /// The writer task holds a batch it has not finished writing.
+    busy: bool,
+    /// Bytes of the queue's encoding already written by a direct write that
+    /// the socket only partly took.
+    ahead: usize,
 }
 
 /// See the module docs.
@@ -46,7 +60,14 @@ impl Outbox {
     /// A queue holding at most `max_frames` frames and `max_bytes` bytes.
     pub fn new(max_frames: usize, max_bytes: usize) -> Self {
         Self {
-            state: Mutex::new(State { frames: VecDeque::new(), bytes: 0, closing: false }),
+            state: Mutex::new(State {
+                frames: VecDeque::new(),
+                bytes: 0,
+                closing: false,
+                wire: None,
+                busy: false,
+                ahead: 0,
+            }),
             notify: Notify::new(),
             max_frames: max_frames.max(1),
             max_bytes: max_bytes.max(1),
@@ -61,12 +82,36 @@ impl Outbox {
     /// Queue frames that belong together (a packet and its binary
     /// attachments): all of them or none.
     pub fn push_all(&self, frames: &[Frame], volatile: bool) -> Pushed {
+        self.offer(frames, volatile, false)
+    }
+
+    /// Like [`Outbox::push_all`], but written at once by the calling task
+    /// when a WebSocket is attached and idle. For frames meant for this one
+    /// connection; a broadcast queues, so each recipient's writer batches.
+    pub fn push_now(&self, frames: &[Frame], volatile: bool) -> Pushed {
+        self.offer(frames, volatile, true)
+    }
+
+    fn offer(&self, frames: &[Frame], volatile: bool, direct: bool) -> Pushed {
         let len: usize = frames.iter().map(Frame::len).sum();
         let was_empty;
         {
             let mut st = self.state.lock();
             if st.closing {
                 return Pushed::Closed;
+            }
+            if direct
+                && st.frames.is_empty()
+                && !st.busy
+                && let Some(wire) = &st.wire
+            {
+                // Written under the lock, so no other frame can overtake.
+                match wire.try_write(frames) {
+                    Ok(None) => return Pushed::Queued,
+                    Ok(Some(written)) => st.ahead = written,
+                    // The writer task meets the error too and ends the connection.
+                    Err(_) => {}
+                }
             }
             // An empty queue takes one packet of any size so a single large
             // message below max_payload is never refused outright.
@@ -85,6 +130,16 @@ impl Outbox {
             self.notify.notify_one();
         }
         Pushed::Queued
+    }
+
+    /// Let [`Outbox::push_now`] write to this WebSocket.
+    pub(crate) fn attach(&self, wire: Arc<WsWriter>) {
+        self.state.lock().wire = Some(wire);
+    }
+
+    /// The writer is done: drop the outbox's reference to the socket.
+    pub(crate) fn detach(&self) {
+        self.state.lock().wire = None;
     }
 
     /// Queue a control frame (ping), bypassing the limits.
@@ -122,18 +177,22 @@ impl Outbox {
     }
 
     /// Wait until frames are queued and move all of them into `out`.
-    /// Returns false once the queue is closing and empty: the writer is done.
-    pub async fn next_batch(&self, out: &mut Vec<Frame>) -> bool {
+    /// Returns how many bytes of their encoding a direct write already put
+    /// on the wire, or None once the queue is closing and empty: the writer
+    /// is done.
+    pub async fn next_batch(&self, out: &mut Vec<Frame>) -> Option<usize> {
         loop {
             {
                 let mut st = self.state.lock();
                 if !st.frames.is_empty() {
                     out.extend(st.frames.drain(..));
                     st.bytes = 0;
-                    return true;
+                    st.busy = true;
+                    return Some(std::mem::take(&mut st.ahead));
                 }
+                st.busy = false;
                 if st.closing {
-                    return false;
+                    return None;
                 }
             }
             self.notify.notified().await;
@@ -157,7 +216,7 @@ mod tests {
         assert_eq!(q.push(text("c"), true), Pushed::Dropped);
         assert_eq!(q.push(text("c"), false), Pushed::Overflow);
         let mut out = Vec::new();
-        assert!(q.next_batch(&mut out).await);
+        assert!(q.next_batch(&mut out).await.is_some());
         assert_eq!(out.len(), 2);
         // Bytes limit: 8 + 4 > 10.
         assert_eq!(q.push(text("12345678"), false), Pushed::Queued);
@@ -175,10 +234,10 @@ mod tests {
         assert!(!q.close(1000, "again", true));
         assert_eq!(q.push(text("b"), false), Pushed::Closed);
         let mut out = Vec::new();
-        assert!(q.next_batch(&mut out).await);
+        assert!(q.next_batch(&mut out).await.is_some());
         assert_eq!(out, vec![Frame::Close { code: 4008, reason: "slow".into() }]);
         out.clear();
-        assert!(!q.next_batch(&mut out).await);
+        assert!(q.next_batch(&mut out).await.is_none());
     }
 
     #[tokio::test]
