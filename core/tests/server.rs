@@ -572,3 +572,86 @@ async fn handlers_start_in_arrival_order_even_when_they_wait() {
     assert_eq!(*seen.lock(), (0..200).collect::<Vec<_>>());
     assert_ne!(acked, (0..200).collect::<Vec<_>>(), "handlers did overlap");
 }
+
+/// Upgrade a raw TCP connection at `/ws` and return it with the response head read.
+async fn raw_upgrade(addr: std::net::SocketAddr) -> tokio::net::TcpStream {
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "GET /ws HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        within(tcp.read_exact(&mut b)).await.unwrap();
+        head.push(b[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+    tcp
+}
+
+/// Read server frames until a close frame; its status code.
+async fn close_code_of(tcp: &mut tokio::net::TcpStream) -> u16 {
+    loop {
+        let mut h = [0u8; 2];
+        within(tcp.read_exact(&mut h)).await.unwrap();
+        assert_eq!(h[1] & 0x80, 0, "server frames are unmasked");
+        let len = match h[1] & 0x7F {
+            126 => {
+                let mut l = [0u8; 2];
+                tcp.read_exact(&mut l).await.unwrap();
+                usize::from(u16::from_be_bytes(l))
+            }
+            n => usize::from(n),
+        };
+        let mut payload = vec![0u8; len];
+        within(tcp.read_exact(&mut payload)).await.unwrap();
+        if h[0] & 0x0F == 0x8 {
+            return u16::from_be_bytes([payload[0], payload[1]]);
+        }
+    }
+}
+
+#[tokio::test]
+async fn websocket_protocol_violations_close_only_that_connection() {
+    let (_server, addr) = start(Server::builder().max_payload(64)).await;
+    let mut good = Tc::connect(addr, "").await;
+    good.join("r").await;
+    let masked = |first: u8, payload: &[u8]| {
+        let mut f = vec![first, 0x80 | payload.len() as u8, 1, 2, 3, 4];
+        f.extend(payload.iter().enumerate().map(|(i, b)| b ^ [1, 2, 3, 4][i % 4]));
+        f
+    };
+    for (bad, code) in [
+        (vec![0x81, 0x02, b'h', b'i'], 1002),                                    // unmasked
+        (masked(0xC1, b"hi"), 1002),         // reserved bit, no extension negotiated
+        (masked(0x80, b"hi"), 1002),         // continuation with no message
+        (masked(0x09, b"p"), 1002),          // fragmented ping
+        (masked(0x81, &[0xC3, 0x28]), 1002), // text that is not UTF-8
+        (masked(0x81, &[b'a'; 65]), 1009),   // over max_payload
+        ([masked(0x01, &[b'a'; 40]), masked(0x80, &[b'a'; 40])].concat(), 1009), // too big once reassembled
+    ] {
+        let mut tcp = raw_upgrade(addr).await;
+        tcp.write_all(&bad).await.unwrap();
+        assert_eq!(close_code_of(&mut tcp).await, code, "{bad:?}");
+        // Then the server closes the TCP connection.
+        let mut rest = Vec::new();
+        within(tcp.read_to_end(&mut rest)).await.unwrap();
+    }
+    // A client ping is answered with a pong carrying its payload.
+    let mut tcp = raw_upgrade(addr).await;
+    tcp.write_all(&masked(0x89, b"pp")).await.unwrap();
+    let frame = loop {
+        let mut h = [0u8; 2];
+        within(tcp.read_exact(&mut h)).await.unwrap();
+        let mut p = vec![0u8; usize::from(h[1])];
+        tcp.read_exact(&mut p).await.unwrap();
+        if h[0] == 0x8A {
+            break p;
+        }
+    };
+    assert_eq!(frame, b"pp");
+    good.send(json!({"type": "ping", "data": 1})).await;
+    assert_eq!(good.recv_type("pong").await["data"], 1);
+}

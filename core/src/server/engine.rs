@@ -25,13 +25,13 @@ use super::heartbeat::{Beat, Heartbeat};
 use super::http::{Body, full, owned_headers, parse_query};
 use super::inbox::Inbox;
 use super::limits::{ConnectionPermit, RateLimiter, Verdict};
-use super::session::close_frame;
+use super::session::{close_frame, disconnect_reason};
 use super::sio::SioSession;
 use crate::hub::socket::{DisconnectReason, Handshake};
 use crate::metrics::Counters;
 use crate::protocol::engineio::{self as eio, HttpError, OpenPacket};
 use crate::transport::outbox::Outbox;
-use crate::transport::websocket::{self, ReadError, Received, Violation, WsReader, WsWriter};
+use crate::transport::websocket::{self, ReadError, Received, WsReader, WsWriter};
 use crate::transport::{Frame, close_code};
 
 /// How the session currently reaches its client.
@@ -154,8 +154,10 @@ pub(crate) async fn handle(server: Arc<ServerInner>, req: Request<Incoming>, add
                 let open = open_packet(&srv, &conn.sid, Vec::new());
                 conn.outbox.push_control(Frame::Text(eio::encode_text(&open).into()));
                 start_writer(&srv, &conn, writer);
-                // This task becomes the session: one task reads, one writes.
-                run_session(srv, conn, session, Some(reader)).await;
+                // The session gets a task of its own rather than living on in
+                // this one, whose state (the request, the upgrade) it would carry.
+                let f = run_session(srv.clone(), conn, session, Some(reader));
+                srv.tracker.spawn(f);
             });
             res
         }
@@ -229,7 +231,8 @@ pub(crate) struct Session {
 /// Hand the session's outbox to a WebSocket: direct writes and a writer task.
 fn start_writer(server: &ServerInner, conn: &EngineConn, writer: Arc<WsWriter>) {
     conn.outbox.attach(writer.clone());
-    server.tracker.spawn(websocket::write_loop(writer, conn.outbox.clone(), server.config.shutdown_timeout));
+    let f = websocket::write_loop(writer, conn.outbox.clone(), server.config.shutdown_timeout);
+    server.tracker.spawn(f);
 }
 
 /// The next packet from the session's WebSocket, if it has one.
@@ -242,7 +245,7 @@ async fn next_ws(
     loop {
         return match reader.next().await {
             Ok(Received::Close(_)) | Err(ReadError::Eof) => Err(DisconnectReason::TransportClose),
-            Err(ReadError::Violation(Violation::TooBig)) => Err(DisconnectReason::MessageTooBig),
+            Err(ReadError::Violation(v)) => Err(disconnect_reason(v)),
             Err(_) => Err(DisconnectReason::TransportError),
             Ok(Received::Text(t)) => {
                 Counters::add(&counters.bytes_in, t.len() as u64);
@@ -263,24 +266,20 @@ async fn next_ws(
 
 /// The session task: heartbeats, inbound packets from either transport,
 /// socket closes, teardown.
-async fn run_session(server: Arc<ServerInner>, conn: Arc<EngineConn>, session: Session, mut ws: Option<WsReader>) {
-    let Session { mut sio, permit } = session;
+async fn run_session(server: Arc<ServerInner>, conn: Arc<EngineConn>, mut session: Session, mut ws: Option<WsReader>) {
     let cfg = &server.config;
+    let sio = &mut session.sio;
     let mut heartbeat = Heartbeat::new(cfg.ping_interval, cfg.ping_timeout);
-    let connect_deadline = sleep_until(Instant::now() + cfg.connect_timeout);
-    tokio::pin!(connect_deadline);
-    let mut connect_checked = false;
-    let mut limiter = cfg.rate_limit.as_ref().map(|l| RateLimiter::new(l, Instant::now()));
+    // Boxed and dropped once a namespace connects: idle sessions keep no timer for it.
+    let mut connect_deadline = Some(Box::pin(sleep_until(Instant::now() + cfg.connect_timeout)));
+    let mut limiter = cfg.rate_limit.as_ref().map(|l| Box::new(RateLimiter::new(l, Instant::now())));
     let reason = loop {
         tokio::select! {
             biased;
             () = server.shutdown.cancelled() => break DisconnectReason::ServerShutdown,
-            () = &mut connect_deadline, if !connect_checked => {
-                connect_checked = true;
-                if !sio.has_connected() {
-                    tracing::debug!(sid = %conn.sid, "no namespace connected in time");
-                    break DisconnectReason::TransportClose;
-                }
+            () = async { connect_deadline.as_mut().expect("guarded").await }, if connect_deadline.is_some() => {
+                tracing::debug!(sid = %conn.sid, "no namespace connected in time");
+                break DisconnectReason::TransportClose;
             }
             beat = heartbeat.tick() => match beat {
                 Beat::Ping => {
@@ -290,7 +289,7 @@ async fn run_session(server: Arc<ServerInner>, conn: Arc<EngineConn>, session: S
             },
             packet = next_ws(&mut ws, &conn, &server.hub.counters) => match packet {
                 Ok(packet) => {
-                    if let Err(reason) = on_packet(&server, &mut sio, &mut limiter, &mut heartbeat, packet).await {
+                    if let Err(reason) = Box::pin(on_packet(&server, sio, limiter.as_deref_mut(), &mut heartbeat, packet)).await {
                         break reason;
                     }
                 }
@@ -306,11 +305,14 @@ async fn run_session(server: Arc<ServerInner>, conn: Arc<EngineConn>, session: S
                     }
                 }
                 Some(Inbound::Packet(packet)) => {
-                    if let Err(reason) = on_packet(&server, &mut sio, &mut limiter, &mut heartbeat, packet).await {
+                    if let Err(reason) = Box::pin(on_packet(&server, sio, limiter.as_deref_mut(), &mut heartbeat, packet)).await {
                         break reason;
                     }
                 }
             },
+        }
+        if connect_deadline.is_some() && sio.has_connected() {
+            connect_deadline = None;
         }
     };
     tracing::debug!(sid = %conn.sid, %reason, "engine session ended");
@@ -319,14 +321,14 @@ async fn run_session(server: Arc<ServerInner>, conn: Arc<EngineConn>, session: S
     conn.outbox.close(code, text, discard);
     conn.inbound.close();
     server.engines.map.lock().remove(&conn.sid);
-    drop(permit);
+    drop(session.permit);
 }
 
 /// One Engine.IO packet from the client. An error ends the session.
 async fn on_packet(
     server: &ServerInner,
     sio: &mut SioSession,
-    limiter: &mut Option<RateLimiter>,
+    limiter: Option<&mut RateLimiter>,
     heartbeat: &mut Heartbeat,
     packet: eio::Packet,
 ) -> Result<(), DisconnectReason> {
@@ -338,7 +340,7 @@ async fn on_packet(
             Counters::add(&counters.messages_in, 1);
             // Over the rate limit a packet is dropped (Socket.IO has no error
             // channel); sustained abuse ends the session.
-            match limiter.as_mut().map_or(Verdict::Allow, |l| l.check(text.len(), Instant::now())) {
+            match limiter.map_or(Verdict::Allow, |l| l.check(text.len(), Instant::now())) {
                 Verdict::Allow => sio.on_text(&text).await?,
                 Verdict::Reject => Counters::add(&counters.rate_limited, 1),
                 Verdict::Close => {

@@ -171,7 +171,9 @@ async fn upgrade(server: Arc<ServerInner>, mut req: Request<Incoming>, addr: Soc
         };
         match identity {
             Ok(identity) => {
-                session::run(Accepted { server: srv, ns, handshake, identity, permit }, reader, writer).await
+                let f = session::run(Accepted { server: srv.clone(), ns, handshake, identity, permit }, reader, writer);
+                // A task of its own, rather than this one's state plus the session's.
+                srv.tracker.spawn(f);
             }
             Err(_) => {
                 Counters::add(&srv.hub.counters.refused_connections, 1);

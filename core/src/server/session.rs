@@ -101,9 +101,9 @@ async fn read_loop(server: &ServerInner, socket: &Socket, reader: &mut WsReader)
             },
             msg = reader.next() => match msg {
                 Ok(Received::Close(_)) | Err(ReadError::Eof) => return DisconnectReason::TransportClose,
-                Err(ReadError::Violation(Violation::TooBig)) => {
-                    tracing::debug!(sid = %socket.id(), "message too big");
-                    return DisconnectReason::MessageTooBig;
+                Err(ReadError::Violation(v)) => {
+                    tracing::debug!(sid = %socket.id(), error = %v, "websocket protocol violation");
+                    return disconnect_reason(v);
                 }
                 Err(e) => {
                     tracing::debug!(sid = %socket.id(), error = %e, "transport error");
@@ -125,6 +125,14 @@ async fn read_loop(server: &ServerInner, socket: &Socket, reader: &mut WsReader)
                 },
             }
         }
+    }
+}
+
+/// Why a connection whose client broke the WebSocket protocol ends.
+pub(super) fn disconnect_reason(v: Violation) -> DisconnectReason {
+    match v {
+        Violation::TooBig => DisconnectReason::MessageTooBig,
+        Violation::InvalidUtf8 | Violation::Protocol(_) => DisconnectReason::ParseError,
     }
 }
 
@@ -227,6 +235,7 @@ pub(super) fn close_frame(reason: DisconnectReason) -> (u16, &'static str, bool)
         DisconnectReason::SlowConsumer => (close_code::SLOW_CONSUMER, "slow consumer: outbound queue full", true),
         DisconnectReason::RateLimited => (close_code::POLICY, "rate limit exceeded", true),
         DisconnectReason::MessageTooBig => (close_code::TOO_BIG, "message too big", true),
+        DisconnectReason::ParseError => (close_code::PROTOCOL, "protocol error", true),
         DisconnectReason::ServerShutdown => (close_code::GOING_AWAY, "server shutting down", false),
         DisconnectReason::ServerDisconnect => (close_code::NORMAL, "server namespace disconnect", false),
         _ => (close_code::NORMAL, "", false),

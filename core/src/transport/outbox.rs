@@ -12,7 +12,6 @@
 //! itself when nothing is queued or being written, which keeps order and
 //! spares the writer task a wake-up per reply.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -35,7 +34,8 @@ pub enum Pushed {
 
 #[derive(Debug)]
 struct State {
-    frames: VecDeque<Frame>,
+    /// Emptied by taking the vector, so an idle connection holds no capacity.
+    frames: Vec<Frame>,
     bytes: usize,
     closing: bool,
     /// The WebSocket writer, for direct writes.
@@ -61,7 +61,7 @@ impl Outbox {
     pub fn new(max_frames: usize, max_bytes: usize) -> Self {
         Self {
             state: Mutex::new(State {
-                frames: VecDeque::new(),
+                frames: Vec::new(),
                 bytes: 0,
                 closing: false,
                 wire: None,
@@ -121,6 +121,11 @@ impl Outbox {
                 return if volatile { Pushed::Dropped } else { Pushed::Overflow };
             }
             was_empty = st.frames.is_empty();
+            if st.frames.capacity() == 0 {
+                // The writer takes the whole vector each time: start it at a
+                // size that holds a burst without regrowing.
+                st.frames.reserve(8);
+            }
             st.bytes += len;
             st.frames.extend(frames.iter().cloned());
         }
@@ -150,7 +155,7 @@ impl Outbox {
                 return Pushed::Closed;
             }
             st.bytes += frame.len();
-            st.frames.push_back(frame);
+            st.frames.push(frame);
         }
         self.notify.notify_one();
         Pushed::Queued
@@ -170,7 +175,7 @@ impl Outbox {
                 st.frames.clear();
                 st.bytes = 0;
             }
-            st.frames.push_back(Frame::Close { code, reason: reason.into() });
+            st.frames.push(Frame::Close { code, reason: reason.into() });
         }
         self.notify.notify_one();
         true
@@ -185,7 +190,11 @@ impl Outbox {
             {
                 let mut st = self.state.lock();
                 if !st.frames.is_empty() {
-                    out.extend(st.frames.drain(..));
+                    if out.is_empty() {
+                        *out = std::mem::take(&mut st.frames);
+                    } else {
+                        out.append(&mut st.frames);
+                    }
                     st.bytes = 0;
                     st.busy = true;
                     return Some(std::mem::take(&mut st.ahead));

@@ -159,3 +159,91 @@ impl WsReader {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::{TcpListener, TcpStream};
+
+    use super::*;
+
+    /// A client frame, masked as clients must.
+    fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
+        assert!(payload.len() < 126);
+        let mask = [0x12, 0x34, 0x56, 0x78];
+        let mut out = vec![first, 0x80 | payload.len() as u8];
+        out.extend_from_slice(&mask);
+        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        out
+    }
+
+    async fn pair(max_payload: usize) -> (TcpStream, WsReader) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let (read, _write) = server.into_split();
+        (client, WsReader::new(read, Bytes::new(), max_payload))
+    }
+
+    async fn next(reader: &mut WsReader) -> Result<Received, ReadError> {
+        tokio::time::timeout(std::time::Duration::from_secs(5), reader.next()).await.expect("reader stalled")
+    }
+
+    #[tokio::test]
+    async fn reassembles_fragments_around_control_frames() {
+        let (mut client, mut reader) = pair(1024).await;
+        let mut bytes = frame(0x01, b"hel"); // text, not final
+        bytes.extend(frame(0x89, b"p")); // a ping between fragments
+        bytes.extend(frame(0x80, b"lo")); // final continuation
+        bytes.extend(frame(0x82, &[1, 2, 3]));
+        bytes.extend(frame(0x8A, b""));
+        bytes.extend(frame(0x88, &1000u16.to_be_bytes()));
+        // Byte by byte: every frame boundary and split header is exercised.
+        for b in bytes {
+            client.write_all(&[b]).await.unwrap();
+        }
+        assert_eq!(next(&mut reader).await.unwrap(), Received::Ping(Bytes::from_static(b"p")));
+        assert_eq!(next(&mut reader).await.unwrap(), Received::Text("hello".into()));
+        assert_eq!(next(&mut reader).await.unwrap(), Received::Binary(Bytes::from_static(&[1, 2, 3])));
+        assert_eq!(next(&mut reader).await.unwrap(), Received::Pong);
+        assert_eq!(next(&mut reader).await.unwrap(), Received::Close(Some(1000)));
+        drop(client);
+        assert!(matches!(next(&mut reader).await, Err(ReadError::Eof)));
+    }
+
+    #[tokio::test]
+    async fn an_idle_reader_holds_no_buffer() {
+        let (mut client, mut reader) = pair(1024).await;
+        client.write_all(&frame(0x81, b"hi")).await.unwrap();
+        assert_eq!(next(&mut reader).await.unwrap(), Received::Text("hi".into()));
+        // Waiting for the next frame finds the socket empty and lets go of the buffer.
+        assert!(tokio::time::timeout(std::time::Duration::from_millis(50), reader.next()).await.is_err());
+        assert_eq!(reader.buf.capacity(), 0);
+        client.write_all(&frame(0x81, b"again")).await.unwrap();
+        assert_eq!(next(&mut reader).await.unwrap(), Received::Text("again".into()));
+    }
+
+    #[tokio::test]
+    async fn violations_end_reading() {
+        let cases: Vec<(Vec<u8>, Violation)> = vec![
+            (vec![0x81, 0x01, b'a'], Violation::Protocol("unmasked client frame")),
+            (frame(0x80, b"x"), Violation::Protocol("continuation frame without a message")),
+            (
+                [frame(0x01, b"a"), frame(0x81, b"b")].concat(),
+                Violation::Protocol("new message inside a fragmented one"),
+            ),
+            (frame(0x81, &[0xFF, 0xFE]), Violation::InvalidUtf8),
+            (frame(0x82, &[0; 11]), Violation::TooBig),
+            ([frame(0x02, &[0; 6]), frame(0x80, &[0; 6])].concat(), Violation::TooBig),
+            (frame(0x88, &[3]), Violation::Protocol("malformed close frame")),
+        ];
+        for (bytes, want) in cases {
+            let (mut client, mut reader) = pair(10).await;
+            client.write_all(&bytes).await.unwrap();
+            match next(&mut reader).await {
+                Err(ReadError::Violation(v)) => assert_eq!(v, want),
+                other => panic!("{bytes:?}: expected {want:?}, got {other:?}"),
+            }
+        }
+    }
+}

@@ -28,51 +28,70 @@ pub(crate) struct WsWriter {
     counters: Arc<Counters>,
 }
 
-/// A batch of frames laid out for a vectored write: each payload follows its
-/// header.
+/// Payloads up to this size are copied next to their header: the kernel
+/// copies one contiguous run much faster than many small slices. Larger ones
+/// are referenced where they are.
+const INLINE_PAYLOAD: usize = 1024;
+
+/// A batch of frames laid out for one vectored write.
 struct Encoded<'a> {
-    headers: Vec<u8>,
-    /// (end of this frame's header in `headers`, payload)
-    parts: Vec<(usize, Cow<'a, [u8]>)>,
+    /// Headers and small payloads, in order.
+    buf: Vec<u8>,
+    parts: Vec<Part<'a>>,
     len: usize,
     data_frames: u64,
     data_bytes: u64,
 }
 
+enum Part<'a> {
+    /// A run of `buf`.
+    Run(std::ops::Range<usize>),
+    /// A large payload, not copied.
+    Payload(Cow<'a, [u8]>),
+}
+
 impl<'a> Encoded<'a> {
     fn new(frames: &'a [Frame]) -> Self {
+        let inline: usize = frames.iter().map(|f| f.len()).filter(|n| *n <= INLINE_PAYLOAD).sum();
         let mut e = Encoded {
-            headers: Vec::with_capacity(frames.len() * codec::MAX_SERVER_HEADER),
-            parts: Vec::with_capacity(frames.len()),
+            buf: Vec::with_capacity(frames.len() * codec::MAX_SERVER_HEADER + inline),
+            parts: Vec::new(),
             len: 0,
             data_frames: 0,
             data_bytes: 0,
         };
+        let mut run_start = 0;
         for frame in frames {
             let (opcode, payload) = codec::opcode_and_payload(frame);
-            let start = e.headers.len();
-            codec::write_header(&mut e.headers, opcode, payload.len());
-            e.len += e.headers.len() - start + payload.len();
+            codec::write_header(&mut e.buf, opcode, payload.len());
             if matches!(frame, Frame::Text(_) | Frame::Binary(_)) {
                 e.data_frames += 1;
                 e.data_bytes += payload.len() as u64;
             }
-            e.parts.push((e.headers.len(), payload));
+            if payload.len() <= INLINE_PAYLOAD {
+                e.buf.extend_from_slice(&payload);
+            } else {
+                e.parts.push(Part::Run(run_start..e.buf.len()));
+                run_start = e.buf.len();
+                e.len += payload.len();
+                e.parts.push(Part::Payload(payload));
+            }
         }
+        if run_start < e.buf.len() {
+            e.parts.push(Part::Run(run_start..e.buf.len()));
+        }
+        e.len += e.buf.len();
         e
     }
 
     fn slices(&self) -> Vec<IoSlice<'_>> {
-        let mut out = Vec::with_capacity(self.parts.len() * 2);
-        let mut start = 0;
-        for (end, payload) in &self.parts {
-            out.push(IoSlice::new(&self.headers[start..*end]));
-            if !payload.is_empty() {
-                out.push(IoSlice::new(payload));
-            }
-            start = *end;
-        }
-        out
+        self.parts
+            .iter()
+            .map(|p| match p {
+                Part::Run(r) => IoSlice::new(&self.buf[r.clone()]),
+                Part::Payload(p) => IoSlice::new(p),
+            })
+            .collect()
     }
 }
 
@@ -141,12 +160,15 @@ pub(crate) async fn write_loop(writer: Arc<WsWriter>, outbox: Arc<Outbox>, close
     let mut batch = Vec::new();
     while let Some(skip) = outbox.next_batch(&mut batch).await {
         let closing = matches!(batch.last(), Some(Frame::Close { .. }));
+        // Boxed per batch: an idle connection's task then holds only the wait
+        // for the next batch, not the state of a write.
         let written = if closing {
-            tokio::time::timeout(close_timeout, writer.write_all(&batch, skip)).await.unwrap_or(Ok(()))
+            Box::pin(tokio::time::timeout(close_timeout, writer.write_all(&batch, skip))).await.unwrap_or(Ok(()))
         } else {
-            writer.write_all(&batch, skip).await
+            Box::pin(writer.write_all(&batch, skip)).await
         };
-        batch.clear();
+        // Dropped, not cleared: an idle connection keeps no batch capacity.
+        batch = Vec::new();
         if closing || written.is_err() {
             break;
         }
@@ -161,20 +183,26 @@ mod tests {
 
     #[test]
     fn lays_out_headers_beside_payloads() {
+        let big = bytes::Bytes::from(vec![7u8; INLINE_PAYLOAD + 1]);
         let frames = [
             Frame::Text("hello".into()),
-            Frame::Binary(bytes::Bytes::from(vec![7u8; 300])),
+            Frame::Binary(big.clone()),
             Frame::Pong(bytes::Bytes::new()),
+            Frame::Text("x".into()),
         ];
         let e = Encoded::new(&frames);
-        let flat: Vec<u8> = e.slices().iter().flat_map(|s| s.to_vec()).collect();
+        let slices = e.slices();
+        // A run up to the big payload's header, the big payload, the rest.
+        assert_eq!(slices.len(), 3);
+        assert_eq!(slices[1].as_ptr(), big.as_ptr(), "large payloads are not copied");
+        let flat: Vec<u8> = slices.iter().flat_map(|s| s.to_vec()).collect();
         let mut want = vec![0x81, 5];
         want.extend_from_slice(b"hello");
-        want.extend_from_slice(&[0x82, 126, 1, 44]);
-        want.extend_from_slice(&[7u8; 300]);
-        want.extend_from_slice(&[0x8A, 0]);
+        want.extend_from_slice(&[0x82, 126, 4, 1]);
+        want.extend_from_slice(&big);
+        want.extend_from_slice(&[0x8A, 0, 0x81, 1, b'x']);
         assert_eq!(flat, want);
         assert_eq!(e.len, want.len());
-        assert_eq!((e.data_frames, e.data_bytes), (2, 305));
+        assert_eq!((e.data_frames, e.data_bytes), (3, 5 + big.len() as u64 + 1));
     }
 }
