@@ -268,13 +268,12 @@ impl Namespace {
 
     /// Every room with members, socket rooms included.
     pub fn rooms(&self) -> Vec<String> {
-        self.index.read().room_names().cloned().collect()
+        self.index.read().room_names().map(str::to_owned).collect()
     }
 
     /// Rooms other than the sockets' own rooms.
     pub(crate) fn named_room_count(&self) -> usize {
-        let ix = self.index.read();
-        ix.room_names().filter(|r| !ix.members().contains_key(r.as_str())).count()
+        self.index.read().named_rooms().count()
     }
 
     /// Whether a client may not ask to join `room`: another user's room or a
@@ -290,7 +289,6 @@ impl Namespace {
         let sid = socket.id().clone();
         let mut ix = self.index.write();
         ix.insert(sid.clone(), socket.clone());
-        ix.join(&sid, sid.as_str());
         if let Some(user) = socket.user_id() {
             ix.join(&sid, &format!("{USER_ROOM_PREFIX}{user}"));
             *self.users.lock().entry(user.to_owned()).or_default() += 1;
@@ -343,7 +341,7 @@ impl Namespace {
     }
 
     pub(crate) fn rooms_of(&self, sid: &Sid) -> Vec<String> {
-        self.index.read().rooms_of(sid).map(|r| r.iter().cloned().collect()).unwrap_or_default()
+        self.index.read().rooms_of(sid)
     }
 
     /// Tell the other members of a named room that `socket` entered or left it.

@@ -76,8 +76,9 @@ impl std::borrow::Borrow<str> for Sid {
 pub struct Handshake {
     /// HTTP request headers (shared by every namespace socket of a connection).
     pub headers: Arc<HeaderMap>,
-    /// Query parameters in request order.
-    pub query: Vec<(String, String)>,
+    /// Query parameters in request order (shared by every namespace socket
+    /// of a connection).
+    pub query: Arc<[(String, String)]>,
     /// The peer's address.
     pub remote_addr: SocketAddr,
     /// The request path.

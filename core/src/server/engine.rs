@@ -124,7 +124,7 @@ pub(crate) async fn handle(server: Arc<ServerInner>, req: Request<Incoming>, add
             };
             let handshake = Handshake {
                 headers: Arc::new(owned_headers(req.headers())),
-                query,
+                query: query.into(),
                 remote_addr: addr,
                 path: req.uri().path().to_owned(),
                 namespace: "/".to_owned(),

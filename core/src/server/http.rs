@@ -138,7 +138,7 @@ async fn upgrade(server: Arc<ServerInner>, mut req: Request<Incoming>, addr: Soc
     };
     let handshake = Arc::new(Handshake {
         headers: Arc::new(owned_headers(req.headers())),
-        query,
+        query: query.into(),
         remote_addr: addr,
         path: req.uri().path().to_owned(),
         namespace: ns.name().to_owned(),
@@ -188,12 +188,21 @@ async fn upgrade(server: Arc<ServerInner>, mut req: Request<Incoming>, addr: Soc
 /// A copy of the request headers that owns its bytes. hyper's header values
 /// are slices of the connection's 8 KiB read buffer; keeping them for the
 /// socket's life would keep that whole buffer alive for every connection.
+/// The values share one allocation rather than one each.
 pub(crate) fn owned_headers(headers: &http::HeaderMap) -> http::HeaderMap {
+    let mut values = bytes::BytesMut::with_capacity(headers.values().map(|v| v.len()).sum());
+    for value in headers.values() {
+        values.extend_from_slice(value.as_bytes());
+    }
+    let values = values.freeze();
     let mut out = http::HeaderMap::with_capacity(headers.len());
+    let mut at = 0;
     for (name, value) in headers {
-        if let Ok(v) = http::HeaderValue::from_bytes(value.as_bytes()) {
+        let end = at + value.len();
+        if let Ok(v) = http::HeaderValue::from_maybe_shared(values.slice(at..end)) {
             out.append(name.clone(), v);
         }
+        at = end;
     }
     out
 }
@@ -231,5 +240,21 @@ mod tests {
         assert_eq!(q[3], ("flag".into(), "".into()));
         assert_eq!(q[4], ("bad".into(), "%zz".into()));
         assert!(parse_query(None).is_empty());
+    }
+
+    #[test]
+    fn owned_headers_keep_every_value_in_one_buffer() {
+        let mut h = http::HeaderMap::new();
+        h.insert(header::HOST, "example.org".parse().unwrap());
+        h.append("x-multi", "one".parse().unwrap());
+        h.append("x-multi", "two".parse().unwrap());
+        h.insert(header::AUTHORIZATION, "Bearer t".parse().unwrap());
+        let owned = owned_headers(&h);
+        assert_eq!(owned, h);
+        let host = owned[header::HOST].as_bytes().as_ptr();
+        let auth = owned[header::AUTHORIZATION].as_bytes().as_ptr();
+        // Adjacent in one allocation, in iteration order.
+        let span = (auth as usize).abs_diff(host as usize);
+        assert!(span < 32, "values are not in one buffer");
     }
 }
