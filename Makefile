@@ -10,10 +10,12 @@ LISTEN ?= 127.0.0.1:3000
 VENV ?= $(CURDIR)/.venv
 PYTHON ?= python3
 INTEROP := tests/interop
+WHEEL_VENV ?= $(CURDIR)/.venv-wheel
+WHEEL_DIR ?= $(CARGO_TARGET_DIR)/wheels
 # Interop tests find the real clients through these.
 export ROOMCAST_PYTHON := $(VENV)/bin/python
 
-.PHONY: all build release demo test deps deps-rust deps-node deps-python lint test-rust fmt clean \
+.PHONY: all build release demo test deps deps-rust deps-node deps-python lint test-rust test-python wheel fmt clean \
 	bench bench-quick bench-deps bench-deps-system bench-deps-socketioxide bench-build
 
 all: build
@@ -30,7 +32,7 @@ demo: release
 	$(CARGO_TARGET_DIR)/release/roomcast serve --listen $(LISTEN)
 
 ## make test: install what is missing, then run every suite.
-test: deps lint test-rust
+test: deps lint test-rust test-python
 	@echo "make test: all suites passed"
 
 # Tools the suites need; each is installed only when missing or outdated.
@@ -48,12 +50,28 @@ $(INTEROP)/node_modules/.installed: $(INTEROP)/package.json $(INTEROP)/package-l
 	touch $@
 
 # python-socketio and friends from PyPI in a venv of the project's own.
-deps-python: $(VENV)/.installed
-$(VENV)/.installed: $(INTEROP)/requirements.txt
+# maturin builds the wheel; the Python suite runs in a venv of its own
+# with the wheel installed (not a develop build of the source tree).
+deps-python: $(VENV)/.installed $(WHEEL_VENV)/.installed
+$(VENV)/.installed: $(INTEROP)/requirements.txt python/requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
-	$(VENV)/bin/python -m pip install -q -r $(INTEROP)/requirements.txt
+	$(VENV)/bin/python -m pip install -q -r $(INTEROP)/requirements.txt -r python/requirements-test.txt
 	touch $@
+$(WHEEL_VENV)/.installed: python/requirements-test.txt
+	rm -rf $(WHEEL_VENV)
+	$(PYTHON) -m venv $(WHEEL_VENV)
+	$(WHEEL_VENV)/bin/python -m pip install -q -r python/requirements-test.txt
+	touch $@
+
+## make wheel: the release abi3 wheel of the Python package, into $(WHEEL_DIR).
+wheel: $(VENV)/.installed
+	rm -f $(WHEEL_DIR)/roomcast-*.whl
+	cd python && $(VENV)/bin/maturin build --release --quiet --out $(WHEEL_DIR)
+
+test-python: wheel $(WHEEL_VENV)/.installed
+	$(WHEEL_VENV)/bin/python -m pip install -q --force-reinstall --no-deps $(WHEEL_DIR)/roomcast-*.whl
+	$(WHEEL_VENV)/bin/python -m pytest -q python/tests
 
 lint:
 	$(CARGO) fmt --all --check

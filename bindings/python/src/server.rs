@@ -1,0 +1,96 @@
+//! `_native.Server`: a roomcast server driven from Python.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pyo3::prelude::*;
+use roomcast::Server as Core;
+
+use crate::bridge::EventLoop;
+use crate::{convert, errors};
+
+#[pyclass(module = "roomcast._native", frozen)]
+pub(crate) struct Server {
+    core: Core,
+    event_loop: EventLoop,
+}
+
+#[pymethods]
+impl Server {
+    #[new]
+    #[pyo3(signature = (*, ping_interval = 25.0, ping_timeout = 20.0, max_payload = 1_000_000, allowed_origins = None))]
+    fn new(
+        ping_interval: f64,
+        ping_timeout: f64,
+        max_payload: usize,
+        allowed_origins: Option<Vec<String>>,
+    ) -> PyResult<Self> {
+        let seconds = |s: f64, what: &str| {
+            Duration::try_from_secs_f64(s).map_err(|_| {
+                errors::InvalidArgumentError::new_err(format!("{what} must be a positive number of seconds"))
+            })
+        };
+        let mut b = Core::builder()
+            .ping_interval(seconds(ping_interval, "ping_interval")?)
+            .ping_timeout(seconds(ping_timeout, "ping_timeout")?)
+            .max_payload(max_payload);
+        for origin in allowed_origins.unwrap_or_default() {
+            b = b.allowed_origin(origin);
+        }
+        Ok(Self { core: b.build().map_err(errors::to_py)?, event_loop: EventLoop::default() })
+    }
+
+    /// Handle `event` on `namespace`: `handler(sid, *args)` returns an
+    /// awaitable whose result is the ack.
+    #[pyo3(signature = (event, handler, namespace = "/"))]
+    fn on(&self, event: String, handler: Py<PyAny>, namespace: &str) {
+        let (handler, event_loop) = (Arc::new(handler), self.event_loop.clone());
+        self.core.of(namespace).on(event, move |socket, args| {
+            let (handler, event_loop) = (handler.clone(), event_loop.clone());
+            async move { event_loop.call(handler, vec![socket.id().as_str().to_owned()], args).await }
+        });
+    }
+
+    /// Listen on `host:port` (0 = any free port) from the running asyncio
+    /// loop, which then runs the handlers. Resolves to the bound port.
+    fn listen<'py>(&self, py: Python<'py>, host: String, port: u16) -> PyResult<Bound<'py, PyAny>> {
+        self.event_loop.capture(py)?;
+        let core = self.core.clone();
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            core.listen((host.as_str(), port)).await.map(|a| a.port()).map_err(errors::to_py)
+        })
+    }
+
+    /// Send `event` with `args` to the sockets in `to` (rooms or sids; all
+    /// when empty) except those in `skip`. Returns how many sockets it was
+    /// queued for.
+    #[pyo3(signature = (event, args, to = Vec::new(), skip = Vec::new(), namespace = "/"))]
+    fn emit(
+        &self,
+        event: String,
+        args: &Bound<'_, PyAny>,
+        to: Vec<String>,
+        skip: Vec<String>,
+        namespace: &str,
+    ) -> PyResult<usize> {
+        let args = convert::to_args(args)?;
+        let mut op = self.core.of(namespace).broadcast();
+        for room in to {
+            op = op.to(room);
+        }
+        for room in skip {
+            op = op.except(room);
+        }
+        let _runtime = pyo3_async_runtimes::tokio::get_runtime().enter();
+        Ok(op.emit_args(event, args))
+    }
+
+    /// Close every connection and stop listening.
+    fn shutdown<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            core.shutdown().await;
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,120 @@
+"""AsyncServer against python-socketio's AsyncClient (a real client from PyPI)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import socketio
+
+import roomcast
+
+pytestmark = pytest.mark.asyncio(loop_scope="function")
+
+
+async def connected_client(port: int) -> socketio.AsyncClient:
+    client = socketio.AsyncClient(reconnection=False)
+    await asyncio.wait_for(client.connect(f"http://127.0.0.1:{port}", transports=["websocket"]), 10)
+    return client
+
+
+async def test_handler_return_value_is_the_ack() -> None:
+    sio = roomcast.AsyncServer()
+    seen: list[str] = []
+
+    @sio.event
+    async def echo(sid: str, data: object) -> object:
+        seen.append(sid)
+        return data
+
+    @sio.on("pair")
+    def pair(sid: str, a: int, b: int) -> tuple[int, int]:  # a plain function works too
+        return b, a
+
+    port = await sio.serve("127.0.0.1", 0)
+    client = await connected_client(port)
+    try:
+        payload = {"n": 1, "list": [1.5, None, True], "text": "héllo", "raw": b"\x00\x01"}
+        assert await client.call("echo", payload, timeout=10) == payload
+        assert seen and len(seen[0]) > 10
+        assert await client.call("pair", (1, 2), timeout=10) == (2, 1)
+    finally:
+        await client.disconnect()
+        await sio.shutdown()
+
+
+async def test_emit_to_everyone_a_sid_and_with_skip() -> None:
+    sio = roomcast.AsyncServer()
+    sids: list[str] = []
+
+    @sio.event
+    async def hello(sid: str) -> None:
+        sids.append(sid)
+
+    port = await sio.serve("127.0.0.1", 0)
+    a, b = await connected_client(port), await connected_client(port)
+    got: dict[str, list[object]] = {"a": [], "b": []}
+    done = asyncio.Event()
+
+    def recorder(name: str):
+        async def news(data: object) -> None:
+            got[name].append(data)
+            if len(got["a"]) == 2 and len(got["b"]) == 1:
+                done.set()
+
+        return news
+
+    a.on("news", recorder("a"))
+    b.on("news", recorder("b"))
+    try:
+        await a.call("hello", timeout=10)
+        sid_a = sids[0]
+        await sio.emit("news", "all")
+        await sio.emit("news", "only a", to=sid_a)
+        await sio.emit("news", "not a", skip_sid=sid_a, to=sid_a)
+        await asyncio.wait_for(done.wait(), 10)
+        assert got == {"a": ["all", "only a"], "b": ["all"]}
+    finally:
+        await a.disconnect()
+        await b.disconnect()
+        await sio.shutdown()
+
+
+async def test_handler_exception_is_logged_and_the_connection_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    sio = roomcast.AsyncServer()
+
+    @sio.event
+    async def boom(sid: str) -> None:
+        raise ValueError("kaboom")
+
+    @sio.event
+    async def ok(sid: str) -> str:
+        return "fine"
+
+    port = await sio.serve("127.0.0.1", 0)
+    client = await connected_client(port)
+    try:
+        with pytest.raises(socketio.exceptions.TimeoutError):
+            # Socket.IO has no error acks: the failed handler's ack never comes.
+            await client.call("boom", timeout=1)
+        assert await client.call("ok", timeout=10) == "fine"
+        assert any("kaboom" in r.getMessage() or (r.exc_info and "kaboom" in str(r.exc_info[1])) for r in caplog.records)
+    finally:
+        await client.disconnect()
+        await sio.shutdown()
+
+
+async def test_errors_map_to_the_roomcast_hierarchy() -> None:
+    with pytest.raises(roomcast.InvalidArgumentError) as e:
+        roomcast.AsyncServer(ping_interval=-1)
+    assert isinstance(e.value, roomcast.RoomcastError)
+    sio = roomcast.AsyncServer()
+    with pytest.raises(TypeError):
+        await sio.emit("x", object())
+    port = await sio.serve("127.0.0.1", 0)
+    try:
+        with pytest.raises(roomcast.RoomcastIOError) as e2:
+            await roomcast.AsyncServer().serve("127.0.0.1", port)
+        assert e2.value.code == "ERR_IO"
+    finally:
+        await sio.shutdown()
