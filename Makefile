@@ -72,6 +72,9 @@ wheel: $(VENV)/.installed
 test-python: wheel $(WHEEL_VENV)/.installed
 	$(WHEEL_VENV)/bin/python -m pip install -q --force-reinstall --no-deps $(WHEEL_DIR)/roomcast-*.whl
 	$(WHEEL_VENV)/bin/python -m pytest -q python/tests
+	# The committed stub matches the extension; the package type-checks strictly.
+	MYPY_CACHE_DIR=$(CARGO_TARGET_DIR)/mypy $(WHEEL_VENV)/bin/python -m mypy.stubtest roomcast._native
+	MYPY_CACHE_DIR=$(CARGO_TARGET_DIR)/mypy $(WHEEL_VENV)/bin/python -m mypy --strict -p roomcast
 
 lint:
 	$(CARGO) fmt --all --check

@@ -93,7 +93,7 @@ class AsyncServer:
         """Register ``handler(sid, *args)`` for ``event``; usable as a decorator."""
 
         def register(f: Handler) -> Handler:
-            self._native.on(event, _as_coroutine_function(f), namespace)
+            self._register(event, f, namespace)
             return f
 
         if handler is None:
@@ -103,8 +103,21 @@ class AsyncServer:
 
     def event(self, handler: Handler) -> Handler:
         """Register a handler for the event named like the function."""
-        self._native.on(handler.__name__, _as_coroutine_function(handler), "/")
+        self._register(handler.__name__, handler, "/")
         return handler
+
+    def _register(self, event: str, f: Callable[..., Any], namespace: str) -> None:
+        handler = _as_coroutine_function(f)
+        if event == "connect":
+            raise NotImplementedError(
+                "connect handlers (with refusal) are not available yet in roomcast's Python package"
+            )
+        if event == "disconnect":
+            self._native.on_disconnect(handler, namespace)
+        elif event == "*":
+            self._native.on_any(handler, namespace)
+        else:
+            self._native.on(event, handler, namespace)
 
     async def emit(
         self,
@@ -121,6 +134,46 @@ class AsyncServer:
         """
         args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
         self._native.emit(event, args, _rooms(to) + _rooms(room), _rooms(skip_sid), namespace)
+
+    async def call(
+        self,
+        event: str,
+        data: Any = None,
+        to: Optional[str] = None,
+        sid: Optional[str] = None,
+        namespace: str = "/",
+        timeout: float = 60,
+    ) -> Any:
+        """Send ``event`` to one client and wait for its ack: one argument is
+        returned as is, several as a tuple, none as ``None``."""
+        target = to if to is not None else sid
+        if target is None:
+            raise InvalidArgumentError("call() needs the sid of the client (to=...)")
+        args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
+        reply: list[Any] = await self._native.call(event, args, target, timeout, namespace)
+        if not reply:
+            return None
+        return reply[0] if len(reply) == 1 else tuple(reply)
+
+    async def enter_room(self, sid: str, room: str, namespace: str = "/") -> None:
+        """Put client ``sid`` in ``room``."""
+        self._native.enter_room(sid, room, namespace)
+
+    async def leave_room(self, sid: str, room: str, namespace: str = "/") -> None:
+        """Take client ``sid`` out of ``room``."""
+        self._native.leave_room(sid, room, namespace)
+
+    async def close_room(self, room: str, namespace: str = "/") -> None:
+        """Take every client out of ``room``."""
+        self._native.close_room(room, namespace)
+
+    def rooms(self, sid: str, namespace: str = "/") -> list[str]:
+        """The rooms client ``sid`` is in, its own room (named by its sid) first."""
+        return self._native.rooms(sid, namespace)
+
+    async def disconnect(self, sid: str, namespace: str = "/") -> None:
+        """Disconnect client ``sid`` from ``namespace``."""
+        self._native.disconnect(sid, namespace)
 
     async def serve(self, host: str = "127.0.0.1", port: int = 0) -> int:
         """Listen on ``host:port`` (0 picks a free port); returns the port."""

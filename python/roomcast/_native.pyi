@@ -1,4 +1,23 @@
-from typing import Any, Awaitable, Callable, Iterable, Optional
+from typing import Any, Awaitable, Callable, Iterable, Optional, final
+
+__all__ = [
+    "ClosedError",
+    "ConfigError",
+    "InternalError",
+    "InvalidArgumentError",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "ProtocolError",
+    "QueueFullError",
+    "RateLimitedError",
+    "RefusedError",
+    "RoomcastError",
+    "RoomcastIOError",
+    "Server",
+    "TimeoutError",
+    "UnauthorizedError",
+    "__version__",
+]
 
 __version__: str
 
@@ -19,6 +38,7 @@ class PayloadTooLargeError(RoomcastError): ...
 class QueueFullError(RoomcastError): ...
 class InternalError(RoomcastError): ...
 
+@final
 class Server:
     def __new__(
         cls,
@@ -29,6 +49,16 @@ class Server:
         allowed_origins: Optional[list[str]] = None,
     ) -> Server: ...
     def on(self, event: str, handler: Callable[..., Awaitable[Any]], namespace: str = "/") -> None: ...
+    def on_disconnect(self, handler: Callable[..., Awaitable[Any]], namespace: str = "/") -> None: ...
+    def on_any(self, handler: Callable[..., Awaitable[Any]], namespace: str = "/") -> None: ...
+    def enter_room(self, sid: str, room: str, namespace: str = "/") -> bool: ...
+    def leave_room(self, sid: str, room: str, namespace: str = "/") -> bool: ...
+    def close_room(self, room: str, namespace: str = "/") -> None: ...
+    def rooms(self, sid: str, namespace: str = "/") -> list[str]: ...
+    def disconnect(self, sid: str, namespace: str = "/") -> bool: ...
+    def call(
+        self, event: str, args: Iterable[Any], sid: str, timeout: float = 60.0, namespace: str = "/"
+    ) -> Awaitable[list[Any]]: ...
     def listen(self, host: str, port: int) -> Awaitable[int]: ...
     def emit(
         self,

@@ -118,3 +118,77 @@ async def test_errors_map_to_the_roomcast_hierarchy() -> None:
         assert e2.value.code == "ERR_IO"
     finally:
         await sio.shutdown()
+
+
+async def test_rooms_calls_catch_all_and_disconnects() -> None:
+    sio = roomcast.AsyncServer()
+    sids: list[str] = []
+    gone: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+
+    @sio.event
+    async def hello(sid: str) -> None:
+        sids.append(sid)
+        await sio.enter_room(sid, "lobby")
+
+    @sio.on("*")
+    async def anything(event: str, sid: str, *args: object) -> object:
+        return [event, *args]
+
+    @sio.event
+    async def disconnect(sid: str, reason: str) -> None:
+        await gone.put((sid, reason))
+
+    port = await sio.serve("127.0.0.1", 0)
+    a, b = await connected_client(port), await connected_client(port)
+    lobby: list[object] = []
+    got_lobby = asyncio.Event()
+
+    async def on_lobby(data: object) -> None:
+        lobby.append(data)
+        got_lobby.set()
+
+    a.on("lobby", on_lobby)
+
+    @b.on("question")
+    async def question(x: int) -> tuple[int, str]:
+        return x * 2, "twice"
+
+    @b.on("slow")
+    async def slow() -> None:
+        await asyncio.sleep(5)
+
+    try:
+        await a.call("hello", timeout=10)
+        await b.call("hello", timeout=10)
+        sid_a, sid_b = sids
+        assert sio.rooms(sid_a) == [sid_a, "lobby"]
+        await sio.leave_room(sid_b, "lobby")
+        await sio.emit("lobby", "welcome", room="lobby")
+        await asyncio.wait_for(got_lobby.wait(), 10)
+        assert lobby == ["welcome"]
+        assert await a.call("unknown", 7, timeout=10) == ["unknown", 7], "the catch-all answers"
+        assert await sio.call("question", 21, to=sid_b, timeout=10) == (42, "twice")
+        with pytest.raises(roomcast.TimeoutError):
+            await sio.call("slow", to=sid_b, timeout=0.2)
+        await sio.close_room("lobby")
+        assert sio.rooms(sid_a) == [sid_a]
+        await sio.disconnect(sid_a)
+        assert await asyncio.wait_for(gone.get(), 10) == (sid_a, "server namespace disconnect")
+        await b.disconnect()
+        # python-socketio's client queues its DISCONNECT packet and aborts the
+        # transport, so either may reach the server first.
+        sid, reason = await asyncio.wait_for(gone.get(), 10)
+        assert sid == sid_b and reason in ("client namespace disconnect", "transport close")
+        assert sio.rooms("no-such-sid") == []
+    finally:
+        await a.disconnect()
+        await b.disconnect()
+        await sio.shutdown()
+
+
+async def test_connect_handlers_are_refused_until_supported() -> None:
+    sio = roomcast.AsyncServer()
+    with pytest.raises(NotImplementedError):
+
+        @sio.event
+        async def connect(sid: str, environ: dict, auth: object) -> None: ...

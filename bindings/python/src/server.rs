@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pyo3::prelude::*;
-use roomcast::Server as Core;
+use roomcast::{Args, Server as Core};
 
 use crate::bridge::EventLoop;
 use crate::{convert, errors};
@@ -49,6 +49,95 @@ impl Server {
             let (handler, event_loop) = (handler.clone(), event_loop.clone());
             async move { event_loop.call(handler, vec![socket.id().as_str().to_owned()], args).await }
         });
+    }
+
+    /// `handler(sid, reason)` runs when a socket of `namespace` disconnects.
+    #[pyo3(signature = (handler, namespace = "/"))]
+    fn on_disconnect(&self, handler: Py<PyAny>, namespace: &str) {
+        let (handler, event_loop) = (Arc::new(handler), self.event_loop.clone());
+        self.core.of(namespace).on_disconnect(move |socket, reason| {
+            let (handler, event_loop) = (handler.clone(), event_loop.clone());
+            async move {
+                let leading = vec![socket.id().as_str().to_owned(), reason.as_str().to_owned()];
+                event_loop.call(handler, leading, Args::none()).await;
+            }
+        });
+    }
+
+    /// `handler(event, sid, *args)` handles every event of `namespace`
+    /// without a handler of its own; its result is the ack.
+    #[pyo3(signature = (handler, namespace = "/"))]
+    fn on_any(&self, handler: Py<PyAny>, namespace: &str) {
+        let (handler, event_loop) = (Arc::new(handler), self.event_loop.clone());
+        self.core.of(namespace).on_any(move |socket, event, args| {
+            let (handler, event_loop) = (handler.clone(), event_loop.clone());
+            async move { event_loop.call(handler, vec![event, socket.id().as_str().to_owned()], args).await }
+        });
+    }
+
+    /// Put socket `sid` in `room`; false if there is no such socket.
+    #[pyo3(signature = (sid, room, namespace = "/"))]
+    fn enter_room(&self, sid: &str, room: String, namespace: &str) -> PyResult<bool> {
+        match self.core.of(namespace).socket(sid) {
+            Some(socket) => socket.join(room).map(|()| true).map_err(errors::to_py),
+            None => Ok(false),
+        }
+    }
+
+    /// Take socket `sid` out of `room`; false if there is no such socket.
+    #[pyo3(signature = (sid, room, namespace = "/"))]
+    fn leave_room(&self, sid: &str, room: &str, namespace: &str) -> PyResult<bool> {
+        match self.core.of(namespace).socket(sid) {
+            Some(socket) => socket.leave(room).map(|()| true).map_err(errors::to_py),
+            None => Ok(false),
+        }
+    }
+
+    /// Take every socket out of `room`.
+    #[pyo3(signature = (room, namespace = "/"))]
+    fn close_room(&self, room: &str, namespace: &str) -> PyResult<()> {
+        self.core.of(namespace).to(room).leave(room).map_err(errors::to_py)
+    }
+
+    /// The rooms of socket `sid` (its own room first); empty if there is no such socket.
+    #[pyo3(signature = (sid, namespace = "/"))]
+    fn rooms(&self, sid: &str, namespace: &str) -> Vec<String> {
+        self.core.of(namespace).socket(sid).map(|s| s.rooms()).unwrap_or_default()
+    }
+
+    /// Disconnect socket `sid`; false if there is no such socket.
+    #[pyo3(signature = (sid, namespace = "/"))]
+    fn disconnect(&self, sid: &str, namespace: &str) -> bool {
+        self.core.of(namespace).socket(sid).map(|s| s.disconnect()).is_some()
+    }
+
+    /// Send `event` to socket `sid` and resolve to the arguments of its
+    /// ack (a list), or raise `TimeoutError` after `timeout` seconds.
+    #[pyo3(signature = (event, args, sid, timeout = 60.0, namespace = "/"))]
+    fn call<'py>(
+        &self,
+        py: Python<'py>,
+        event: String,
+        args: &Bound<'py, PyAny>,
+        sid: &str,
+        timeout: f64,
+        namespace: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let args = convert::to_args(args)?;
+        let timeout = Duration::try_from_secs_f64(timeout)
+            .map_err(|_| errors::InvalidArgumentError::new_err("timeout must be a positive number of seconds"))?;
+        let socket = self
+            .core
+            .of(namespace)
+            .socket(sid)
+            .ok_or_else(|| errors::NotFoundError::new_err(format!("no socket {sid} in namespace {namespace}")))?;
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            let reply = socket.emit_args_with_ack(event, args, timeout).await.map_err(errors::to_py)?;
+            Python::attach(|py| {
+                let items = reply.as_slice().iter().map(|d| convert::to_py(py, d)).collect::<PyResult<Vec<_>>>()?;
+                Ok(pyo3::types::PyList::new(py, items)?.unbind())
+            })
+        })
     }
 
     /// Listen on `host:port` (0 = any free port) from the running asyncio
