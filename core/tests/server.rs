@@ -655,3 +655,33 @@ async fn websocket_protocol_violations_close_only_that_connection() {
     good.send(json!({"type": "ping", "data": 1})).await;
     assert_eq!(good.recv_type("pong").await["data"], 1);
 }
+
+#[tokio::test]
+async fn json_connect_hooks_refuse_with_4003_or_hold_sends_until_connected() {
+    let (server, addr) = start(Server::builder()).await;
+    server.of("/").on_connect(|socket| async move {
+        if socket.handshake().query_param("pass") == Some("yes") {
+            socket.emit("hello", "after connected").unwrap();
+            Ok(())
+        } else {
+            Err(Rejection::new("no pass"))
+        }
+    });
+    let mut refused = Tc::raw(addr, "", &[]).await.unwrap();
+    let close = within(async {
+        loop {
+            match refused.next().await {
+                Some(Ok(Message::Close(f))) => return f,
+                Some(Ok(Message::Text(t))) => panic!("nothing is sent before the hooks accept: {t}"),
+                Some(Ok(_)) => continue,
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("a close frame with a code");
+    assert_eq!((u16::from(close.code), close.reason.as_str()), (4003, "no pass"));
+    let mut ok = Tc::connect(addr, "?pass=yes").await;
+    let event = ok.recv_type("event").await;
+    assert_eq!((event["event"].clone(), event["data"].clone()), (json!("hello"), json!("after connected")));
+}

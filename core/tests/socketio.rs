@@ -525,3 +525,49 @@ async fn rate_limit_drops_then_closes_socketio_sessions() {
     assert_eq!(calm.recv().await, "433[3]");
     assert!(server.stats().rate_limited >= 4);
 }
+
+#[tokio::test]
+async fn connect_hooks_refuse_or_admit_with_what_they_sent_after_the_connect_answer() {
+    let (server, addr) = start(Server::builder()).await;
+    let disconnects = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = disconnects.clone();
+    server.on_disconnect(move |_s, _r| {
+        seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async {}
+    });
+    let root = server.of("/");
+    root.on_connect(|socket| async move {
+        match socket.handshake().auth.get("token").and_then(Value::as_str) {
+            Some("good") => {
+                socket.join("members").unwrap();
+                socket.emit("welcome", "held until connected").unwrap();
+                Ok(())
+            }
+            _ => Err(roomcast::Rejection { message: "bad token".into(), data: Some(json!({"retry": false})) }),
+        }
+    });
+    let open = || async {
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/socket.io/?EIO=4&transport=websocket"))
+            .await
+            .unwrap();
+        within(ws.next()).await;
+        ws
+    };
+    let text = |m: Option<Result<Message, _>>| match m {
+        Some(Ok(Message::Text(t))) => t.as_str().to_owned(),
+        other => panic!("expected text, got {other:?}"),
+    };
+    let mut refused = open().await;
+    refused.send(Message::text(r#"40{"token":"bad"}"#)).await.unwrap();
+    assert_eq!(text(within(refused.next()).await), r#"44{"data":{"retry":false},"message":"bad token"}"#);
+    let mut ok = open().await;
+    ok.send(Message::text(r#"40{"token":"good"}"#)).await.unwrap();
+    assert!(text(within(ok.next()).await).starts_with("40{\"sid\""), "the connect answer comes first");
+    assert_eq!(text(within(ok.next()).await), r#"42["welcome","held until connected"]"#);
+    server.to("members").emit("news", 1).unwrap();
+    assert_eq!(text(within(ok.next()).await), r#"42["news",1]"#);
+    assert_eq!(server.of("/").len(), 1, "the refused socket is gone");
+    drop(ok);
+    common::eventually(|| disconnects.load(std::sync::atomic::Ordering::SeqCst) == 1).await;
+    drop(refused);
+}

@@ -15,6 +15,7 @@ from . import _native
 from ._native import (
     ClosedError,
     ConfigError,
+    ConnectionRefusedError,
     InternalError,
     InvalidArgumentError,
     NotFoundError,
@@ -35,6 +36,7 @@ __all__ = [
     "AsyncServer",
     "ClosedError",
     "ConfigError",
+    "ConnectionRefusedError",
     "InternalError",
     "InvalidArgumentError",
     "NotFoundError",
@@ -109,10 +111,8 @@ class AsyncServer:
     def _register(self, event: str, f: Callable[..., Any], namespace: str) -> None:
         handler = _as_coroutine_function(f)
         if event == "connect":
-            raise NotImplementedError(
-                "connect handlers (with refusal) are not available yet in roomcast's Python package"
-            )
-        if event == "disconnect":
+            self._native.on_connect(handler, namespace)
+        elif event == "disconnect":
             self._native.on_disconnect(handler, namespace)
         elif event == "*":
             self._native.on_any(handler, namespace)

@@ -186,9 +186,48 @@ async def test_rooms_calls_catch_all_and_disconnects() -> None:
         await sio.shutdown()
 
 
-async def test_connect_handlers_are_refused_until_supported() -> None:
+async def test_connect_handler_sees_environ_and_auth_and_may_refuse() -> None:
     sio = roomcast.AsyncServer()
-    with pytest.raises(NotImplementedError):
+    seen: list[tuple[str, dict[str, str], object]] = []
 
-        @sio.event
-        async def connect(sid: str, environ: dict, auth: object) -> None: ...
+    @sio.event
+    async def connect(sid: str, environ: dict[str, str], auth: object) -> object:
+        seen.append((sid, environ, auth))
+        token = auth.get("token") if isinstance(auth, dict) else None
+        if token == "nope":
+            return False
+        if token == "explain":
+            raise roomcast.ConnectionRefusedError("not today", {"retry": False})
+        await sio.enter_room(sid, "members")
+        await sio.emit("welcome", "first thing after connecting", to=sid)
+        return None
+
+    port = await sio.serve("127.0.0.1", 0)
+    url = f"http://127.0.0.1:{port}?team=blue"
+    try:
+        for token, error in [
+            ("nope", {"message": "Connection refused by server"}),
+            ("explain", {"message": "not today", "data": {"retry": False}}),
+        ]:
+            refused = socketio.AsyncClient(reconnection=False)
+            errors: list[object] = []
+            refused.on("connect_error", errors.append)
+            with pytest.raises(socketio.exceptions.ConnectionError):
+                await asyncio.wait_for(
+                    refused.connect(url, transports=["websocket"], auth={"token": token}, headers={"X-App": "t"}), 10
+                )
+            assert errors == [error]
+        sid, environ, auth = seen[0]
+        assert auth == {"token": "nope"}
+        assert "team=blue" in environ["QUERY_STRING"] and environ["HTTP_X_APP"] == "t"
+        assert environ["REMOTE_ADDR"] == "127.0.0.1"
+
+        client = socketio.AsyncClient(reconnection=False)
+        welcome: asyncio.Queue[object] = asyncio.Queue()
+        client.on("welcome", welcome.put)
+        await asyncio.wait_for(client.connect(url, transports=["websocket"], auth={"token": "ok"}), 10)
+        assert await asyncio.wait_for(welcome.get(), 10) == "first thing after connecting"
+        assert sio.rooms(seen[-1][0]) == [seen[-1][0], "members"]
+        await client.disconnect()
+    finally:
+        await sio.shutdown()

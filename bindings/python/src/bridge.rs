@@ -29,24 +29,18 @@ impl EventLoop {
     /// arguments, anything else → one. An exception is logged and answered
     /// as an error reply; the connection goes on.
     pub(crate) async fn call(&self, handler: Arc<Py<PyAny>>, leading: Vec<String>, args: Args) -> Reply {
-        let Some(locals) = self.0.get() else {
-            return Reply::Error("the server is not serving on an asyncio loop".into());
-        };
-        let pending = Python::attach(|py| -> PyResult<_> {
-            let mut items = Vec::with_capacity(leading.len() + args.len());
-            for s in &leading {
-                items.push(s.into_pyobject(py)?.into_any());
-            }
-            for a in args.as_slice() {
-                items.push(convert::to_py(py, a)?);
-            }
-            let awaitable = handler.bind(py).call1(PyTuple::new(py, items)?)?;
-            pyo3_async_runtimes::into_future_with_locals(locals, awaitable)
-        });
-        let result = match pending {
-            Ok(fut) => fut.await,
-            Err(e) => Err(e),
-        };
+        let result = self
+            .run(handler, move |py| {
+                let mut items = Vec::with_capacity(leading.len() + args.len());
+                for s in &leading {
+                    items.push(s.into_pyobject(py)?.into_any());
+                }
+                for a in args.as_slice() {
+                    items.push(convert::to_py(py, a)?);
+                }
+                PyTuple::new(py, items)
+            })
+            .await;
         Python::attach(|py| match result.and_then(|v| reply_of(v.bind(py))) {
             Ok(reply) => reply,
             Err(e) => {
@@ -54,6 +48,22 @@ impl EventLoop {
                 Reply::Error(e.to_string())
             }
         })
+    }
+
+    /// Call `handler(*make_args(py))` on the loop and wait for its result.
+    pub(crate) async fn run(
+        &self,
+        handler: Arc<Py<PyAny>>,
+        make_args: impl for<'py> FnOnce(Python<'py>) -> PyResult<Bound<'py, PyTuple>>,
+    ) -> PyResult<Py<PyAny>> {
+        let Some(locals) = self.0.get() else {
+            return Err(crate::errors::ClosedError::new_err("the server is not serving on an asyncio loop"));
+        };
+        let pending = Python::attach(|py| -> PyResult<_> {
+            let awaitable = handler.bind(py).call1(make_args(py)?)?;
+            pyo3_async_runtimes::into_future_with_locals(locals, awaitable)
+        })?;
+        pending.await
     }
 }
 
@@ -68,7 +78,7 @@ fn reply_of(v: &Bound<'_, PyAny>) -> PyResult<Reply> {
 }
 
 /// Log a handler's exception on the `roomcast` logger, with its traceback.
-fn log_exception(py: Python<'_>, e: &PyErr) {
+pub(crate) fn log_exception(py: Python<'_>, e: &PyErr) {
     let logged = (|| -> PyResult<()> {
         let logger = py.import("logging")?.call_method1("getLogger", ("roomcast",))?;
         let kwargs = pyo3::types::PyDict::new(py);

@@ -13,6 +13,12 @@ create_exception!(_native, RoomcastIOError, RoomcastError, "An operating-system 
 create_exception!(_native, ProtocolError, RoomcastError, "The peer broke the wire protocol.");
 create_exception!(_native, UnauthorizedError, RoomcastError, "Authentication failed.");
 create_exception!(_native, RefusedError, RoomcastError, "A hook refused the operation.");
+create_exception!(
+    _native,
+    ConnectionRefusedError,
+    RefusedError,
+    "Raised by a connect handler to refuse the connection: `ConnectionRefusedError(message, data)`."
+);
 create_exception!(_native, NotFoundError, RoomcastError, "The socket, namespace or room does not exist.");
 create_exception!(_native, TimeoutError, RoomcastError, "No answer within the deadline.");
 create_exception!(_native, ClosedError, RoomcastError, "The connection or server is closed.");
@@ -57,6 +63,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ProtocolError", py.get_type::<ProtocolError>())?;
     m.add("UnauthorizedError", py.get_type::<UnauthorizedError>())?;
     m.add("RefusedError", py.get_type::<RefusedError>())?;
+    m.add("ConnectionRefusedError", py.get_type::<ConnectionRefusedError>())?;
     m.add("NotFoundError", py.get_type::<NotFoundError>())?;
     m.add("TimeoutError", py.get_type::<TimeoutError>())?;
     m.add("ClosedError", py.get_type::<ClosedError>())?;

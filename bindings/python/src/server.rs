@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pyo3::prelude::*;
-use roomcast::{Args, Server as Core};
+use pyo3::types::{IntoPyDict, PyTuple};
+use roomcast::{Args, Handshake, Rejection, Server as Core};
 
 use crate::bridge::EventLoop;
 use crate::{convert, errors};
@@ -48,6 +49,31 @@ impl Server {
         self.core.of(namespace).on(event, move |socket, args| {
             let (handler, event_loop) = (handler.clone(), event_loop.clone());
             async move { event_loop.call(handler, vec![socket.id().as_str().to_owned()], args).await }
+        });
+    }
+
+    /// `handler(sid, environ, auth)` decides on each new socket of
+    /// `namespace` before the client learns it is connected: False or
+    /// `ConnectionRefusedError(message, data)` refuses it.
+    #[pyo3(signature = (handler, namespace = "/"))]
+    fn on_connect(&self, handler: Py<PyAny>, namespace: &str) {
+        let (handler, event_loop) = (Arc::new(handler), self.event_loop.clone());
+        self.core.of(namespace).on_connect(move |socket| {
+            let (handler, event_loop) = (handler.clone(), event_loop.clone());
+            async move {
+                let hs = socket.handshake();
+                let (sid, environ, auth) = (socket.id().as_str().to_owned(), environ(hs), hs.auth.clone());
+                let result = event_loop
+                    .run(handler, move |py| {
+                        let auth = convert::to_py(py, &auth.into())?;
+                        PyTuple::new(
+                            py,
+                            [sid.into_pyobject(py)?.into_any(), environ.into_py_dict(py)?.into_any(), auth],
+                        )
+                    })
+                    .await;
+                Python::attach(|py| admission(py, result))
+            }
         });
     }
 
@@ -181,5 +207,45 @@ impl Server {
             core.shutdown().await;
             Ok(())
         })
+    }
+}
+
+/// A WSGI-style environ of the handshake, as python-socketio hands to `connect`.
+fn environ(hs: &Handshake) -> Vec<(String, String)> {
+    let query = form_urlencoded::Serializer::new(String::new()).extend_pairs(hs.query.iter()).finish();
+    let mut env = vec![
+        ("REQUEST_METHOD".to_owned(), "GET".to_owned()),
+        ("PATH_INFO".to_owned(), hs.path.clone()),
+        ("QUERY_STRING".to_owned(), query),
+        ("REMOTE_ADDR".to_owned(), hs.remote_addr.ip().to_string()),
+        ("REMOTE_PORT".to_owned(), hs.remote_addr.port().to_string()),
+    ];
+    for (name, value) in hs.headers.iter() {
+        let key = format!("HTTP_{}", name.as_str().to_ascii_uppercase().replace('-', "_"));
+        env.push((key, String::from_utf8_lossy(value.as_bytes()).into_owned()));
+    }
+    env
+}
+
+/// The connect handler's verdict: False or `ConnectionRefusedError` refuse;
+/// any other exception is logged and refuses too.
+fn admission(py: Python<'_>, result: PyResult<Py<PyAny>>) -> Result<(), Rejection> {
+    const REFUSED: &str = "Connection refused by server";
+    match result {
+        Ok(v) if v.bind(py).is_instance_of::<pyo3::types::PyBool>() && !v.bind(py).is_truthy().unwrap_or(true) => {
+            Err(Rejection::new(REFUSED))
+        }
+        Ok(_) => Ok(()),
+        Err(e) if e.is_instance_of::<errors::ConnectionRefusedError>(py) => {
+            let args = e.value(py).getattr("args").ok();
+            let arg = |i: usize| args.as_ref().and_then(|a| a.get_item(i).ok());
+            let message = arg(0).and_then(|m| m.str().ok()).map_or_else(|| REFUSED.to_owned(), |m| m.to_string());
+            let data = arg(1).and_then(|d| convert::to_data(&d).ok()).map(|d| roomcast::Args::one(d).json());
+            Err(Rejection { message, data })
+        }
+        Err(e) => {
+            crate::bridge::log_exception(py, &e);
+            Err(Rejection::new(REFUSED))
+        }
     }
 }

@@ -73,6 +73,8 @@ pub(crate) type DisconnectHandler = Arc<dyn Fn(Socket, DisconnectReason) -> BoxF
 pub(crate) type Middleware =
     Arc<dyn Fn(Socket, String, Args) -> BoxFuture<'static, Result<Args, String>> + Send + Sync>;
 pub(crate) type JoinHook = Arc<dyn Fn(Socket, String) -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+pub(crate) type ConnectHook =
+    Arc<dyn Fn(Socket) -> BoxFuture<'static, Result<(), crate::auth::Rejection>> + Send + Sync>;
 
 pub(crate) fn event_handler<F, Fut, R>(f: F) -> EventHandler
 where
@@ -112,6 +114,14 @@ where
     Fut: Future<Output = ()> + Send + 'static,
 {
     Arc::new(move |s, r| Box::pin(f(s, r)))
+}
+
+pub(crate) fn connect_hook<F, Fut>(f: F) -> ConnectHook
+where
+    F: Fn(Socket) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), crate::auth::Rejection>> + Send + 'static,
+{
+    Arc::new(move |s| Box::pin(f(s)))
 }
 
 pub(crate) fn join_hook<F, Fut, E>(f: F) -> JoinHook

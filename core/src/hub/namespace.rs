@@ -10,7 +10,9 @@ use serde::Serialize;
 
 use super::args::Args;
 use super::broadcast::BroadcastOperator;
-use super::handler::{self, AnyHandler, ConnectionHandler, DisconnectHandler, EventHandler, IntoReply, JoinHook};
+use super::handler::{
+    self, AnyHandler, ConnectHook, ConnectionHandler, DisconnectHandler, EventHandler, IntoReply, JoinHook,
+};
 use super::packet::{Packet, Protocol};
 use super::rooms::RoomIndex;
 use super::socket::{DisconnectReason, Sid, Socket};
@@ -27,6 +29,7 @@ pub const USER_ROOM_PREFIX: &str = "user:";
 struct Handlers {
     events: HashMap<String, EventHandler>,
     any: Option<AnyHandler>,
+    connect: Vec<ConnectHook>,
     connection: Vec<ConnectionHandler>,
     disconnect: Vec<DisconnectHandler>,
     auth: Option<AuthHook>,
@@ -136,6 +139,20 @@ impl Namespace {
         self.handlers.write().any = Some(handler::any_handler(f));
     }
 
+    /// Decide on each new socket before the client learns it is connected
+    /// (python-socketio's `connect` handler, socket.io's `use`): the socket
+    /// already exists, is in the namespace and can join rooms; what is sent
+    /// to it meanwhile is held and follows the connect answer. `Err` refuses
+    /// it: the client gets the rejection (Socket.IO CONNECT_ERROR, JSON
+    /// protocol close 4003) and no disconnect handler runs.
+    pub fn on_connect<F, Fut>(&self, f: F)
+    where
+        F: Fn(Socket) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<(), Rejection>> + Send + 'static,
+    {
+        self.handlers.write().connect.push(handler::connect_hook(f));
+    }
+
     /// Called for each new socket before any of its messages is read, so
     /// handlers it registers see the first message.
     pub fn on_connection<F, Fut>(&self, f: F)
@@ -192,6 +209,31 @@ impl Namespace {
 
     pub(crate) fn join_hook(&self) -> Option<JoinHook> {
         self.handlers.read().join.clone().or_else(|| self.parent.as_ref()?.join_hook())
+    }
+
+    /// Run the connect hooks (own, then the dynamic parent's) on a socket
+    /// just added; on refusal the socket is taken out again.
+    pub(crate) async fn admit(&self, socket: &Socket) -> std::result::Result<(), Rejection> {
+        let hooks = self.connect_hooks();
+        if hooks.is_empty() {
+            return Ok(());
+        }
+        socket.hold();
+        for hook in hooks {
+            if let Err(rej) = hook(socket.clone()).await {
+                socket.close(super::socket::DisconnectReason::ServerDisconnect);
+                self.remove(socket);
+                socket.release();
+                return Err(rej);
+            }
+        }
+        Ok(())
+    }
+
+    fn connect_hooks(&self) -> Vec<ConnectHook> {
+        let mut all = self.handlers.read().connect.clone();
+        all.extend(self.parent.iter().flat_map(|p| p.connect_hooks()));
+        all
     }
 
     /// Own connection handlers, then the dynamic parent's.

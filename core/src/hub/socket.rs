@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -179,7 +180,14 @@ pub(crate) struct SocketInner {
     close_reason: Mutex<Option<DisconnectReason>>,
     counters: Arc<Counters>,
     on_close: Option<Box<dyn Fn() + Send + Sync>>,
+    /// While connect hooks run: frames sent to the socket wait here (with
+    /// their volatile flag) until the connect answer has gone out.
+    holding: AtomicBool,
+    held: Mutex<Option<Vec<Held>>>,
 }
+
+/// Frames sent while connect hooks run, and whether they were volatile.
+type Held = (Vec<Frame>, bool);
 
 /// A connected client in one namespace. Cheap to clone; all clones are the
 /// same socket.
@@ -224,6 +232,8 @@ impl Socket {
             close_reason: Mutex::new(None),
             counters: n.counters,
             on_close: n.on_close,
+            holding: AtomicBool::new(false),
+            held: Mutex::new(None),
         }))
     }
 
@@ -490,6 +500,12 @@ impl Socket {
         if frames.is_empty() {
             return Ok(());
         }
+        if self.0.holding.load(Ordering::Acquire)
+            && let Some(held) = self.0.held.lock().as_mut()
+        {
+            held.push((frames.to_vec(), volatile));
+            return Ok(());
+        }
         let pushed =
             if now { self.0.outbox.push_now(frames, volatile) } else { self.0.outbox.push_all(frames, volatile) };
         match pushed {
@@ -506,6 +522,23 @@ impl Socket {
             }
             Pushed::Closed => Err(Error::closed()),
         }
+    }
+
+    /// Hold what is sent to this socket until [`Socket::unhold`]: its connect
+    /// hooks run before the client knows it is connected.
+    pub(crate) fn hold(&self) {
+        *self.0.held.lock() = Some(Vec::new());
+        self.0.holding.store(true, Ordering::Release);
+    }
+
+    /// Send `first` (the connect answer), then what was held, and stop holding.
+    pub(crate) fn unhold(&self, first: &[Frame]) -> Result<()> {
+        // Under the lock: a frame offered meanwhile waits, then goes after these.
+        let mut held = self.0.held.lock();
+        let frames = held.take().unwrap_or_default();
+        self.0.holding.store(false, Ordering::Release);
+        self.push_frames(first, false)?;
+        frames.into_iter().try_for_each(|(group, volatile)| self.queue_frames(&group, volatile))
     }
 
     /// Fail pending acks (their senders are dropped) and drop handlers, which

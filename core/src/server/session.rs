@@ -50,14 +50,21 @@ pub(crate) async fn run(a: Accepted, mut reader: WsReader, wire: Arc<WsWriter>) 
         on_close: None,
     });
     a.ns.add(&socket);
+    if let Err(rej) = a.ns.admit(&socket).await {
+        tracing::debug!(sid = %socket.id(), reason = %rej.message, "connection refused by a connect hook");
+        socket.outbox().close(close_code::REFUSED, rej.message, true);
+        a.server.hub.release_if_empty(&a.ns);
+        if tokio::time::timeout(cfg.shutdown_timeout, writer).await.is_err() {
+            tracing::debug!("refused connection: close frame not written in time");
+        }
+        return;
+    }
     tracing::debug!(sid = %socket.id(), ns = a.ns.name(), user = ?socket.user_id(), "connected");
-    reply(
-        &socket,
-        &ServerMessage::Connected {
-            client_id: socket.id().as_str().into(),
-            user_id: socket.user_id().map(Cow::Borrowed),
-        },
-    );
+    let connected = ServerMessage::Connected {
+        client_id: socket.id().as_str().into(),
+        user_id: socket.user_id().map(Cow::Borrowed),
+    };
+    let _ = socket.unhold(&[connected.encode().into()]);
     for h in a.ns.connection_handlers() {
         h(socket.clone()).await;
     }

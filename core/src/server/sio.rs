@@ -151,8 +151,11 @@ impl SioSession {
             on_close: Some(Box::new(move || notify(name.clone()))),
         });
         ns.add(&socket);
+        if let Err(rej) = ns.admit(&socket).await {
+            return self.connect_error(&nsp, &rej);
+        }
         let reply = socketio::Packet::connect(nsp.clone(), Some(json!({"sid": socket.id().as_str()})));
-        let _ = socket.push_frames(&packet::socketio_frames(&reply, Vec::new()), false);
+        let _ = socket.unhold(&packet::socketio_frames(&reply, Vec::new()));
         self.sockets.insert(nsp.clone(), socket.clone());
         tracing::debug!(sid = %socket.id(), ns = %nsp, "socket.io connected");
         for h in ns.connection_handlers() {

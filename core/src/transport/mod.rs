@@ -56,5 +56,6 @@ pub mod close_code {
     pub const INTERNAL: u16 = 1011;
     pub const PING_TIMEOUT: u16 = 4000;
     pub const AUTH_FAILED: u16 = 4001;
+    pub const REFUSED: u16 = 4003;
     pub const SLOW_CONSUMER: u16 = 4008;
 }
