@@ -8,6 +8,7 @@ arguments.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from typing import Any, Awaitable, Callable, Iterable, Optional, TypeVar, Union
 
@@ -135,6 +136,17 @@ class AsyncServer:
         args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
         self._native.emit(event, args, _rooms(to) + _rooms(room), _rooms(skip_sid), namespace)
 
+    async def send(
+        self,
+        data: Any,
+        to: Union[str, Iterable[str], None] = None,
+        room: Union[str, Iterable[str], None] = None,
+        skip_sid: Union[str, Iterable[str], None] = None,
+        namespace: str = "/",
+    ) -> None:
+        """Send a ``message`` event, as python-socketio's ``send``."""
+        await self.emit("message", data, to=to, room=room, skip_sid=skip_sid, namespace=namespace)
+
     async def call(
         self,
         event: str,
@@ -179,6 +191,21 @@ class AsyncServer:
         """Listen on ``host:port`` (0 picks a free port); returns the port."""
         port_bound: int = await self._native.listen(host, port)
         return port_bound
+
+    def run(self, host: str = "127.0.0.1", port: int = 5000) -> None:
+        """Serve until interrupted (Ctrl-C), then shut down cleanly."""
+
+        async def main() -> None:
+            await self.serve(host, port)
+            try:
+                await asyncio.Event().wait()
+            finally:
+                await self.shutdown()
+
+        try:
+            asyncio.run(main())
+        except KeyboardInterrupt:
+            pass
 
     async def shutdown(self) -> None:
         """Close every connection and stop listening."""

@@ -231,3 +231,56 @@ async def test_connect_handler_sees_environ_and_auth_and_may_refuse() -> None:
         await client.disconnect()
     finally:
         await sio.shutdown()
+
+
+async def test_json_protocol_clients_reach_the_same_handlers() -> None:
+    import aiohttp
+
+    sio = roomcast.AsyncServer()
+
+    @sio.event
+    async def echo(sid: str, data: object) -> object:
+        return {"from": "python", "data": data}
+
+    port = await sio.serve("127.0.0.1", 0)
+    try:
+        async with aiohttp.ClientSession() as http, http.ws_connect(f"ws://127.0.0.1:{port}/ws") as ws:
+            hello = await asyncio.wait_for(ws.receive_json(), 10)
+            assert hello["type"] == "connected"
+            await ws.send_json({"type": "event", "event": "echo", "data": [1, "two"], "id": 7})
+            ack = await asyncio.wait_for(ws.receive_json(), 10)
+            assert ack == {"type": "ack", "id": 7, "data": {"from": "python", "data": [1, "two"]}}
+            await sio.send("hi everyone")
+            message = await asyncio.wait_for(ws.receive_json(), 10)
+            assert (message["event"], message["data"]) == ("message", "hi everyone")
+    finally:
+        await sio.shutdown()
+
+
+async def test_start_and_stop_leave_no_threads_or_fds_behind() -> None:
+    import os
+    import threading
+
+    def fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    async def cycle() -> None:
+        sio = roomcast.AsyncServer()
+
+        @sio.event
+        async def echo(sid: str, data: object) -> object:
+            return data
+
+        port = await sio.serve("127.0.0.1", 0)
+        client = await connected_client(port)
+        assert await client.call("echo", 1, timeout=10) == 1
+        await client.disconnect()
+        await sio.shutdown()
+
+    await cycle()  # the runtime's threads start on first use
+    threads, files = threading.active_count(), fds()
+    for _ in range(10):
+        await cycle()
+    await asyncio.sleep(0.2)
+    assert threading.active_count() == threads
+    assert fds() <= files + 2, f"{fds()} open fds after, {files} before"
