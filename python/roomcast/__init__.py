@@ -13,44 +13,13 @@ import inspect
 from typing import Any, Awaitable, Callable, Iterable, Optional, TypeVar, Union
 
 from . import _native
-from ._native import (
-    ClosedError,
-    ConfigError,
-    ConnectionRefusedError,
-    InternalError,
-    InvalidArgumentError,
-    NotFoundError,
-    PayloadTooLargeError,
-    ProtocolError,
-    QueueFullError,
-    RateLimitedError,
-    RefusedError,
-    RoomcastError,
-    RoomcastIOError,
-    TimeoutError,
-    UnauthorizedError,
-)
+from ._native import *  # noqa: F403  (the exception classes)
+from ._native import InvalidArgumentError
 
 __version__ = _native.__version__
 
-__all__ = [
-    "AsyncServer",
-    "ClosedError",
-    "ConfigError",
-    "ConnectionRefusedError",
-    "InternalError",
-    "InvalidArgumentError",
-    "NotFoundError",
-    "PayloadTooLargeError",
-    "ProtocolError",
-    "QueueFullError",
-    "RateLimitedError",
-    "RefusedError",
-    "RoomcastError",
-    "RoomcastIOError",
-    "TimeoutError",
-    "UnauthorizedError",
-]
+#: AsyncServer and the exception hierarchy under RoomcastError.
+__all__ = ["AsyncServer", *(name for name in _native.__all__ if name.endswith("Error"))]
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 

@@ -284,3 +284,10 @@ async def test_start_and_stop_leave_no_threads_or_fds_behind() -> None:
     await asyncio.sleep(0.2)
     assert threading.active_count() == threads
     assert fds() <= files + 2, f"{fds()} open fds after, {files} before"
+
+
+async def test_every_exported_error_is_a_roomcast_error() -> None:
+    errors = [getattr(roomcast, name) for name in roomcast.__all__ if name.endswith("Error")]
+    assert len(errors) == 15
+    assert all(issubclass(e, roomcast.RoomcastError) for e in errors)
+    assert issubclass(roomcast.ConnectionRefusedError, roomcast.RefusedError)

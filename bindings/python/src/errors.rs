@@ -6,26 +6,36 @@ use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use roomcast::ErrorKind;
 
-create_exception!(_native, RoomcastError, PyException, "Base class of every roomcast error.");
-create_exception!(_native, InvalidArgumentError, RoomcastError, "An argument was malformed.");
-create_exception!(_native, ConfigError, RoomcastError, "The configuration is inconsistent.");
-create_exception!(_native, RoomcastIOError, RoomcastError, "An operating-system I/O error (bind failed, ...).");
-create_exception!(_native, ProtocolError, RoomcastError, "The peer broke the wire protocol.");
-create_exception!(_native, UnauthorizedError, RoomcastError, "Authentication failed.");
-create_exception!(_native, RefusedError, RoomcastError, "A hook refused the operation.");
-create_exception!(
-    _native,
-    ConnectionRefusedError,
-    RefusedError,
-    "Raised by a connect handler to refuse the connection: `ConnectionRefusedError(message, data)`."
-);
-create_exception!(_native, NotFoundError, RoomcastError, "The socket, namespace or room does not exist.");
-create_exception!(_native, TimeoutError, RoomcastError, "No answer within the deadline.");
-create_exception!(_native, ClosedError, RoomcastError, "The connection or server is closed.");
-create_exception!(_native, RateLimitedError, RoomcastError, "The peer exceeded its rate limit.");
-create_exception!(_native, PayloadTooLargeError, RoomcastError, "A message exceeded the maximum payload.");
-create_exception!(_native, QueueFullError, RoomcastError, "A bounded queue is full.");
-create_exception!(_native, InternalError, RoomcastError, "A bug or unexpected state inside roomcast.");
+/// Declare the exception classes and the function adding them to the module.
+macro_rules! exceptions {
+    ($($name:ident($base:ty): $doc:literal),* $(,)?) => {
+        $(create_exception!(_native, $name, $base, $doc);)*
+
+        pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+            $(m.add(stringify!($name), m.py().get_type::<$name>())?;)*
+            Ok(())
+        }
+    };
+}
+
+exceptions! {
+    RoomcastError(PyException): "Base class of every roomcast error.",
+    InvalidArgumentError(RoomcastError): "An argument was malformed.",
+    ConfigError(RoomcastError): "The configuration is inconsistent.",
+    RoomcastIOError(RoomcastError): "An operating-system I/O error (bind failed, ...).",
+    ProtocolError(RoomcastError): "The peer broke the wire protocol.",
+    UnauthorizedError(RoomcastError): "Authentication failed.",
+    RefusedError(RoomcastError): "A hook refused the operation.",
+    ConnectionRefusedError(RefusedError):
+        "Raised by a connect handler to refuse the connection: `ConnectionRefusedError(message, data)`.",
+    NotFoundError(RoomcastError): "The socket, namespace or room does not exist.",
+    TimeoutError(RoomcastError): "No answer within the deadline.",
+    ClosedError(RoomcastError): "The connection or server is closed.",
+    RateLimitedError(RoomcastError): "The peer exceeded its rate limit.",
+    PayloadTooLargeError(RoomcastError): "A message exceeded the maximum payload.",
+    QueueFullError(RoomcastError): "A bounded queue is full.",
+    InternalError(RoomcastError): "A bug or unexpected state inside roomcast.",
+}
 
 /// The Python exception for a core error, its `code` attribute the kind's stable name.
 pub(crate) fn to_py(e: roomcast::Error) -> PyErr {
@@ -52,24 +62,4 @@ pub(crate) fn to_py(e: roomcast::Error) -> PyErr {
         let _ = err.value(py).setattr("code", e.kind().code());
     });
     err
-}
-
-pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    let py = m.py();
-    m.add("RoomcastError", py.get_type::<RoomcastError>())?;
-    m.add("InvalidArgumentError", py.get_type::<InvalidArgumentError>())?;
-    m.add("ConfigError", py.get_type::<ConfigError>())?;
-    m.add("RoomcastIOError", py.get_type::<RoomcastIOError>())?;
-    m.add("ProtocolError", py.get_type::<ProtocolError>())?;
-    m.add("UnauthorizedError", py.get_type::<UnauthorizedError>())?;
-    m.add("RefusedError", py.get_type::<RefusedError>())?;
-    m.add("ConnectionRefusedError", py.get_type::<ConnectionRefusedError>())?;
-    m.add("NotFoundError", py.get_type::<NotFoundError>())?;
-    m.add("TimeoutError", py.get_type::<TimeoutError>())?;
-    m.add("ClosedError", py.get_type::<ClosedError>())?;
-    m.add("RateLimitedError", py.get_type::<RateLimitedError>())?;
-    m.add("PayloadTooLargeError", py.get_type::<PayloadTooLargeError>())?;
-    m.add("QueueFullError", py.get_type::<QueueFullError>())?;
-    m.add("InternalError", py.get_type::<InternalError>())?;
-    Ok(())
 }
