@@ -1,0 +1,59 @@
+"""Chat with rooms on roomcast, the python-socketio way.
+
+Run it (after `make wheel` and `pip install` of the wheel):
+
+    python examples/python/chat.py            # serves on 127.0.0.1:5000
+
+Clients (socket.io-client, python-socketio) emit `join` {room, name}, `say`
+{room, text} and `leave` {room}; everyone in the room gets `joined`,
+`said` and `left`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import roomcast
+
+
+def create_server() -> roomcast.AsyncServer:
+    sio = roomcast.AsyncServer()
+    names: dict[str, str] = {}
+
+    @sio.event
+    async def connect(sid: str, environ: dict[str, str], auth: Any) -> bool:
+        name = auth.get("name") if isinstance(auth, dict) else None
+        if not isinstance(name, str) or not name.strip():
+            raise roomcast.ConnectionRefusedError("pick a name first")
+        names[sid] = name.strip()[:32]
+        return True
+
+    @sio.event
+    async def join(sid: str, data: dict[str, str]) -> dict[str, Any]:
+        room = data["room"]
+        await sio.enter_room(sid, room)
+        await sio.emit("joined", {"room": room, "name": names[sid]}, room=room, skip_sid=sid)
+        return {"ok": True, "rooms": [r for r in sio.rooms(sid) if r != sid]}
+
+    @sio.event
+    async def say(sid: str, data: dict[str, str]) -> bool:
+        room = data["room"]
+        if room not in sio.rooms(sid):
+            return False
+        await sio.emit("said", {"room": room, "name": names[sid], "text": data["text"]}, room=room)
+        return True
+
+    @sio.event
+    async def leave(sid: str, data: dict[str, str]) -> None:
+        await sio.leave_room(sid, data["room"])
+        await sio.emit("left", {"room": data["room"], "name": names[sid]}, room=data["room"])
+
+    @sio.event
+    async def disconnect(sid: str, reason: str) -> None:
+        names.pop(sid, None)
+
+    return sio
+
+
+if __name__ == "__main__":
+    create_server().run("127.0.0.1", 5000)
