@@ -685,3 +685,22 @@ async fn json_connect_hooks_refuse_with_4003_or_hold_sends_until_connected() {
     let event = ok.recv_type("event").await;
     assert_eq!((event["event"].clone(), event["data"].clone()), (json!("hello"), json!("after connected")));
 }
+
+#[tokio::test]
+async fn a_socket_is_found_by_id_until_its_disconnect_handlers_are_done() {
+    let (server, addr) = start(Server::builder()).await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let srv = server.clone();
+    server.on_disconnect(move |socket, _reason| {
+        let (srv, tx) = (srv.clone(), tx.clone());
+        async move {
+            let found = srv.of("/").socket(socket.id().as_str());
+            let _ = tx.send((found.is_some_and(|s| !s.connected()), socket.id().as_str().to_owned()));
+        }
+    });
+    let client = Tc::connect(addr, "").await;
+    let id = client.id.clone();
+    drop(client);
+    assert_eq!(within(rx.recv()).await, Some((true, id.clone())), "found, and no longer connected");
+    eventually(|| server.of("/").socket(&id).is_none()).await;
+}

@@ -9,8 +9,9 @@ arguments.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
-from typing import Any, Awaitable, Callable, Iterable, Optional, TypeVar, Union
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Optional, TypeVar, Union
 
 from . import _native
 from ._native import *  # noqa: F403  (the exception classes)
@@ -155,6 +156,21 @@ class AsyncServer:
     async def disconnect(self, sid: str, namespace: str = "/") -> None:
         """Disconnect client ``sid`` from ``namespace``."""
         self._native.disconnect(sid, namespace)
+
+    async def get_session(self, sid: str, namespace: str = "/") -> Any:
+        """The session of client ``sid``: a dict that lives as long as its connection."""
+        return self._native.get_session(sid, namespace)
+
+    async def save_session(self, sid: str, session: Any, namespace: str = "/") -> None:
+        """Replace the session of client ``sid``."""
+        self._native.save_session(sid, session, namespace)
+
+    @contextlib.asynccontextmanager
+    async def session(self, sid: str, namespace: str = "/") -> AsyncIterator[Any]:
+        """``async with sio.session(sid) as session:`` edits and saves the session."""
+        session = await self.get_session(sid, namespace)
+        yield session
+        await self.save_session(sid, session, namespace)
 
     async def serve(self, host: str = "127.0.0.1", port: int = 0) -> int:
         """Listen on ``host:port`` (0 picks a free port); returns the port."""

@@ -291,3 +291,37 @@ async def test_every_exported_error_is_a_roomcast_error() -> None:
     assert len(errors) == 15
     assert all(issubclass(e, roomcast.RoomcastError) for e in errors)
     assert issubclass(roomcast.ConnectionRefusedError, roomcast.RefusedError)
+
+
+async def test_sessions_live_as_long_as_the_connection() -> None:
+    sio = roomcast.AsyncServer()
+    at_disconnect: asyncio.Queue[object] = asyncio.Queue()
+
+    class Tracker:
+        """Sessions hold any Python object, not only JSON."""
+
+    @sio.event
+    async def connect(sid: str, environ: dict[str, str], auth: object) -> None:
+        await sio.save_session(sid, {"user": "ada", "tracker": Tracker()})
+
+    @sio.event
+    async def visit(sid: str) -> int:
+        async with sio.session(sid) as session:
+            session["visits"] = session.get("visits", 0) + 1
+            assert isinstance(session["tracker"], Tracker)
+            return int(session["visits"])
+
+    @sio.event
+    async def disconnect(sid: str, reason: str) -> None:
+        await at_disconnect.put((await sio.get_session(sid))["visits"])
+
+    port = await sio.serve("127.0.0.1", 0)
+    client = await connected_client(port)
+    try:
+        assert [await client.call("visit", timeout=10) for _ in range(3)] == [1, 2, 3]
+        await client.disconnect()
+        assert await asyncio.wait_for(at_disconnect.get(), 10) == 3, "the session is there in disconnect"
+        with pytest.raises(roomcast.NotFoundError):
+            await sio.get_session("no-such-sid")
+    finally:
+        await sio.shutdown()

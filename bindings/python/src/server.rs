@@ -16,6 +16,19 @@ pub(crate) struct Server {
     event_loop: EventLoop,
 }
 
+/// A socket's Python session object, kept with the socket in the core.
+#[derive(Clone)]
+struct Session(Arc<Py<PyAny>>);
+
+impl Server {
+    fn socket(&self, sid: &str, namespace: &str) -> PyResult<roomcast::Socket> {
+        self.core
+            .of(namespace)
+            .socket(sid)
+            .ok_or_else(|| errors::NotFoundError::new_err(format!("no socket {sid} in namespace {namespace}")))
+    }
+}
+
 #[pymethods]
 impl Server {
     #[new]
@@ -152,11 +165,7 @@ impl Server {
         let args = convert::to_args(args)?;
         let timeout = Duration::try_from_secs_f64(timeout)
             .map_err(|_| errors::InvalidArgumentError::new_err("timeout must be a positive number of seconds"))?;
-        let socket = self
-            .core
-            .of(namespace)
-            .socket(sid)
-            .ok_or_else(|| errors::NotFoundError::new_err(format!("no socket {sid} in namespace {namespace}")))?;
+        let socket = self.socket(sid, namespace)?;
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
             let reply = socket.emit_args_with_ack(event, args, timeout).await.map_err(errors::to_py)?;
             Python::attach(|py| {
@@ -164,6 +173,25 @@ impl Server {
                 Ok(pyo3::types::PyList::new(py, items)?.unbind())
             })
         })
+    }
+
+    /// The session object of socket `sid` (a new dict the first time).
+    #[pyo3(signature = (sid, namespace = "/"))]
+    fn get_session(&self, py: Python<'_>, sid: &str, namespace: &str) -> PyResult<Py<PyAny>> {
+        let socket = self.socket(sid, namespace)?;
+        if let Some(Session(session)) = socket.extension::<Session>() {
+            return Ok(session.clone_ref(py));
+        }
+        let session: Py<PyAny> = pyo3::types::PyDict::new(py).into_any().unbind();
+        socket.set_extension(Session(Arc::new(session.clone_ref(py))));
+        Ok(session)
+    }
+
+    /// Replace the session object of socket `sid`.
+    #[pyo3(signature = (sid, session, namespace = "/"))]
+    fn save_session(&self, sid: &str, session: Py<PyAny>, namespace: &str) -> PyResult<()> {
+        self.socket(sid, namespace)?.set_extension(Session(Arc::new(session)));
+        Ok(())
     }
 
     /// Listen on `host:port` (0 = any free port) from the running asyncio

@@ -53,6 +53,8 @@ pub struct Namespace {
     /// Connected JSON-protocol sockets: only they get `user_joined` /
     /// `user_left`, so without them joins skip the walk over the room.
     json_sockets: AtomicUsize,
+    /// Sockets whose disconnect handlers are running: still found by id.
+    closing: Mutex<HashMap<Sid, Socket>>,
 }
 
 impl fmt::Debug for Namespace {
@@ -72,6 +74,7 @@ impl Namespace {
             parent: None,
             children: RwLock::default(),
             json_sockets: AtomicUsize::new(0),
+            closing: Mutex::default(),
         }
     }
 
@@ -86,6 +89,7 @@ impl Namespace {
             parent: Some(parent.clone()),
             children: RwLock::default(),
             json_sockets: AtomicUsize::new(0),
+            closing: Mutex::default(),
         });
         parent.children.write().push(child.clone());
         child
@@ -221,7 +225,7 @@ impl Namespace {
         socket.hold();
         for hook in hooks {
             if let Err(rej) = hook(socket.clone()).await {
-                socket.close(super::socket::DisconnectReason::ServerDisconnect);
+                socket.close(DisconnectReason::ServerDisconnect);
                 self.remove(socket);
                 socket.release();
                 return Err(rej);
@@ -243,7 +247,32 @@ impl Namespace {
         all
     }
 
-    pub(crate) fn disconnect_handlers(&self) -> Vec<DisconnectHandler> {
+    /// The disconnect handlers of a socket just taken out (its own, then the
+    /// namespace's), as one future; until it is done the socket is still
+    /// found by id.
+    pub(crate) fn disconnected(
+        self: &Arc<Self>,
+        socket: Socket,
+        reason: DisconnectReason,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let handlers: Vec<_> =
+            socket.take_disconnect_handlers().into_iter().chain(self.disconnect_handlers()).collect();
+        if !handlers.is_empty() {
+            self.closing.lock().insert(socket.id().clone(), socket.clone());
+        }
+        let ns = self.clone();
+        async move {
+            if handlers.is_empty() {
+                return;
+            }
+            for h in handlers {
+                h(socket.clone(), reason).await;
+            }
+            ns.closing.lock().remove(socket.id());
+        }
+    }
+
+    fn disconnect_handlers(&self) -> Vec<DisconnectHandler> {
         let mut all = self.handlers.read().disconnect.clone();
         all.extend(self.parent.iter().flat_map(|p| p.disconnect_handlers()));
         all
@@ -288,9 +317,11 @@ impl Namespace {
         BroadcastOperator::new(self.clone()).emit(event, data)
     }
 
-    /// A socket of this namespace by id.
+    /// A socket of this namespace by id; a disconnected one while its
+    /// disconnect handlers run (it is in no room and sends nothing).
     pub fn socket(&self, sid: &str) -> Option<Socket> {
-        self.index.read().members().get(sid).cloned()
+        let connected = self.index.read().members().get(sid).cloned();
+        connected.or_else(|| self.closing.lock().get(sid).cloned())
     }
 
     /// Every connected socket.

@@ -184,6 +184,7 @@ pub(crate) struct SocketInner {
     /// their volatile flag) until the connect answer has gone out.
     holding: AtomicBool,
     held: Mutex<Option<Vec<Held>>>,
+    extensions: Mutex<http::Extensions>,
 }
 
 /// Frames sent while connect hooks run, and whether they were volatile.
@@ -234,6 +235,7 @@ impl Socket {
             on_close: n.on_close,
             holding: AtomicBool::new(false),
             held: Mutex::new(None),
+            extensions: Mutex::new(http::Extensions::new()),
         }))
     }
 
@@ -265,6 +267,18 @@ impl Socket {
     /// Replace the application data.
     pub fn set_data(&self, data: Value) {
         *self.0.data.lock() = data;
+    }
+
+    /// A value of type `T` the application attached to this socket (one per
+    /// type; bindings keep their language's session objects here). Gone with
+    /// the socket.
+    pub fn extension<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        self.0.extensions.lock().get::<T>().cloned()
+    }
+
+    /// Attach `value`, replacing the previous value of its type.
+    pub fn set_extension<T: Clone + Send + Sync + 'static>(&self, value: T) {
+        self.0.extensions.lock().insert(value);
     }
 
     /// Handle `event` from this socket; overrides a namespace handler of the same name.

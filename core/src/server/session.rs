@@ -78,9 +78,7 @@ pub(crate) async fn run(a: Accepted, mut reader: WsReader, wire: Arc<WsWriter>) 
     a.server.hub.release_if_empty(&a.ns);
     socket.release();
     tracing::debug!(sid = %socket.id(), %reason, "disconnected");
-    for h in socket.take_disconnect_handlers().into_iter().chain(a.ns.disconnect_handlers()) {
-        h(socket.clone(), reason).await;
-    }
+    a.ns.disconnected(socket.clone(), reason).await;
     drop(reader);
     let mut writer = writer;
     if tokio::time::timeout(cfg.shutdown_timeout, &mut writer).await.is_err() {

@@ -206,15 +206,7 @@ impl SioSession {
         self.server.hub.release_if_empty(&socket.0.ns);
         socket.release();
         tracing::debug!(sid = %socket.id(), %reason, "socket.io disconnected");
-        let handlers: Vec<_> =
-            socket.take_disconnect_handlers().into_iter().chain(socket.0.ns.disconnect_handlers()).collect();
-        if !handlers.is_empty() {
-            tokio::spawn(async move {
-                for h in handlers {
-                    h(socket.clone(), reason).await;
-                }
-            });
-        }
+        tokio::spawn(socket.0.ns.clone().disconnected(socket, reason));
     }
 }
 
