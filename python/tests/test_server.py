@@ -325,3 +325,23 @@ async def test_sessions_live_as_long_as_the_connection() -> None:
             await sio.get_session("no-such-sid")
     finally:
         await sio.shutdown()
+
+
+async def test_a_burst_of_events_is_answered_in_full() -> None:
+    sio = roomcast.AsyncServer()
+
+    @sio.event
+    async def square(sid: str, n: int) -> int:
+        await asyncio.sleep(0)  # handlers interleave on the loop
+        return n * n
+
+    port = await sio.serve("127.0.0.1", 0)
+    clients = [await connected_client(port) for _ in range(4)]
+    try:
+        calls = [c.call("square", n, timeout=20) for n in range(100) for c in clients]
+        results = await asyncio.gather(*calls)
+        assert results == [n * n for n in range(100) for _ in clients]
+    finally:
+        for c in clients:
+            await c.disconnect()
+        await sio.shutdown()

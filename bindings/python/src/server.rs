@@ -77,13 +77,14 @@ impl Server {
                 let hs = socket.handshake();
                 let (sid, environ, auth) = (socket.id().as_str().to_owned(), environ(hs), hs.auth.clone());
                 let result = event_loop
-                    .run(handler, move |py| {
-                        let auth = convert::to_py(py, &auth.into())?;
-                        PyTuple::new(
-                            py,
-                            [sid.into_pyobject(py)?.into_any(), environ.into_py_dict(py)?.into_any(), auth],
-                        )
-                    })
+                    .run(
+                        handler,
+                        Box::new(move |py| {
+                            let auth = convert::to_py(py, &auth.into())?;
+                            let environ = environ.into_py_dict(py)?.into_any();
+                            PyTuple::new(py, [sid.into_pyobject(py)?.into_any(), environ, auth])
+                        }),
+                    )
                     .await;
                 Python::attach(|py| admission(py, result))
             }
