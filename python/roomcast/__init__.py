@@ -20,7 +20,7 @@ from ._native import InvalidArgumentError
 __version__ = _native.__version__
 
 #: AsyncServer and the exception hierarchy under RoomcastError.
-__all__ = ["AsyncServer", *(name for name in _native.__all__ if name.endswith("Error"))]
+__all__ = ["AsyncClient", "AsyncServer", *(name for name in _native.__all__ if name.endswith("Error"))]
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 
@@ -195,3 +195,135 @@ class AsyncServer:
     async def shutdown(self) -> None:
         """Close every connection and stop listening."""
         await self._native.shutdown()
+
+
+class AsyncClient:
+    """A Socket.IO client, shaped like python-socketio's ``AsyncClient``.
+
+    It reconnects with socket.io-client's backoff and buffers emits while the
+    connection is down. WebSocket transport only.
+    """
+
+    def __init__(
+        self,
+        *,
+        reconnection: bool = True,
+        reconnection_attempts: int = 0,
+        reconnection_delay: float = 1,
+        reconnection_delay_max: float = 5,
+        randomization_factor: float = 0.5,
+    ) -> None:
+        self._options = {
+            "reconnection": reconnection,
+            "reconnection_attempts": reconnection_attempts,
+            "reconnection_delay": float(reconnection_delay),
+            "reconnection_delay_max": float(reconnection_delay_max),
+            "randomization_factor": randomization_factor,
+        }
+        # Handlers are kept until connect(): the native client needs the URL.
+        self._handlers: dict[str, Callable[..., Awaitable[Any]]] = {}
+        self._native: Optional[_native.Client] = None
+
+    def on(self, event: str, handler: Optional[Callable[..., Any]] = None) -> Any:
+        """Register ``handler(*args)`` for ``event`` (also ``connect``,
+        ``disconnect``, ``connect_error`` and ``"*"``); usable as a decorator."""
+
+        def register(f: Handler) -> Handler:
+            if self._native is not None:
+                raise InvalidArgumentError("register handlers before connect()")
+            self._handlers[event] = _as_coroutine_function(f)
+            return f
+
+        if handler is None:
+            return register
+        register(handler)
+        return None
+
+    def event(self, handler: Handler) -> Handler:
+        """Register a handler for the event named like the function."""
+        result: Handler = self.on(handler.__name__)(handler)
+        return result
+
+    async def connect(
+        self,
+        url: str,
+        headers: Optional[dict[str, str]] = None,
+        auth: Any = None,
+        transports: Optional[Iterable[str]] = None,
+        namespaces: Optional[Iterable[str]] = None,
+        socketio_path: str = "socket.io",
+        wait_timeout: float = 20,
+    ) -> None:
+        """Connect to ``url`` (one namespace: the first of ``namespaces``, or
+        the URL's path); raises the server's refusal as a ``RoomcastError``."""
+        if transports is not None and "websocket" not in transports:
+            raise InvalidArgumentError("roomcast's client speaks the websocket transport only")
+        namespace = next(iter(namespaces or []), None)
+        if namespace and namespace != "/":
+            url = url.rstrip("/") + namespace
+        native = _native.Client(
+            url,
+            path="/" + socketio_path.strip("/") + "/",
+            auth=auth,
+            headers=list((headers or {}).items()),
+            connect_timeout=float(wait_timeout),
+            **self._options,  # type: ignore[arg-type]
+        )
+        lifecycle: dict[str, Callable[..., Awaitable[Any]]] = {
+            k: self._handlers[k] for k in ("connect", "disconnect", "connect_error") if k in self._handlers
+        }
+        for event, handler in self._handlers.items():
+            if event == "*":
+                native.on_any(handler)
+            elif event not in lifecycle:
+                native.on(event, handler)
+
+        async def on_lifecycle(kind: str, detail: Any) -> None:
+            handler = lifecycle.get(kind)
+            if handler is None:
+                return
+            if kind == "connect":
+                await handler()
+            else:
+                await handler(detail)
+
+        native.on_lifecycle(on_lifecycle)
+        self._native = native
+        await native.open()
+
+    def _client(self) -> _native.Client:
+        if self._native is None:
+            raise ClosedError("not connected: call connect() first")
+        return self._native
+
+    @property
+    def sid(self) -> Optional[str]:
+        """The socket id while connected."""
+        return None if self._native is None else self._native.sid
+
+    @property
+    def connected(self) -> bool:
+        return self._native is not None and self._native.connected
+
+    async def emit(self, event: str, data: Any = None) -> None:
+        """Send ``event``; a tuple ``data`` sends several arguments."""
+        args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
+        self._client().emit(event, args)
+
+    async def call(self, event: str, data: Any = None, timeout: float = 60) -> Any:
+        """Send ``event`` and wait for the server's ack (one argument as is,
+        several as a tuple, none as ``None``)."""
+        args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
+        reply: list[Any] = await self._client().call(event, args, float(timeout))
+        if not reply:
+            return None
+        return reply[0] if len(reply) == 1 else tuple(reply)
+
+    async def wait(self) -> None:
+        """Wait until the client is disconnected for good."""
+        await self._client().wait()
+
+    async def disconnect(self) -> None:
+        """Leave the namespace and close the connection."""
+        if self._native is not None:
+            await self._native.close()

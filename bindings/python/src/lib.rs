@@ -5,6 +5,7 @@
 use pyo3::prelude::*;
 
 mod bridge;
+mod client;
 mod convert;
 mod errors;
 mod server;
@@ -13,6 +14,7 @@ mod server;
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     m.add_class::<server::Server>()?;
+    m.add_class::<client::Client>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
