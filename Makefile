@@ -16,7 +16,7 @@ WHEEL_DIR ?= $(CARGO_TARGET_DIR)/wheels
 export ROOMCAST_PYTHON := $(VENV)/bin/python
 
 .PHONY: all build release demo test deps deps-rust deps-node deps-python lint test-rust test-python wheel fmt clean \
-	bench bench-quick bench-deps bench-deps-system bench-deps-socketioxide bench-build
+	bench bench-quick bench-deps bench-deps-system bench-deps-socketioxide bench-deps-roomcast-py bench-build
 
 all: build
 
@@ -102,7 +102,8 @@ bench: bench-deps bench-build
 bench-quick: bench-deps bench-build
 	$(CARGO_TARGET_DIR)/release/roomcast-bench run --quick $(BENCH_ARGS)
 
-bench-deps: bench-deps-system $(BENCH_NODE)/node_modules/.installed $(VENV)/.bench-installed bench-deps-socketioxide
+bench-deps: bench-deps-system $(BENCH_NODE)/node_modules/.installed $(VENV)/.bench-installed bench-deps-socketioxide \
+	bench-deps-roomcast-py
 
 # taskset pins server and generator to their cores; DejaVu Sans is the charts' font.
 bench-deps-system:
@@ -120,6 +121,10 @@ $(BENCH_NODE)/node_modules/.installed: $(BENCH_NODE)/package.json $(BENCH_NODE)/
 $(VENV)/.bench-installed: bench/peers/python/requirements.txt $(VENV)/.installed
 	$(VENV)/bin/python -m pip install -q -r bench/peers/python/requirements.txt
 	touch $@
+
+# B5: the roomcast-py peer imports the freshly built wheel.
+bench-deps-roomcast-py: wheel $(VENV)/.installed
+	$(VENV)/bin/python -m pip install -q --force-reinstall --no-deps $(WHEEL_DIR)/roomcast-*.whl
 
 bench-deps-socketioxide:
 	CARGO_TARGET_DIR=$(PEERS_TARGET_DIR) $(CARGO) build --release --locked --manifest-path bench/peers/socketioxide/Cargo.toml

@@ -62,8 +62,9 @@ pub enum PeerKind {
     Node(&'static str),
     /// The socketioxide peer binary.
     Socketioxide,
-    /// `.venv/bin/python bench/peers/python/server.py`.
-    Python,
+    /// `.venv/bin/python bench/peers/python/<script>`, which needs the
+    /// modules named (checked before the run).
+    Python { script: &'static str, imports: &'static str },
 }
 
 /// A server measured by the benchmarks.
@@ -78,12 +79,24 @@ pub struct Peer {
 }
 
 /// Every peer, in table order.
-pub const PEERS: [Peer; 7] = [
+pub const PEERS: [Peer; 8] = [
     Peer { name: "roomcast-sio", title: "roomcast (Socket.IO)", proto: Proto::SocketIo, kind: PeerKind::Roomcast },
     Peer { name: "roomcast-json", title: "roomcast (JSON protocol)", proto: Proto::Json, kind: PeerKind::Roomcast },
     Peer { name: "node-sio", title: "Node socket.io", proto: Proto::SocketIo, kind: PeerKind::Node("socketio.mjs") },
     Peer { name: "socketioxide", title: "socketioxide", proto: Proto::SocketIo, kind: PeerKind::Socketioxide },
-    Peer { name: "python-sio", title: "python-socketio (aiohttp)", proto: Proto::SocketIo, kind: PeerKind::Python },
+    Peer {
+        name: "python-sio",
+        title: "python-socketio (aiohttp)",
+        proto: Proto::SocketIo,
+        kind: PeerKind::Python { script: "server.py", imports: "socketio, aiohttp" },
+    },
+    // B5: the same app in Python on roomcast's package, compared with python-socketio.
+    Peer {
+        name: "roomcast-py",
+        title: "roomcast from Python (AsyncServer)",
+        proto: Proto::SocketIo,
+        kind: PeerKind::Python { script: "roomcast_server.py", imports: "roomcast" },
+    },
     Peer { name: "node-ws", title: "Node ws (JSON protocol)", proto: Proto::Json, kind: PeerKind::Node("ws.mjs") },
     Peer { name: "limit", title: "limit (raw tokio, one pre-encoded frame)", proto: Proto::Raw, kind: PeerKind::Limit },
 ];
@@ -186,21 +199,21 @@ pub fn peer_command(peer: &Peer, paths: &Paths) -> anyhow::Result<Vec<OsString>>
             "build it with `CARGO_TARGET_DIR=$HOME/.cache/roomcast-peers-target cargo build --release \
              --manifest-path bench/peers/socketioxide/Cargo.toml` (make bench does)",
         )?]),
-        PeerKind::Python => {
+        PeerKind::Python { script, imports } => {
             let python = need_file(
                 paths.venv_python.clone(),
                 "create the venv and `pip install -r bench/peers/python/requirements.txt` (make bench does)",
             )?;
-            let script = need_file(paths.repo.join("bench/peers/python/server.py"), "the python peer")?;
+            let script = need_file(paths.repo.join("bench/peers/python").join(script), "the python peer")?;
             let ok = std::process::Command::new(&python)
-                .args(["-c", "import socketio, aiohttp"])
+                .args(["-c", &format!("import {imports}")])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status()
                 .is_ok_and(|s| s.success());
             if !ok {
                 bail!(
-                    "peer {}: python-socketio or aiohttp missing in {}: `pip install -r bench/peers/python/requirements.txt`",
+                    "peer {}: `import {imports}` fails in {}: `make bench` installs the requirements and the roomcast wheel",
                     peer.name,
                     paths.venv_python.display()
                 );

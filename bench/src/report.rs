@@ -710,6 +710,24 @@ fn targets(w: &mut String, peers: &[(Peer, Figures)]) {
         0.2,
         false,
     );
+    let py = get("roomcast-py");
+    let pysio = get("python-sio");
+    row(
+        w,
+        "B5 Python: roomcast-py server CPU/delivery ≤ 1/20 of python-socketio's in B1 (µs)",
+        py.and_then(|f| f.b1_cpu),
+        pysio.and_then(|f| f.b1_cpu),
+        0.05,
+        false,
+    );
+    row(
+        w,
+        "B5 Python: roomcast-py server CPU/round trip ≤ 1/5 of python-socketio's in B3 (µs)",
+        py.and_then(|f| f.b3_cpu),
+        pysio.and_then(|f| f.b3_cpu),
+        0.2,
+        false,
+    );
     for (name, f) in [("roomcast (Socket.IO)", rc), ("roomcast (JSON)", rcj)] {
         let verdict = match f.and_then(|f| f.b1_clean) {
             Some(true) => "met",

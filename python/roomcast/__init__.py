@@ -195,6 +195,7 @@ class AsyncServer:
     async def shutdown(self) -> None:
         """Close every connection and stop listening."""
         await self._native.shutdown()
+        self._native.detach()
 
 
 class AsyncClient:
@@ -327,3 +328,4 @@ class AsyncClient:
         """Leave the namespace and close the connection."""
         if self._native is not None:
             await self._native.close()
+            self._native.detach()

@@ -8,11 +8,11 @@ closes (EOF) or on SIGTERM. Quiet: python-socketio/engine.io/aiohttp logging is 
 
 import asyncio
 import os
-import signal
-import sys
 
 import socketio
 from aiohttp import web
+
+from peer_process import announce_and_wait
 
 ROOM = "bench"
 
@@ -41,26 +41,6 @@ async def echo(sid, data):
     return data
 
 
-async def wait_for_stdin_eof(stop: asyncio.Event) -> None:
-    """Set `stop` when stdin reaches EOF (the orchestrator's stop signal)."""
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    try:
-        await loop.connect_read_pipe(
-            lambda: asyncio.StreamReaderProtocol(reader), sys.stdin
-        )
-    except (ValueError, OSError):
-        # stdin is not a pipe/tty the loop can watch (e.g. a regular file): read it in a thread.
-        await asyncio.to_thread(sys.stdin.buffer.read)
-        stop.set()
-        return
-    try:
-        while await reader.read(4096):
-            pass
-    finally:
-        stop.set()
-
-
 async def main() -> None:
     port = int(os.environ.get("PORT") or 0)
     app = web.Application()
@@ -71,16 +51,7 @@ async def main() -> None:
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
     real_port = runner.addresses[0][1]  # the bound (host, port) of the site's socket
-    sys.stdout.write(f"PORT {real_port}\n")
-    sys.stdout.flush()
-
-    stop = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    stdin_task = asyncio.create_task(wait_for_stdin_eof(stop))
-    await stop.wait()
-    stdin_task.cancel()
-    # Open WebSocket connections would keep a graceful cleanup waiting: just leave.
-    os._exit(0)
+    await announce_and_wait(real_port)
 
 
 if __name__ == "__main__":

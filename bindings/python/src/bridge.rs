@@ -1,58 +1,82 @@
 //! Python handlers run on the asyncio loop that serves the server. The
-//! core's tasks queue calls; the first call into an empty queue schedules one
-//! drain on the loop (`call_soon_threadsafe`), which starts every queued
-//! handler as an asyncio task, so a burst of events costs one wake-up of the
-//! loop. Results come back over a oneshot channel, awaited without the GIL.
+//! core's tasks queue calls and, when the queue was empty, wake the loop by
+//! writing a byte to a socket pair whose other end the loop watches
+//! (`add_reader`): no GIL is taken on the runtime's threads, which would
+//! otherwise wait for the busy loop to hand it over. The loop then starts
+//! every queued handler as an asyncio task, so a burst of events costs one
+//! wake-up, and converts each result on its own thread before sending it
+//! back over a oneshot channel.
 
-use std::sync::{Arc, OnceLock};
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 use pyo3::prelude::*;
 use pyo3::types::{PyCFunction, PyDict, PyTuple};
-use pyo3_async_runtimes::TaskLocals;
 use roomcast::{Args, Reply};
 use tokio::sync::oneshot;
 
 use crate::{convert, errors};
 
 /// Builds a handler's arguments, on the loop's thread.
-type MakeArgs = Box<dyn for<'py> FnOnce(Python<'py>) -> PyResult<Bound<'py, PyTuple>> + Send>;
+pub(crate) type MakeArgs = Box<dyn for<'py> FnOnce(Python<'py>) -> PyResult<Bound<'py, PyTuple>> + Send>;
+/// Receives the handler's outcome, on the loop's thread.
+type Complete = Box<dyn for<'py> FnOnce(Python<'py>, PyResult<Bound<'py, PyAny>>) + Send>;
 
 /// One queued handler call.
 struct Job {
     handler: Arc<Py<PyAny>>,
     args: MakeArgs,
-    result: oneshot::Sender<PyResult<Py<PyAny>>>,
+    complete: Complete,
 }
 
-/// The loop and its queue, known once serving starts.
+/// The loop's side: the queue and the socket that wakes the loop.
 struct Loop {
-    locals: TaskLocals,
     queue: Arc<Mutex<Vec<Job>>>,
-    /// The Python callable that drains `queue` on the loop.
-    drain: Py<PyAny>,
+    wake: Arc<UnixStream>,
+    /// The asyncio loop and the watched fd, to stop watching it.
+    event_loop: Py<PyAny>,
+    fd: i32,
 }
 
 /// See the module docs. Cheap to clone; clones share the loop.
 #[derive(Clone, Default)]
-pub(crate) struct EventLoop(Arc<OnceLock<Loop>>);
+pub(crate) struct EventLoop(Arc<Mutex<Option<Loop>>>);
 
 impl EventLoop {
-    /// Remember the running loop; the first one wins.
+    /// Attach to the running loop; the first one wins.
     pub(crate) fn capture(&self, py: Python<'_>) -> PyResult<()> {
-        if self.0.get().is_some() {
+        if self.0.lock().is_some() {
             return Ok(());
         }
-        let locals = TaskLocals::with_running_loop(py)?.copy_context(py)?;
+        let (wake, woken) = UnixStream::pair().map_err(|e| errors::RoomcastIOError::new_err(e.to_string()))?;
+        wake.set_nonblocking(true).map_err(|e| errors::RoomcastIOError::new_err(e.to_string()))?;
+        woken.set_nonblocking(true).map_err(|e| errors::RoomcastIOError::new_err(e.to_string()))?;
+        let fd = woken.as_raw_fd();
         let queue = Arc::new(Mutex::new(Vec::<Job>::new()));
         let jobs = queue.clone();
+        let woken = Mutex::new(woken);
         let drain = PyCFunction::new_closure(py, Some(c"roomcast_drain"), None, move |args, _kwargs| {
             let py = args.py();
+            let mut sink = [0u8; 64];
+            while matches!(woken.lock().read(&mut sink), Ok(n) if n > 0) {}
             for job in std::mem::take(&mut *jobs.lock()) {
                 start(py, job);
             }
         })?;
-        let _ = self.0.set(Loop { locals, queue, drain: drain.into_any().unbind() });
+        let event_loop = py.import("asyncio")?.call_method0("get_running_loop")?;
+        event_loop.call_method1("add_reader", (fd, drain))?;
+        *self.0.lock() = Some(Loop { queue, wake: Arc::new(wake), event_loop: event_loop.unbind(), fd });
+        Ok(())
+    }
+
+    /// Stop watching the loop (on its thread, after shutdown): its sockets
+    /// close, and calls still queued fail as closed.
+    pub(crate) fn detach(&self, py: Python<'_>) -> PyResult<()> {
+        let Some(lp) = self.0.lock().take() else { return Ok(()) };
+        lp.event_loop.bind(py).call_method1("remove_reader", (lp.fd,))?;
         Ok(())
     }
 
@@ -61,79 +85,73 @@ impl EventLoop {
     /// arguments, anything else → one. An exception is logged and answered
     /// as an error reply; the connection goes on.
     pub(crate) async fn call(&self, handler: Arc<Py<PyAny>>, leading: Vec<String>, args: Args) -> Reply {
-        let result = self
-            .run(
-                handler,
-                Box::new(move |py| {
-                    let mut items = Vec::with_capacity(leading.len() + args.len());
-                    for s in &leading {
-                        items.push(s.into_pyobject(py)?.into_any());
-                    }
-                    for a in args.as_slice() {
-                        items.push(convert::to_py(py, a)?);
-                    }
-                    PyTuple::new(py, items)
-                }),
-            )
-            .await;
-        Python::attach(|py| match result.and_then(|v| reply_of(v.bind(py))) {
-            Ok(reply) => reply,
-            Err(e) => {
-                log_exception(py, &e);
-                Reply::Error(e.to_string())
+        let make_args: MakeArgs = Box::new(move |py| {
+            let mut items = Vec::with_capacity(leading.len() + args.len());
+            for s in &leading {
+                items.push(s.into_pyobject(py)?.into_any());
             }
-        })
+            for a in args.as_slice() {
+                items.push(convert::to_py(py, a)?);
+            }
+            PyTuple::new(py, items)
+        });
+        let reply = self
+            .run(handler, make_args, |py, result| match result.and_then(|v| reply_of(&v)) {
+                Ok(reply) => reply,
+                Err(e) => {
+                    log_exception(py, &e);
+                    Reply::Error(e.to_string())
+                }
+            })
+            .await;
+        reply.unwrap_or_else(|e| Reply::Error(e.message().to_owned()))
     }
 
-    /// Call `handler(*args(py))` on the loop and wait for its result.
-    pub(crate) async fn run(&self, handler: Arc<Py<PyAny>>, args: MakeArgs) -> PyResult<Py<PyAny>> {
-        let Some(lp) = self.0.get() else {
-            return Err(errors::ClosedError::new_err("the server is not serving on an asyncio loop"));
+    /// Call `handler(*args(py))` on the loop; `finish` turns its outcome
+    /// into `T` there. Fails when no loop serves (closed, never started).
+    pub(crate) async fn run<T: Send + 'static>(
+        &self,
+        handler: Arc<Py<PyAny>>,
+        args: MakeArgs,
+        finish: impl for<'py> FnOnce(Python<'py>, PyResult<Bound<'py, PyAny>>) -> T + Send + 'static,
+    ) -> roomcast::Result<T> {
+        let closed = || roomcast::Error::new(roomcast::ErrorKind::Closed, "the asyncio loop is not serving");
+        let Some((queue, wake)) = self.0.lock().as_ref().map(|lp| (lp.queue.clone(), lp.wake.clone())) else {
+            return Err(closed());
         };
         let (tx, rx) = oneshot::channel();
+        let complete: Complete = Box::new(move |py, outcome| {
+            let _ = tx.send(finish(py, outcome));
+        });
         let first = {
-            let mut queue = lp.queue.lock();
-            queue.push(Job { handler, args, result: tx });
+            let mut queue = queue.lock();
+            queue.push(Job { handler, args, complete });
             queue.len() == 1
         };
         if first {
-            Python::attach(|py| {
-                let kwargs = PyDict::new(py);
-                kwargs.set_item("context", lp.locals.context(py))?;
-                lp.locals.event_loop(py).call_method("call_soon_threadsafe", (lp.drain.bind(py),), Some(&kwargs))?;
-                Ok::<_, PyErr>(())
-            })
-            .or_else(|e| {
-                // The loop is closed: fail everything queued, this call included.
-                for job in std::mem::take(&mut *lp.queue.lock()) {
-                    let _ = job.result.send(Err(Python::attach(|py| e.clone_ref(py))));
-                }
-                Ok::<_, PyErr>(())
-            })?;
+            // A full socket buffer means a wake-up is pending anyway.
+            let _ = (&*wake).write(&[1]);
         }
-        rx.await.unwrap_or_else(|_| Err(errors::ClosedError::new_err("the asyncio loop dropped the handler")))
+        rx.await.map_err(|_| closed())
     }
 }
 
 /// On the loop: start one handler as a task whose completion answers the job.
 fn start(py: Python<'_>, job: Job) {
-    let Job { handler, args, result } = job;
+    let Job { handler, args, complete } = job;
     let task = (|| -> PyResult<Bound<'_, PyAny>> {
         let awaitable = handler.bind(py).call1(args(py)?)?;
         py.import("asyncio")?.call_method1("ensure_future", (awaitable,))
     })();
     let task = match task {
         Ok(task) => task,
-        Err(e) => {
-            let _ = result.send(Err(e));
-            return;
-        }
+        Err(e) => return complete(py, Err(e)),
     };
-    let result = Mutex::new(Some(result));
+    let complete = Mutex::new(Some(complete));
     let done = PyCFunction::new_closure(py, Some(c"roomcast_done"), None, move |args, _kwargs| -> PyResult<()> {
-        let outcome = args.get_item(0)?.call_method0("result").map(Bound::unbind);
-        if let Some(tx) = result.lock().take() {
-            let _ = tx.send(outcome);
+        let outcome = args.get_item(0)?.call_method0("result");
+        if let Some(complete) = complete.lock().take() {
+            complete(args.py(), outcome);
         }
         Ok(())
     });

@@ -149,6 +149,11 @@ impl Client {
         })
     }
 
+    /// Stop running handlers on the asyncio loop (after close).
+    fn detach(&self, py: Python<'_>) -> PyResult<()> {
+        self.event_loop.detach(py)
+    }
+
     /// Resolve once the client is disconnected for good (not reconnecting).
     fn wait<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let mut state = self.core.watch_state();

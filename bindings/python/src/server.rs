@@ -76,17 +76,12 @@ impl Server {
             async move {
                 let hs = socket.handshake();
                 let (sid, environ, auth) = (socket.id().as_str().to_owned(), environ(hs), hs.auth.clone());
-                let result = event_loop
-                    .run(
-                        handler,
-                        Box::new(move |py| {
-                            let auth = convert::to_py(py, &auth.into())?;
-                            let environ = environ.into_py_dict(py)?.into_any();
-                            PyTuple::new(py, [sid.into_pyobject(py)?.into_any(), environ, auth])
-                        }),
-                    )
-                    .await;
-                Python::attach(|py| admission(py, result))
+                let args: crate::bridge::MakeArgs = Box::new(move |py| {
+                    let auth = convert::to_py(py, &auth.into())?;
+                    let environ = environ.into_py_dict(py)?.into_any();
+                    PyTuple::new(py, [sid.into_pyobject(py)?.into_any(), environ, auth])
+                });
+                event_loop.run(handler, args, admission).await.unwrap_or_else(|e| Err(Rejection::new(e.message())))
             }
         });
     }
@@ -229,6 +224,11 @@ impl Server {
         Ok(op.emit_args(event, args))
     }
 
+    /// Stop running handlers on the asyncio loop (after shutdown).
+    fn detach(&self, py: Python<'_>) -> PyResult<()> {
+        self.event_loop.detach(py)
+    }
+
     /// Close every connection and stop listening.
     fn shutdown<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let core = self.core.clone();
@@ -258,10 +258,10 @@ fn environ(hs: &Handshake) -> Vec<(String, String)> {
 
 /// The connect handler's verdict: False or `ConnectionRefusedError` refuse;
 /// any other exception is logged and refuses too.
-fn admission(py: Python<'_>, result: PyResult<Py<PyAny>>) -> Result<(), Rejection> {
+fn admission(py: Python<'_>, result: PyResult<Bound<'_, PyAny>>) -> Result<(), Rejection> {
     const REFUSED: &str = "Connection refused by server";
     match result {
-        Ok(v) if v.bind(py).is_instance_of::<pyo3::types::PyBool>() && !v.bind(py).is_truthy().unwrap_or(true) => {
+        Ok(v) if v.is_instance_of::<pyo3::types::PyBool>() && !v.is_truthy().unwrap_or(true) => {
             Err(Rejection::new(REFUSED))
         }
         Ok(_) => Ok(()),
