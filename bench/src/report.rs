@@ -631,40 +631,30 @@ fn targets(w: &mut String, peers: &[(Peer, Figures)]) {
     };
     let rc = get("roomcast-sio");
     let rcj = get("roomcast-json");
-    let node = get("node-sio");
     let sx = get("socketioxide");
-    let limit = get("limit");
-    row(
+    // (target, roomcast peer, other peer, figure, the ratio to stay at or under)
+    type Ratio = (&'static str, &'static str, &'static str, fn(&Figures) -> Option<Spread>, f64);
+    let ratio_rows = |w: &mut String, rows: &[Ratio]| {
+        for &(target, ours, theirs, figure, limit) in rows {
+            row(w, target, get(ours).and_then(figure), get(theirs).and_then(figure), limit, false);
+        }
+    };
+    let b1_cpu: fn(&Figures) -> Option<Spread> = |f| f.b1_cpu;
+    let b3_cpu: fn(&Figures) -> Option<Spread> = |f| f.b3_cpu;
+    ratio_rows(
         w,
-        "B1 server CPU/delivery ≤ 1/10 of socket.io's (µs)",
-        rc.and_then(|f| f.b1_cpu),
-        node.and_then(|f| f.b1_cpu),
-        0.1,
-        false,
-    );
-    row(
-        w,
-        "B1 server CPU/delivery ≤ 1/2 of socketioxide's (µs)",
-        rc.and_then(|f| f.b1_cpu),
-        sx.and_then(|f| f.b1_cpu),
-        0.5,
-        false,
-    );
-    row(
-        w,
-        "B1 server CPU/delivery within 1.5× of the limit's (µs)",
-        rc.and_then(|f| f.b1_cpu),
-        limit.and_then(|f| f.b1_cpu),
-        1.5,
-        false,
-    );
-    row(
-        w,
-        "B1 (JSON protocol) server CPU/delivery within 1.5× of the limit's (µs)",
-        rcj.and_then(|f| f.b1_cpu),
-        limit.and_then(|f| f.b1_cpu),
-        1.5,
-        false,
+        &[
+            ("B1 server CPU/delivery ≤ 1/10 of socket.io's (µs)", "roomcast-sio", "node-sio", b1_cpu, 0.1),
+            ("B1 server CPU/delivery ≤ 1/2 of socketioxide's (µs)", "roomcast-sio", "socketioxide", b1_cpu, 0.5),
+            ("B1 server CPU/delivery within 1.5× of the limit's (µs)", "roomcast-sio", "limit", b1_cpu, 1.5),
+            (
+                "B1 (JSON protocol) server CPU/delivery within 1.5× of the limit's (µs)",
+                "roomcast-json",
+                "limit",
+                b1_cpu,
+                1.5,
+            ),
+        ],
     );
     // Throughput: only meaningful where the generator was not saturated.
     match (rc, sx) {
@@ -702,31 +692,25 @@ fn targets(w: &mut String, peers: &[(Peer, Figures)]) {
             let _ = writeln!(w, "| B2 ≤ 4 KiB per idle connection | — | — | — | not measured |");
         }
     }
-    row(
+    ratio_rows(
         w,
-        "B3 server CPU/round trip ≤ 1/5 of socket.io's (µs)",
-        rc.and_then(|f| f.b3_cpu),
-        node.and_then(|f| f.b3_cpu),
-        0.2,
-        false,
-    );
-    let py = get("roomcast-py");
-    let pysio = get("python-sio");
-    row(
-        w,
-        "B5 Python: roomcast-py server CPU/delivery ≤ 1/20 of python-socketio's in B1 (µs)",
-        py.and_then(|f| f.b1_cpu),
-        pysio.and_then(|f| f.b1_cpu),
-        0.05,
-        false,
-    );
-    row(
-        w,
-        "B5 Python: roomcast-py server CPU/round trip ≤ 1/5 of python-socketio's in B3 (µs)",
-        py.and_then(|f| f.b3_cpu),
-        pysio.and_then(|f| f.b3_cpu),
-        0.2,
-        false,
+        &[
+            ("B3 server CPU/round trip ≤ 1/5 of socket.io's (µs)", "roomcast-sio", "node-sio", b3_cpu, 0.2),
+            (
+                "B5 Python: roomcast-py server CPU/delivery ≤ 1/20 of python-socketio's in B1 (µs)",
+                "roomcast-py",
+                "python-sio",
+                b1_cpu,
+                0.05,
+            ),
+            (
+                "B5 Python: roomcast-py server CPU/round trip ≤ 1/5 of python-socketio's in B3 (µs)",
+                "roomcast-py",
+                "python-sio",
+                b3_cpu,
+                0.2,
+            ),
+        ],
     );
     for (name, f) in [("roomcast (Socket.IO)", rc), ("roomcast (JSON)", rcj)] {
         let verdict = match f.and_then(|f| f.b1_clean) {

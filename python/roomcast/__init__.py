@@ -44,7 +44,31 @@ def _rooms(value: Union[str, Iterable[str], None]) -> list[str]:
     return list(value)
 
 
-class AsyncServer:
+class _Handlers:
+    """``on`` and ``event`` as python-socketio has them, for server and client."""
+
+    def _register(self, event: str, f: Callable[..., Any], namespace: str) -> None:
+        raise NotImplementedError
+
+    def on(self, event: str, handler: Optional[Callable[..., Any]] = None, namespace: str = "/") -> Any:
+        """Register ``handler`` for ``event``; usable as a decorator."""
+
+        def register(f: Handler) -> Handler:
+            self._register(event, f, namespace)
+            return f
+
+        if handler is None:
+            return register
+        register(handler)
+        return None
+
+    def event(self, handler: Handler) -> Handler:
+        """Register a handler for the event named like the function."""
+        self._register(handler.__name__, handler, "/")
+        return handler
+
+
+class AsyncServer(_Handlers):
     """A Socket.IO (and JSON-protocol) server, shaped like python-socketio's."""
 
     def __init__(
@@ -61,23 +85,6 @@ class AsyncServer:
             max_payload=max_http_buffer_size,
             allowed_origins=_rooms(cors_allowed_origins),
         )
-
-    def on(self, event: str, handler: Optional[Callable[..., Any]] = None, namespace: str = "/") -> Any:
-        """Register ``handler(sid, *args)`` for ``event``; usable as a decorator."""
-
-        def register(f: Handler) -> Handler:
-            self._register(event, f, namespace)
-            return f
-
-        if handler is None:
-            return register
-        register(handler)
-        return None
-
-    def event(self, handler: Handler) -> Handler:
-        """Register a handler for the event named like the function."""
-        self._register(handler.__name__, handler, "/")
-        return handler
 
     def _register(self, event: str, f: Callable[..., Any], namespace: str) -> None:
         handler = _as_coroutine_function(f)
@@ -198,7 +205,7 @@ class AsyncServer:
         self._native.detach()
 
 
-class AsyncClient:
+class AsyncClient(_Handlers):
     """A Socket.IO client, shaped like python-socketio's ``AsyncClient``.
 
     It reconnects with socket.io-client's backoff and buffers emits while the
@@ -225,25 +232,12 @@ class AsyncClient:
         self._handlers: dict[str, Callable[..., Awaitable[Any]]] = {}
         self._native: Optional[_native.Client] = None
 
-    def on(self, event: str, handler: Optional[Callable[..., Any]] = None) -> Any:
-        """Register ``handler(*args)`` for ``event`` (also ``connect``,
-        ``disconnect``, ``connect_error`` and ``"*"``); usable as a decorator."""
-
-        def register(f: Handler) -> Handler:
-            if self._native is not None:
-                raise InvalidArgumentError("register handlers before connect()")
-            self._handlers[event] = _as_coroutine_function(f)
-            return f
-
-        if handler is None:
-            return register
-        register(handler)
-        return None
-
-    def event(self, handler: Handler) -> Handler:
-        """Register a handler for the event named like the function."""
-        result: Handler = self.on(handler.__name__)(handler)
-        return result
+    def _register(self, event: str, f: Callable[..., Any], namespace: str) -> None:
+        """Handlers (also ``connect``, ``disconnect``, ``connect_error`` and
+        ``"*"``) wait for connect(), which knows the URL."""
+        if self._native is not None:
+            raise InvalidArgumentError("register handlers before connect()")
+        self._handlers[event] = _as_coroutine_function(f)
 
     async def connect(
         self,
