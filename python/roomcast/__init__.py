@@ -36,6 +36,44 @@ def _as_coroutine_function(f: Callable[..., Any]) -> Callable[..., Awaitable[Any
     return call
 
 
+def _args(data: Any) -> list[Any]:
+    """python-socketio's convention: a tuple is several arguments, None none."""
+    return list(data) if isinstance(data, tuple) else [] if data is None else [data]
+
+
+def _ack(reply: list[Any]) -> Any:
+    """An ack's arguments as python-socketio returns them: one as is, several
+    as a tuple, none as None."""
+    if not reply:
+        return None
+    return reply[0] if len(reply) == 1 else tuple(reply)
+
+
+#: How long an emit's callback waits for its ack; a disconnect drops it sooner.
+CALLBACK_TIMEOUT = 3600.0
+
+
+def _callback_task(ack: Awaitable[list[Any]], callback: Callable[..., Any]) -> None:
+    """Run ``callback(*ack arguments)`` once the ack comes; none if it never does."""
+
+    async def deliver() -> None:
+        try:
+            reply = await ack
+        except RoomcastError:
+            return
+        result = callback(*reply)
+        if inspect.isawaitable(result):
+            await result
+
+    task = asyncio.ensure_future(deliver())
+    _pending.add(task)
+    task.add_done_callback(_pending.discard)
+
+
+# Callback tasks, kept referenced until done (asyncio holds tasks weakly).
+_pending: set[asyncio.Future[None]] = set()
+
+
 def _rooms(value: Union[str, Iterable[str], None]) -> list[str]:
     if value is None:
         return []
@@ -105,12 +143,20 @@ class AsyncServer(_Handlers):
         room: Union[str, Iterable[str], None] = None,
         skip_sid: Union[str, Iterable[str], None] = None,
         namespace: str = "/",
+        callback: Optional[Callable[..., Any]] = None,
     ) -> None:
         """Send ``event`` to a sid or room (``to``/``room``), or to everyone.
 
-        A tuple ``data`` sends several arguments, as in python-socketio.
+        A tuple ``data`` sends several arguments, as in python-socketio. With
+        ``callback``, ``to`` names one client and the callback gets its ack.
         """
-        args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
+        args = _args(data)
+        if callback is not None:
+            target = to if to is not None else room
+            if not isinstance(target, str) or skip_sid is not None:
+                raise InvalidArgumentError("an emit with a callback goes to one client: to=<sid>")
+            _callback_task(self._native.call(event, args, target, CALLBACK_TIMEOUT, namespace), callback)
+            return
         self._native.emit(event, args, _rooms(to) + _rooms(room), _rooms(skip_sid), namespace)
 
     async def send(
@@ -138,11 +184,8 @@ class AsyncServer(_Handlers):
         target = to if to is not None else sid
         if target is None:
             raise InvalidArgumentError("call() needs the sid of the client (to=...)")
-        args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
-        reply: list[Any] = await self._native.call(event, args, target, timeout, namespace)
-        if not reply:
-            return None
-        return reply[0] if len(reply) == 1 else tuple(reply)
+        args = _args(data)
+        return _ack(await self._native.call(event, args, target, timeout, namespace))
 
     async def enter_room(self, sid: str, room: str, namespace: str = "/") -> None:
         """Put client ``sid`` in ``room``."""
@@ -300,19 +343,19 @@ class AsyncClient(_Handlers):
     def connected(self) -> bool:
         return self._native is not None and self._native.connected
 
-    async def emit(self, event: str, data: Any = None) -> None:
-        """Send ``event``; a tuple ``data`` sends several arguments."""
-        args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
-        self._client().emit(event, args)
+    async def emit(self, event: str, data: Any = None, callback: Optional[Callable[..., Any]] = None) -> None:
+        """Send ``event``; a tuple ``data`` sends several arguments. With
+        ``callback``, it gets the server's ack."""
+        if callback is not None:
+            _callback_task(self._client().call(event, _args(data), CALLBACK_TIMEOUT), callback)
+            return
+        self._client().emit(event, _args(data))
 
     async def call(self, event: str, data: Any = None, timeout: float = 60) -> Any:
         """Send ``event`` and wait for the server's ack (one argument as is,
         several as a tuple, none as ``None``)."""
-        args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
-        reply: list[Any] = await self._client().call(event, args, float(timeout))
-        if not reply:
-            return None
-        return reply[0] if len(reply) == 1 else tuple(reply)
+        args = _args(data)
+        return _ack(await self._client().call(event, args, float(timeout)))
 
     async def wait(self) -> None:
         """Wait until the client is disconnected for good."""

@@ -83,3 +83,36 @@ async def test_refused_connections_raise_a_roomcast_error() -> None:
     finally:
         await client.disconnect()
         await sio.shutdown()
+
+
+async def test_emit_callbacks_get_the_ack_both_ways() -> None:
+    sio = roomcast.AsyncServer()
+
+    @sio.event
+    async def double(sid: str, n: int) -> int:
+        return 2 * n
+
+    port = await sio.serve("127.0.0.1", 0)
+    client = roomcast.AsyncClient(reconnection=False)
+
+    @client.event
+    async def triple(n: int) -> tuple[int, str]:
+        return 3 * n, "tripled"
+
+    acks: asyncio.Queue[tuple[object, ...]] = asyncio.Queue()
+    try:
+        await client.connect(f"http://127.0.0.1:{port}")
+        await client.emit("double", 21, callback=lambda n: acks.put_nowait((n,)))
+        assert await asyncio.wait_for(acks.get(), 10) == (42,)
+
+        async def got(n: int, label: str) -> None:
+            await acks.put((n, label))
+
+        assert client.sid is not None
+        await sio.emit("triple", 5, to=client.sid, callback=got)
+        assert await asyncio.wait_for(acks.get(), 10) == (15, "tripled")
+        with pytest.raises(roomcast.InvalidArgumentError):
+            await sio.emit("triple", 5, room=["a", "b"], callback=got)
+    finally:
+        await client.disconnect()
+        await sio.shutdown()
