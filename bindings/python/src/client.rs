@@ -2,10 +2,8 @@
 //! offline buffer) driven from Python.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use pyo3::prelude::*;
-use pyo3::types::PyList;
 use roomcast::client::ClientState;
 use roomcast::client::socketio::{SocketIoClient, SocketIoEvent, SocketIoOptions};
 
@@ -16,11 +14,6 @@ use crate::{convert, errors};
 pub(crate) struct Client {
     core: SocketIoClient,
     event_loop: EventLoop,
-}
-
-fn seconds(s: f64, what: &str) -> PyResult<Duration> {
-    Duration::try_from_secs_f64(s)
-        .map_err(|_| errors::InvalidArgumentError::new_err(format!("{what} must be a positive number of seconds")))
 }
 
 #[pymethods]
@@ -47,7 +40,7 @@ impl Client {
     ) -> PyResult<Self> {
         let mut opts = SocketIoOptions {
             path: path.to_owned(),
-            connect_timeout: seconds(connect_timeout, "connect_timeout")?,
+            connect_timeout: convert::seconds(connect_timeout, "connect_timeout")?,
             ..Default::default()
         };
         if let Some(auth) = auth {
@@ -60,8 +53,8 @@ impl Client {
         }
         opts.reconnect.enabled = reconnection;
         opts.reconnect.max_attempts = (reconnection_attempts > 0).then_some(reconnection_attempts);
-        opts.reconnect.base = seconds(reconnection_delay, "reconnection_delay")?;
-        opts.reconnect.max = seconds(reconnection_delay_max, "reconnection_delay_max")?;
+        opts.reconnect.base = convert::seconds(reconnection_delay, "reconnection_delay")?;
+        opts.reconnect.max = convert::seconds(reconnection_delay_max, "reconnection_delay_max")?;
         opts.reconnect.jitter = randomization_factor;
         let core = SocketIoClient::new(url, opts).map_err(errors::to_py)?;
         Ok(Self { core, event_loop: EventLoop::default() })
@@ -130,13 +123,10 @@ impl Client {
         args: &Bound<'py, PyAny>,
         timeout: f64,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let (args, timeout, core) = (convert::to_args(args)?, seconds(timeout, "timeout")?, self.core.clone());
+        let (args, timeout, core) = (convert::to_args(args)?, convert::seconds(timeout, "timeout")?, self.core.clone());
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
             let reply = core.emit_with_ack(&event, args, timeout).await.map_err(errors::to_py)?;
-            Python::attach(|py| {
-                let items = reply.as_slice().iter().map(|d| convert::to_py(py, d)).collect::<PyResult<Vec<_>>>()?;
-                Ok(PyList::new(py, items)?.unbind())
-            })
+            Python::attach(|py| convert::to_py_list(py, &reply))
         })
     }
 

@@ -85,6 +85,19 @@ pub(crate) fn to_py<'py>(py: Python<'py>, d: &Data) -> PyResult<Bound<'py, PyAny
     })
 }
 
+/// An ack's arguments as a Python list.
+pub(crate) fn to_py_list(py: Python<'_>, args: &Args) -> PyResult<Py<PyList>> {
+    let items = args.as_slice().iter().map(|d| to_py(py, d)).collect::<PyResult<Vec<_>>>()?;
+    Ok(PyList::new(py, items)?.unbind())
+}
+
+/// A duration given in seconds, as Python APIs take it.
+pub(crate) fn seconds(s: f64, what: &str) -> PyResult<std::time::Duration> {
+    std::time::Duration::try_from_secs_f64(s).map_err(|_| {
+        crate::errors::InvalidArgumentError::new_err(format!("{what} must be a positive number of seconds"))
+    })
+}
+
 /// Arguments from a Python sequence of values.
 pub(crate) fn to_args(items: &Bound<'_, PyAny>) -> PyResult<Args> {
     items.try_iter()?.map(|x| to_data(&x?)).collect::<PyResult<Vec<_>>>().map(Args::new)

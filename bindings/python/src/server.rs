@@ -1,7 +1,6 @@
 //! `_native.Server`: a roomcast server driven from Python.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use pyo3::prelude::*;
 use pyo3::types::{IntoPyDict, PyTuple};
@@ -21,10 +20,12 @@ pub(crate) struct Server {
 struct Session(Arc<Py<PyAny>>);
 
 impl Server {
+    fn find(&self, sid: &str, namespace: &str) -> Option<roomcast::Socket> {
+        self.core.of(namespace).socket(sid)
+    }
+
     fn socket(&self, sid: &str, namespace: &str) -> PyResult<roomcast::Socket> {
-        self.core
-            .of(namespace)
-            .socket(sid)
+        self.find(sid, namespace)
             .ok_or_else(|| errors::NotFoundError::new_err(format!("no socket {sid} in namespace {namespace}")))
     }
 }
@@ -39,14 +40,9 @@ impl Server {
         max_payload: usize,
         allowed_origins: Option<Vec<String>>,
     ) -> PyResult<Self> {
-        let seconds = |s: f64, what: &str| {
-            Duration::try_from_secs_f64(s).map_err(|_| {
-                errors::InvalidArgumentError::new_err(format!("{what} must be a positive number of seconds"))
-            })
-        };
         let mut b = Core::builder()
-            .ping_interval(seconds(ping_interval, "ping_interval")?)
-            .ping_timeout(seconds(ping_timeout, "ping_timeout")?)
+            .ping_interval(convert::seconds(ping_interval, "ping_interval")?)
+            .ping_timeout(convert::seconds(ping_timeout, "ping_timeout")?)
             .max_payload(max_payload);
         for origin in allowed_origins.unwrap_or_default() {
             b = b.allowed_origin(origin);
@@ -113,7 +109,7 @@ impl Server {
     /// Put socket `sid` in `room`; false if there is no such socket.
     #[pyo3(signature = (sid, room, namespace = "/"))]
     fn enter_room(&self, sid: &str, room: String, namespace: &str) -> PyResult<bool> {
-        match self.core.of(namespace).socket(sid) {
+        match self.find(sid, namespace) {
             Some(socket) => socket.join(room).map(|()| true).map_err(errors::to_py),
             None => Ok(false),
         }
@@ -122,7 +118,7 @@ impl Server {
     /// Take socket `sid` out of `room`; false if there is no such socket.
     #[pyo3(signature = (sid, room, namespace = "/"))]
     fn leave_room(&self, sid: &str, room: &str, namespace: &str) -> PyResult<bool> {
-        match self.core.of(namespace).socket(sid) {
+        match self.find(sid, namespace) {
             Some(socket) => socket.leave(room).map(|()| true).map_err(errors::to_py),
             None => Ok(false),
         }
@@ -137,13 +133,13 @@ impl Server {
     /// The rooms of socket `sid` (its own room first); empty if there is no such socket.
     #[pyo3(signature = (sid, namespace = "/"))]
     fn rooms(&self, sid: &str, namespace: &str) -> Vec<String> {
-        self.core.of(namespace).socket(sid).map(|s| s.rooms()).unwrap_or_default()
+        self.find(sid, namespace).map(|s| s.rooms()).unwrap_or_default()
     }
 
     /// Disconnect socket `sid`; false if there is no such socket.
     #[pyo3(signature = (sid, namespace = "/"))]
     fn disconnect(&self, sid: &str, namespace: &str) -> bool {
-        self.core.of(namespace).socket(sid).map(|s| s.disconnect()).is_some()
+        self.find(sid, namespace).map(|s| s.disconnect()).is_some()
     }
 
     /// Send `event` to socket `sid` and resolve to the arguments of its
@@ -159,15 +155,11 @@ impl Server {
         namespace: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
         let args = convert::to_args(args)?;
-        let timeout = Duration::try_from_secs_f64(timeout)
-            .map_err(|_| errors::InvalidArgumentError::new_err("timeout must be a positive number of seconds"))?;
+        let timeout = convert::seconds(timeout, "timeout")?;
         let socket = self.socket(sid, namespace)?;
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
             let reply = socket.emit_args_with_ack(event, args, timeout).await.map_err(errors::to_py)?;
-            Python::attach(|py| {
-                let items = reply.as_slice().iter().map(|d| convert::to_py(py, d)).collect::<PyResult<Vec<_>>>()?;
-                Ok(pyo3::types::PyList::new(py, items)?.unbind())
-            })
+            Python::attach(|py| convert::to_py_list(py, &reply))
         })
     }
 

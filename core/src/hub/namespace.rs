@@ -248,28 +248,26 @@ impl Namespace {
     }
 
     /// The disconnect handlers of a socket just taken out (its own, then the
-    /// namespace's), as one future; until it is done the socket is still
-    /// found by id.
+    /// namespace's), as one future, or None without any; until it is done
+    /// the socket is still found by id.
     pub(crate) fn disconnected(
         self: &Arc<Self>,
         socket: Socket,
         reason: DisconnectReason,
-    ) -> impl Future<Output = ()> + Send + 'static {
+    ) -> Option<impl Future<Output = ()> + Send + 'static> {
         let handlers: Vec<_> =
             socket.take_disconnect_handlers().into_iter().chain(self.disconnect_handlers()).collect();
-        if !handlers.is_empty() {
-            self.closing.lock().insert(socket.id().clone(), socket.clone());
+        if handlers.is_empty() {
+            return None;
         }
+        self.closing.lock().insert(socket.id().clone(), socket.clone());
         let ns = self.clone();
-        async move {
-            if handlers.is_empty() {
-                return;
-            }
+        Some(async move {
             for h in handlers {
                 h(socket.clone(), reason).await;
             }
             ns.closing.lock().remove(socket.id());
-        }
+        })
     }
 
     fn disconnect_handlers(&self) -> Vec<DisconnectHandler> {

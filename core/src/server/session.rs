@@ -78,7 +78,9 @@ pub(crate) async fn run(a: Accepted, mut reader: WsReader, wire: Arc<WsWriter>) 
     a.server.hub.release_if_empty(&a.ns);
     socket.release();
     tracing::debug!(sid = %socket.id(), %reason, "disconnected");
-    a.ns.disconnected(socket.clone(), reason).await;
+    if let Some(handlers) = a.ns.disconnected(socket.clone(), reason) {
+        handlers.await;
+    }
     drop(reader);
     let mut writer = writer;
     if tokio::time::timeout(cfg.shutdown_timeout, &mut writer).await.is_err() {

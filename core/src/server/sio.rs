@@ -206,7 +206,9 @@ impl SioSession {
         self.server.hub.release_if_empty(&socket.0.ns);
         socket.release();
         tracing::debug!(sid = %socket.id(), %reason, "socket.io disconnected");
-        tokio::spawn(socket.0.ns.clone().disconnected(socket, reason));
+        if let Some(handlers) = socket.0.ns.clone().disconnected(socket, reason) {
+            tokio::spawn(handlers);
+        }
     }
 }
 
