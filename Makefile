@@ -12,6 +12,8 @@ PYTHON ?= python3
 INTEROP := tests/interop
 WHEEL_VENV ?= $(CURDIR)/.venv-wheel
 WHEEL_DIR ?= $(CARGO_TARGET_DIR)/wheels
+# The Python suite's dependencies as wheels, downloaded once per requirements change.
+WHEELHOUSE ?= $(HOME)/.cache/roomcast-wheelhouse
 # Interop tests find the real clients through these.
 export ROOMCAST_PYTHON := $(VENV)/bin/python
 
@@ -50,18 +52,16 @@ $(INTEROP)/node_modules/.installed: $(INTEROP)/package.json $(INTEROP)/package-l
 	touch $@
 
 # python-socketio and friends from PyPI in a venv of the project's own.
-# maturin builds the wheel; the Python suite runs in a venv of its own
-# with the wheel installed (not a develop build of the source tree).
-deps-python: $(VENV)/.installed $(WHEEL_VENV)/.installed
+# maturin builds the wheel; the Python suite runs in a venv made afresh on
+# every run with that wheel installed (not a develop build of the source tree).
+deps-python: $(VENV)/.installed $(WHEELHOUSE)/.installed
 $(VENV)/.installed: $(INTEROP)/requirements.txt python/requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
 	$(VENV)/bin/python -m pip install -q -r $(INTEROP)/requirements.txt -r python/requirements-test.txt
 	touch $@
-$(WHEEL_VENV)/.installed: python/requirements-test.txt
-	rm -rf $(WHEEL_VENV)
-	$(PYTHON) -m venv $(WHEEL_VENV)
-	$(WHEEL_VENV)/bin/python -m pip install -q -r python/requirements-test.txt
+$(WHEELHOUSE)/.installed: python/requirements-test.txt $(VENV)/.installed
+	$(VENV)/bin/python -m pip wheel -q -r python/requirements-test.txt -w $(WHEELHOUSE)
 	touch $@
 
 ## make wheel: the release abi3 wheel of the Python package, into $(WHEEL_DIR).
@@ -69,8 +69,11 @@ wheel: $(VENV)/.installed
 	rm -f $(WHEEL_DIR)/roomcast-*.whl
 	cd python && $(VENV)/bin/maturin build --release --quiet --out $(WHEEL_DIR)
 
-test-python: wheel $(WHEEL_VENV)/.installed
-	$(WHEEL_VENV)/bin/python -m pip install -q --force-reinstall --no-deps $(WHEEL_DIR)/roomcast-*.whl
+test-python: wheel $(WHEELHOUSE)/.installed
+	rm -rf $(WHEEL_VENV)
+	$(PYTHON) -m venv --without-pip $(WHEEL_VENV)
+	$(VENV)/bin/python -m pip --python $(WHEEL_VENV)/bin/python install -q --no-index --find-links $(WHEELHOUSE) \
+	  -r python/requirements-test.txt $(WHEEL_DIR)/roomcast-*.whl
 	$(WHEEL_VENV)/bin/python -m pytest -q python/tests
 	# The committed stub matches the extension; the package type-checks strictly.
 	MYPY_CACHE_DIR=$(CARGO_TARGET_DIR)/mypy $(WHEEL_VENV)/bin/python -m mypy.stubtest roomcast._native

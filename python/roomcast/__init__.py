@@ -100,10 +100,15 @@ class _Handlers:
         register(handler)
         return None
 
-    def event(self, handler: Handler) -> Handler:
-        """Register a handler for the event named like the function."""
-        self._register(handler.__name__, handler, "/")
-        return handler
+    def event(self, handler: Optional[Handler] = None, *, namespace: str = "/") -> Any:
+        """Register a handler for the event named like the function:
+        ``@sio.event`` or ``@sio.event(namespace="/chat")``."""
+
+        def register(f: Handler) -> Handler:
+            self._register(f.__name__, f, namespace)
+            return f
+
+        return register if handler is None else register(handler)
 
 
 class AsyncServer(_Handlers):
@@ -252,7 +257,8 @@ class AsyncClient(_Handlers):
     """A Socket.IO client, shaped like python-socketio's ``AsyncClient``.
 
     It reconnects with socket.io-client's backoff and buffers emits while the
-    connection is down. WebSocket transport only.
+    connection is down. WebSocket transport only; each namespace connects
+    over a connection of its own.
     """
 
     def __init__(
@@ -271,16 +277,16 @@ class AsyncClient(_Handlers):
             "reconnection_delay_max": float(reconnection_delay_max),
             "randomization_factor": randomization_factor,
         }
-        # Handlers are kept until connect(): the native client needs the URL.
-        self._handlers: dict[str, Callable[..., Awaitable[Any]]] = {}
-        self._native: Optional[_native.Client] = None
+        # Handlers per namespace, kept until connect(): the native client needs the URL.
+        self._handlers: dict[str, dict[str, Callable[..., Awaitable[Any]]]] = {}
+        self._clients: dict[str, _native.Client] = {}
 
     def _register(self, event: str, f: Callable[..., Any], namespace: str) -> None:
         """Handlers (also ``connect``, ``disconnect``, ``connect_error`` and
         ``"*"``) wait for connect(), which knows the URL."""
-        if self._native is not None:
+        if self._clients:
             raise InvalidArgumentError("register handlers before connect()")
-        self._handlers[event] = _as_coroutine_function(f)
+        self._handlers.setdefault(namespace, {})[event] = _as_coroutine_function(f)
 
     async def connect(
         self,
@@ -288,29 +294,47 @@ class AsyncClient(_Handlers):
         headers: Optional[dict[str, str]] = None,
         auth: Any = None,
         transports: Optional[Iterable[str]] = None,
-        namespaces: Optional[Iterable[str]] = None,
+        namespaces: Union[str, Iterable[str], None] = None,
         socketio_path: str = "socket.io",
         wait_timeout: float = 20,
     ) -> None:
-        """Connect to ``url`` (one namespace: the first of ``namespaces``, or
-        the URL's path); raises the server's refusal as a ``RoomcastError``."""
+        """Connect to ``namespaces`` of ``url`` (by default those with handlers,
+        or ``/``); raises a server's refusal as a ``RoomcastError`` and then
+        leaves no namespace connected."""
+        if self._clients:
+            raise InvalidArgumentError("already connected: disconnect() first")
         if transports is not None and "websocket" not in transports:
             raise InvalidArgumentError("roomcast's client speaks the websocket transport only")
-        namespace = next(iter(namespaces or []), None)
-        if namespace and namespace != "/":
-            url = url.rstrip("/") + namespace
+        wanted = _rooms(namespaces) or list(self._handlers) or ["/"]
+        for namespace in wanted:
+            self._clients[namespace] = self._client_for(url, namespace, headers, auth, socketio_path, wait_timeout)
+        try:
+            await asyncio.gather(*(client.open() for client in self._clients.values()))
+        except BaseException:
+            await self.disconnect()
+            raise
+
+    def _client_for(
+        self,
+        url: str,
+        namespace: str,
+        headers: Optional[dict[str, str]],
+        auth: Any,
+        socketio_path: str,
+        wait_timeout: float,
+    ) -> _native.Client:
+        """A native client of one namespace, with that namespace's handlers."""
         native = _native.Client(
-            url,
+            url.rstrip("/") + ("" if namespace == "/" else namespace),
             path="/" + socketio_path.strip("/") + "/",
             auth=auth,
             headers=list((headers or {}).items()),
             connect_timeout=float(wait_timeout),
             **self._options,  # type: ignore[arg-type]
         )
-        lifecycle: dict[str, Callable[..., Awaitable[Any]]] = {
-            k: self._handlers[k] for k in ("connect", "disconnect", "connect_error") if k in self._handlers
-        }
-        for event, handler in self._handlers.items():
+        handlers = self._handlers.get(namespace, {})
+        lifecycle: dict[str, Callable[..., Awaitable[Any]]] = {k: handlers[k] for k in ("connect", "disconnect", "connect_error") if k in handlers}
+        for event, handler in handlers.items():
             if event == "*":
                 native.on_any(handler)
             elif event not in lifecycle:
@@ -326,43 +350,62 @@ class AsyncClient(_Handlers):
                 await handler(detail)
 
         native.on_lifecycle(on_lifecycle)
-        self._native = native
-        await native.open()
+        return native
 
-    def _client(self) -> _native.Client:
-        if self._native is None:
-            raise ClosedError("not connected: call connect() first")
-        return self._native
+    def _client(self, namespace: str) -> _native.Client:
+        client = self._clients.get(namespace)
+        if client is None:
+            raise ClosedError(f"namespace {namespace} is not connected: call connect() first")
+        return client
 
     @property
     def sid(self) -> Optional[str]:
-        """The socket id while connected."""
-        return None if self._native is None else self._native.sid
+        """The socket id of ``/`` (or the only namespace) while connected."""
+        client = self._clients.get("/") or next(iter(self._clients.values()), None)
+        return None if client is None else client.sid
+
+    def get_sid(self, namespace: str = "/") -> Optional[str]:
+        """The socket id in ``namespace`` while connected."""
+        client = self._clients.get(namespace)
+        return None if client is None else client.sid
+
+    @property
+    def namespaces(self) -> list[str]:
+        """The namespaces connected now."""
+        return [namespace for namespace, client in self._clients.items() if client.connected]
 
     @property
     def connected(self) -> bool:
-        return self._native is not None and self._native.connected
+        return bool(self._clients) and all(client.connected for client in self._clients.values())
 
-    async def emit(self, event: str, data: Any = None, callback: Optional[Callable[..., Any]] = None) -> None:
+    async def emit(
+        self, event: str, data: Any = None, namespace: str = "/", callback: Optional[Callable[..., Any]] = None
+    ) -> None:
         """Send ``event``; a tuple ``data`` sends several arguments. With
         ``callback``, it gets the server's ack."""
+        client = self._client(namespace)
         if callback is not None:
-            _callback_task(self._client().call(event, _args(data), CALLBACK_TIMEOUT), callback)
+            _callback_task(client.call(event, _args(data), CALLBACK_TIMEOUT), callback)
             return
-        self._client().emit(event, _args(data))
+        client.emit(event, _args(data))
 
-    async def call(self, event: str, data: Any = None, timeout: float = 60) -> Any:
+    async def send(self, data: Any, namespace: str = "/", callback: Optional[Callable[..., Any]] = None) -> None:
+        """Send a ``message`` event, as python-socketio's ``send``."""
+        await self.emit("message", data, namespace=namespace, callback=callback)
+
+    async def call(self, event: str, data: Any = None, namespace: str = "/", timeout: float = 60) -> Any:
         """Send ``event`` and wait for the server's ack (one argument as is,
         several as a tuple, none as ``None``)."""
         args = _args(data)
-        return _ack(await self._client().call(event, args, float(timeout)))
+        return _ack(await self._client(namespace).call(event, args, float(timeout)))
 
     async def wait(self) -> None:
-        """Wait until the client is disconnected for good."""
-        await self._client().wait()
+        """Wait until every namespace is disconnected for good."""
+        await asyncio.gather(*(client.wait() for client in self._clients.values()))
 
     async def disconnect(self) -> None:
-        """Leave the namespace and close the connection."""
-        if self._native is not None:
-            await self._native.close()
-            self._native.detach()
+        """Leave every namespace and close the connections."""
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.close()
+            client.detach()

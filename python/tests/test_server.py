@@ -257,12 +257,18 @@ async def test_json_protocol_clients_reach_the_same_handlers() -> None:
         await sio.shutdown()
 
 
-async def test_start_and_stop_leave_no_threads_or_fds_behind() -> None:
+async def test_start_and_stop_leave_no_threads_fds_or_memory_behind() -> None:
     import os
-    import threading
+
+    def threads() -> int:  # native ones too: the Rust runtime's
+        return len(os.listdir("/proc/self/task"))
 
     def fds() -> int:
         return len(os.listdir("/proc/self/fd"))
+
+    def rss() -> int:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
     async def cycle() -> None:
         sio = roomcast.AsyncServer()
@@ -277,13 +283,22 @@ async def test_start_and_stop_leave_no_threads_or_fds_behind() -> None:
         await client.disconnect()
         await sio.shutdown()
 
-    await cycle()  # the runtime's threads start on first use
-    threads, files = threading.active_count(), fds()
-    for _ in range(10):
+    # The runtime's threads start on first use; allocators and caches settle.
+    for _ in range(CYCLES_WARM):
+        await cycle()
+    before = threads(), fds(), rss()
+    for _ in range(CYCLES):
         await cycle()
     await asyncio.sleep(0.2)
-    assert threading.active_count() == threads
-    assert fds() <= files + 2, f"{fds()} open fds after, {files} before"
+    after = threads(), fds(), rss()
+    assert after[0] <= before[0], f"{after[0]} threads after, {before[0]} before"
+    assert after[1] <= before[1] + 2, f"{after[1]} open fds after, {before[1]} before"
+    # A server's state is some hundreds of KiB; leaking it per cycle would show.
+    grown = after[2] - before[2]
+    assert grown < CYCLES * 16 * 1024, f"RSS grew {grown / 1024:.0f} KiB over {CYCLES} cycles"
+
+
+CYCLES_WARM, CYCLES = 10, 100
 
 
 async def test_every_exported_error_is_a_roomcast_error() -> None:

@@ -3,17 +3,24 @@
 
 use std::sync::Arc;
 
+use parking_lot::Mutex;
+
 use pyo3::prelude::*;
 use roomcast::client::ClientState;
 use roomcast::client::socketio::{SocketIoClient, SocketIoEvent, SocketIoOptions};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::bridge::EventLoop;
+use crate::server::none;
 use crate::{convert, errors};
 
 #[pyclass(module = "roomcast._native", frozen)]
 pub(crate) struct Client {
     core: SocketIoClient,
     event_loop: EventLoop,
+    /// Asks the lifecycle task to answer once it has delivered every event
+    /// sent so far, so that `close()` resolves after the disconnect handler ran.
+    flush: Mutex<Option<mpsc::UnboundedSender<oneshot::Sender<()>>>>,
 }
 
 #[pymethods]
@@ -57,7 +64,7 @@ impl Client {
         opts.reconnect.max = convert::seconds(reconnection_delay_max, "reconnection_delay_max")?;
         opts.reconnect.jitter = randomization_factor;
         let core = SocketIoClient::new(url, opts).map_err(errors::to_py)?;
-        Ok(Self { core, event_loop: EventLoop::default() })
+        Ok(Self { core, event_loop: EventLoop::default(), flush: Mutex::new(None) })
     }
 
     /// `handler(*args)` handles server event `event`; its result is the ack.
@@ -84,9 +91,20 @@ impl Client {
         self.event_loop.capture(py)?;
         let (handler, event_loop) = (Arc::new(handler), self.event_loop.clone());
         let mut events = self.core.events();
+        let (flush, mut flushes) = mpsc::unbounded_channel::<oneshot::Sender<()>>();
+        *self.flush.lock() = Some(flush);
         pyo3_async_runtimes::tokio::get_runtime().spawn(async move {
             loop {
-                let (kind, detail) = match events.recv().await {
+                let event = tokio::select! {
+                    biased;
+                    event = events.recv() => event,
+                    Some(done) = flushes.recv() => {
+                        // Biased: every event sent before the request was taken first.
+                        let _ = done.send(());
+                        continue;
+                    }
+                };
+                let (kind, detail) = match event {
                     Ok(SocketIoEvent::Connect { id }) => ("connect", serde_json::Value::String(id)),
                     Ok(SocketIoEvent::Disconnect { reason }) => ("disconnect", reason.as_str().into()),
                     Ok(SocketIoEvent::ConnectError { message, data }) => {
@@ -105,9 +123,8 @@ impl Client {
 
     /// Connect; resolves once the server accepted the namespace, raises its refusal.
     fn open<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.event_loop.capture(py)?;
         let core = self.core.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move { core.open().await.map_err(errors::to_py) })
+        self.event_loop.future(py, async move { core.open().await }, none)
     }
 
     /// Send `event` with `args` (buffered while reconnecting).
@@ -124,19 +141,25 @@ impl Client {
         timeout: f64,
     ) -> PyResult<Bound<'py, PyAny>> {
         let (args, timeout, core) = (convert::to_args(args)?, convert::seconds(timeout, "timeout")?, self.core.clone());
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            let reply = core.emit_with_ack(&event, args, timeout).await.map_err(errors::to_py)?;
-            Python::attach(|py| convert::to_py_list(py, &reply))
-        })
+        let reply = async move { core.emit_with_ack(&event, args, timeout).await };
+        self.event_loop.future(py, reply, |py, reply| convert::to_py_list(py, &reply))
     }
 
-    /// Leave the namespace, close, stop reconnecting.
+    /// Leave the namespace, close, stop reconnecting; resolves once the
+    /// lifecycle handler heard the disconnect.
     fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let core = self.core.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        let (core, flush) = (self.core.clone(), self.flush.lock().clone());
+        let closed = async move {
             core.close().await;
+            if let Some(flush) = flush {
+                let (done, delivered) = oneshot::channel();
+                if flush.send(done).is_ok() {
+                    let _ = delivered.await;
+                }
+            }
             Ok(())
-        })
+        };
+        self.event_loop.future(py, closed, none)
     }
 
     /// Stop running handlers on the asyncio loop (after close).
@@ -147,10 +170,11 @@ impl Client {
     /// Resolve once the client is disconnected for good (not reconnecting).
     fn wait<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let mut state = self.core.watch_state();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        let disconnected = async move {
             let _ = state.wait_for(|s| *s == ClientState::Disconnected).await;
             Ok(())
-        })
+        };
+        self.event_loop.future(py, disconnected, none)
     }
 
     /// The socket id while connected.

@@ -86,9 +86,9 @@ pub(crate) fn to_py<'py>(py: Python<'py>, d: &Data) -> PyResult<Bound<'py, PyAny
 }
 
 /// An ack's arguments as a Python list.
-pub(crate) fn to_py_list(py: Python<'_>, args: &Args) -> PyResult<Py<PyList>> {
+pub(crate) fn to_py_list<'py>(py: Python<'py>, args: &Args) -> PyResult<Bound<'py, PyAny>> {
     let items = args.as_slice().iter().map(|d| to_py(py, d)).collect::<PyResult<Vec<_>>>()?;
-    Ok(PyList::new(py, items)?.unbind())
+    Ok(PyList::new(py, items)?.into_any())
 }
 
 /// A duration given in seconds, as Python APIs take it.

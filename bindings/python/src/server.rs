@@ -157,10 +157,8 @@ impl Server {
         let args = convert::to_args(args)?;
         let timeout = convert::seconds(timeout, "timeout")?;
         let socket = self.socket(sid, namespace)?;
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            let reply = socket.emit_args_with_ack(event, args, timeout).await.map_err(errors::to_py)?;
-            Python::attach(|py| convert::to_py_list(py, &reply))
-        })
+        let reply = async move { socket.emit_args_with_ack(event, args, timeout).await };
+        self.event_loop.future(py, reply, |py, reply| convert::to_py_list(py, &reply))
     }
 
     /// The session object of socket `sid` (a new dict the first time).
@@ -185,11 +183,9 @@ impl Server {
     /// Listen on `host:port` (0 = any free port) from the running asyncio
     /// loop, which then runs the handlers. Resolves to the bound port.
     fn listen<'py>(&self, py: Python<'py>, host: String, port: u16) -> PyResult<Bound<'py, PyAny>> {
-        self.event_loop.capture(py)?;
         let core = self.core.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            core.listen((host.as_str(), port)).await.map(|a| a.port()).map_err(errors::to_py)
-        })
+        let bound = async move { core.listen((host.as_str(), port)).await.map(|a| a.port()) };
+        self.event_loop.future(py, bound, |py, port| Ok(port.into_pyobject(py)?.into_any()))
     }
 
     /// Send `event` with `args` to the sockets in `to` (rooms or sids; all
@@ -224,11 +220,20 @@ impl Server {
     /// Close every connection and stop listening.
     fn shutdown<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let core = self.core.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            core.shutdown().await;
-            Ok(())
-        })
+        self.event_loop.future(
+            py,
+            async move {
+                core.shutdown().await;
+                Ok(())
+            },
+            none,
+        )
     }
+}
+
+/// The value of an awaitable that has none.
+pub(crate) fn none(py: Python<'_>, (): ()) -> PyResult<Bound<'_, PyAny>> {
+    Ok(py.None().into_bound(py))
 }
 
 /// A WSGI-style environ of the handshake, as python-socketio hands to `connect`.

@@ -431,6 +431,9 @@ impl SocketIoClient {
         let mut state = self.watch_state();
         // The task owns the transition; the sender lives as long as `self`.
         let _ = state.wait_for(|s| *s == ClientState::Disconnected).await;
+        // `finish` emits the last event under the lock after the state
+        // change: once we get the lock, subscribers can receive it.
+        drop(self.shared().core.lock());
     }
 }
 
