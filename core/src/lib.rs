@@ -31,6 +31,7 @@ pub use config::{AuthRejection, RateLimit, ServerConfig};
 pub use error::{Error, ErrorKind, Result};
 pub use hub::args::{Args, Data};
 pub use hub::broadcast::BroadcastOperator;
+pub use hub::dispatch::wants_ack;
 pub use hub::handler::{IntoReply, Reply};
 pub use hub::namespace::Namespace;
 pub use hub::socket::{DisconnectReason, Handshake, Sid, Socket};

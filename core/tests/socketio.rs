@@ -166,6 +166,30 @@ async fn polling_connect_event_ack_and_binary() {
 }
 
 #[tokio::test]
+async fn handlers_know_whether_the_client_asked_for_an_ack() {
+    let (server, addr) = start(Server::builder()).await;
+    let (tx, mut asked) = tokio::sync::mpsc::unbounded_channel();
+    server.on("wants", move |_s, _args: roomcast::Args| {
+        let tx = tx.clone();
+        async move {
+            tokio::task::yield_now().await; // still known after an await
+            let _ = tx.send(roomcast::wants_ack());
+            json!(roomcast::wants_ack())
+        }
+    });
+    let (sid, _) = handshake(addr).await;
+    let path = poll_path(&sid);
+    http(addr, "POST", &path, &[], "40\u{1e}42[\"wants\"]\u{1e}427[\"wants\"]").await;
+    let mut got = String::new();
+    while !got.contains("437[true]") {
+        got.push_str(&http(addr, "GET", &path, &[], "").await.body);
+    }
+    assert_eq!(within(asked.recv()).await, Some(false));
+    assert_eq!(within(asked.recv()).await, Some(true));
+    assert!(!roomcast::wants_ack(), "false outside a handler");
+}
+
+#[tokio::test]
 async fn second_concurrent_get_closes_the_session() {
     let (_server, addr) = start(Server::builder()).await;
     let (sid, _) = handshake(addr).await;

@@ -123,7 +123,7 @@ async def test_errors_map_to_the_roomcast_hierarchy() -> None:
 async def test_rooms_calls_catch_all_and_disconnects() -> None:
     sio = roomcast.AsyncServer()
     sids: list[str] = []
-    gone: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+    gone: asyncio.Queue[tuple[str, str, list[str]]] = asyncio.Queue()
 
     @sio.event
     async def hello(sid: str) -> None:
@@ -136,7 +136,8 @@ async def test_rooms_calls_catch_all_and_disconnects() -> None:
 
     @sio.event
     async def disconnect(sid: str, reason: str) -> None:
-        await gone.put((sid, reason))
+        # The rooms it was in are still readable here.
+        await gone.put((sid, reason, sio.rooms(sid)))
 
     port = await sio.serve("127.0.0.1", 0)
     a, b = await connected_client(port), await connected_client(port)
@@ -172,12 +173,13 @@ async def test_rooms_calls_catch_all_and_disconnects() -> None:
             await sio.call("slow", to=sid_b, timeout=0.2)
         await sio.close_room("lobby")
         assert sio.rooms(sid_a) == [sid_a]
+        await sio.enter_room(sid_a, "kept")
         await sio.disconnect(sid_a)
-        assert await asyncio.wait_for(gone.get(), 10) == (sid_a, "server namespace disconnect")
+        assert await asyncio.wait_for(gone.get(), 10) == (sid_a, "server namespace disconnect", [sid_a, "kept"])
         await b.disconnect()
         # python-socketio's client queues its DISCONNECT packet and aborts the
         # transport, so either may reach the server first.
-        sid, reason = await asyncio.wait_for(gone.get(), 10)
+        sid, reason, _ = await asyncio.wait_for(gone.get(), 10)
         assert sid == sid_b and reason in ("client namespace disconnect", "transport close")
         assert sio.rooms("no-such-sid") == []
     finally:

@@ -307,6 +307,7 @@ fn ack_data(event: &str, reply: Reply) -> Value {
             tracing::warn!(%event, error = %e, "event handler failed; acking with null");
             Value::Null
         }
+        Reply::Unhandled => Value::Null,
     }
 }
 

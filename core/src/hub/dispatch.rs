@@ -16,6 +16,27 @@ pub(crate) enum Outcome {
     Refused(String),
 }
 
+tokio::task_local! {
+    static WANTS_ACK: bool;
+}
+
+/// Whether the peer asked for an ack of the event being handled (false
+/// outside a handler), in server and client handlers alike. Bindings whose
+/// handlers get an ack callback, as socket.io's do, pass one only then.
+pub fn wants_ack() -> bool {
+    WANTS_ACK.try_with(|w| *w).unwrap_or(false)
+}
+
+/// Call `start` (a handler, synchronously) with [`wants_ack`] answering `wants`.
+pub(crate) fn start_with_wants_ack<R>(wants: bool, start: impl FnOnce() -> R) -> R {
+    WANTS_ACK.sync_scope(wants, start)
+}
+
+/// Run `handling` with [`wants_ack`] answering `wants`.
+pub(crate) fn with_wants_ack<F: Future>(wants: bool, handling: F) -> impl Future<Output = F::Output> {
+    WANTS_ACK.scope(wants, handling)
+}
+
 pub(crate) async fn run_event(socket: &Socket, event: String, mut args: Args) -> Outcome {
     for mw in socket.middlewares() {
         match mw(socket.clone(), event.clone(), args).await {
@@ -24,7 +45,10 @@ pub(crate) async fn run_event(socket: &Socket, event: String, mut args: Args) ->
         }
     }
     match socket.0.ns.resolve_handler(socket, &event) {
-        Some(handler) => Outcome::Replied(handler(socket.clone(), args).await),
+        Some(handler) => match handler(socket.clone(), args).await {
+            Reply::Unhandled => Outcome::NoHandler,
+            reply => Outcome::Replied(reply),
+        },
         None => Outcome::NoHandler,
     }
 }
@@ -32,14 +56,14 @@ pub(crate) async fn run_event(socket: &Socket, event: String, mut args: Args) ->
 /// Start an inbound event in the session task so handlers begin in arrival
 /// order, as socket.io's do; whatever the handler then waits for continues
 /// on a task of its own, so a slow handler does not stall the connection.
-pub(crate) async fn start_event<F>(socket: Socket, event: String, args: Args, respond: F)
+pub(crate) async fn start_event<F>(socket: Socket, event: String, args: Args, wants_ack: bool, respond: F)
 where
     F: FnOnce(&Socket, String, Outcome) + Send + 'static,
 {
-    let mut fut = Box::pin(async move {
+    let mut fut = Box::pin(with_wants_ack(wants_ack, async move {
         let outcome = run_event(&socket, event.clone(), args).await;
         respond(&socket, event, outcome);
-    });
+    }));
     let done = std::future::poll_fn(|cx| std::task::Poll::Ready(fut.as_mut().poll(cx).is_ready())).await;
     if !done {
         tokio::spawn(fut);

@@ -20,6 +20,9 @@ pub enum Reply {
     Data(Args),
     /// The handler failed; the client gets an `internal` error.
     Error(String),
+    /// Nothing handled the event (a catch-all of a binding whose app has no
+    /// listener for it): answered as if no handler were registered.
+    Unhandled,
 }
 
 /// Conversion of handler return values into a [`Reply`].

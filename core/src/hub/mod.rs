@@ -3,7 +3,7 @@
 
 pub mod args;
 pub mod broadcast;
-pub(crate) mod dispatch;
+pub mod dispatch;
 pub mod handler;
 pub mod namespace;
 pub(crate) mod packet;

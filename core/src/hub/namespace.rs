@@ -54,7 +54,8 @@ pub struct Namespace {
     /// `user_left`, so without them joins skip the walk over the room.
     json_sockets: AtomicUsize,
     /// Sockets whose disconnect handlers are running: still found by id.
-    closing: Mutex<HashMap<Sid, Socket>>,
+    /// Sockets whose disconnect handlers run, with the rooms they were in.
+    closing: Mutex<HashMap<Sid, (Socket, Vec<String>)>>,
 }
 
 impl fmt::Debug for Namespace {
@@ -249,18 +250,19 @@ impl Namespace {
 
     /// The disconnect handlers of a socket just taken out (its own, then the
     /// namespace's), as one future, or None without any; until it is done
-    /// the socket is still found by id.
+    /// the socket is still found by id and its `rooms()` are those it left.
     pub(crate) fn disconnected(
         self: &Arc<Self>,
         socket: Socket,
         reason: DisconnectReason,
+        rooms: Vec<String>,
     ) -> Option<impl Future<Output = ()> + Send + 'static> {
         let handlers: Vec<_> =
             socket.take_disconnect_handlers().into_iter().chain(self.disconnect_handlers()).collect();
         if handlers.is_empty() {
             return None;
         }
-        self.closing.lock().insert(socket.id().clone(), socket.clone());
+        self.closing.lock().insert(socket.id().clone(), (socket.clone(), rooms));
         let ns = self.clone();
         Some(async move {
             for h in handlers {
@@ -319,7 +321,7 @@ impl Namespace {
     /// disconnect handlers run (it is in no room and sends nothing).
     pub fn socket(&self, sid: &str) -> Option<Socket> {
         let connected = self.index.read().members().get(sid).cloned();
-        connected.or_else(|| self.closing.lock().get(sid).cloned())
+        connected.or_else(|| self.closing.lock().get(sid).map(|(s, _)| s.clone()))
     }
 
     /// Every connected socket.
@@ -367,8 +369,10 @@ impl Namespace {
     }
 
     /// Take the socket out of every room and tell the other members.
-    pub(crate) fn remove(&self, socket: &Socket) {
+    /// Take `socket` out of the namespace; returns the rooms it was in, its own first.
+    pub(crate) fn remove(&self, socket: &Socket) -> Vec<String> {
         let left = self.index.write().remove(socket.id());
+        let rooms = std::iter::once(socket.id().as_str().to_owned()).chain(left.iter().cloned()).collect();
         if socket.protocol() == Protocol::Json {
             self.json_sockets.fetch_sub(1, Ordering::Relaxed);
         }
@@ -384,6 +388,7 @@ impl Namespace {
         for room in left {
             self.announce(socket, room, false);
         }
+        rooms
     }
 
     pub(crate) fn join(&self, socket: &Socket, room: String) -> Result<()> {
@@ -412,6 +417,9 @@ impl Namespace {
     }
 
     pub(crate) fn rooms_of(&self, sid: &Sid) -> Vec<String> {
+        if let Some((_, rooms)) = self.closing.lock().get(sid) {
+            return rooms.clone();
+        }
         self.index.read().rooms_of(sid)
     }
 

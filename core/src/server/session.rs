@@ -74,11 +74,11 @@ pub(crate) async fn run(a: Accepted, mut reader: WsReader, wire: Arc<WsWriter>) 
     socket.close(reason);
     let (code, text, discard) = close_frame(reason);
     socket.outbox().close(code, text, discard);
-    a.ns.remove(&socket);
+    let rooms = a.ns.remove(&socket);
     a.server.hub.release_if_empty(&a.ns);
     socket.release();
     tracing::debug!(sid = %socket.id(), %reason, "disconnected");
-    if let Some(handlers) = a.ns.disconnected(socket.clone(), reason) {
+    if let Some(handlers) = a.ns.disconnected(socket.clone(), reason, rooms) {
         handlers.await;
     }
     drop(reader);
@@ -211,19 +211,21 @@ async fn dispatch(socket: &Socket, text: &str) {
         }
         ClientMessage::Event { event, data, id } => {
             let args = Args::one(args::from_json(data));
-            dispatch::start_event(socket.clone(), event, args, move |socket, event, outcome| match (outcome, id) {
-                (Outcome::NoHandler, id) => {
-                    error(socket, ErrorCode::NoHandler, &format!("no handler for event `{event}`"), id, None)
+            dispatch::start_event(socket.clone(), event, args, id.is_some(), move |socket, event, outcome| {
+                match (outcome, id) {
+                    (Outcome::NoHandler | Outcome::Replied(Reply::Unhandled), id) => {
+                        error(socket, ErrorCode::NoHandler, &format!("no handler for event `{event}`"), id, None)
+                    }
+                    (Outcome::Refused(why), id) => error(socket, ErrorCode::Refused, &why, id, None),
+                    (Outcome::Replied(Reply::Error(e)), id) => error(socket, ErrorCode::Internal, &e, id, None),
+                    (Outcome::Replied(Reply::Data(v)), Some(id)) => {
+                        reply(socket, &ServerMessage::Ack { id, data: Cow::Owned(v.json()) })
+                    }
+                    (Outcome::Replied(Reply::None), Some(id)) => {
+                        reply(socket, &ServerMessage::Ack { id, data: Cow::Owned(Value::Null) })
+                    }
+                    (Outcome::Replied(_), None) => {}
                 }
-                (Outcome::Refused(why), id) => error(socket, ErrorCode::Refused, &why, id, None),
-                (Outcome::Replied(Reply::Error(e)), id) => error(socket, ErrorCode::Internal, &e, id, None),
-                (Outcome::Replied(Reply::Data(v)), Some(id)) => {
-                    reply(socket, &ServerMessage::Ack { id, data: Cow::Owned(v.json()) })
-                }
-                (Outcome::Replied(Reply::None), Some(id)) => {
-                    reply(socket, &ServerMessage::Ack { id, data: Cow::Owned(Value::Null) })
-                }
-                (Outcome::Replied(_), None) => {}
             })
             .await;
         }

@@ -101,8 +101,10 @@ impl SioSession {
                 };
                 items.remove(0);
                 let id = packet.id;
-                dispatch::start_event(socket, event, Args::new(items), move |s, e, outcome| respond(s, e, outcome, id))
-                    .await;
+                dispatch::start_event(socket, event, Args::new(items), id.is_some(), move |s, e, outcome| {
+                    respond(s, e, outcome, id)
+                })
+                .await;
                 Ok(())
             }
             PacketType::Ack | PacketType::BinaryAck => {
@@ -202,11 +204,11 @@ impl SioSession {
     fn finish(&self, socket: Socket, reason: DisconnectReason) {
         socket.close(reason);
         let reason = socket.close_reason().unwrap_or(reason);
-        socket.0.ns.remove(&socket);
+        let rooms = socket.0.ns.remove(&socket);
         self.server.hub.release_if_empty(&socket.0.ns);
         socket.release();
         tracing::debug!(sid = %socket.id(), %reason, "socket.io disconnected");
-        if let Some(handlers) = socket.0.ns.clone().disconnected(socket, reason) {
+        if let Some(handlers) = socket.0.ns.clone().disconnected(socket, reason, rooms) {
             tokio::spawn(handlers);
         }
     }
@@ -228,7 +230,7 @@ fn respond(socket: &Socket, event: String, outcome: Outcome, id: Option<u64>) {
         Outcome::Replied(Reply::None) => Args::none(),
         // Socket.IO has no error acks, and socket.io leaves events without a
         // listener unanswered: the client's ack times out.
-        Outcome::NoHandler => return,
+        Outcome::NoHandler | Outcome::Replied(Reply::Unhandled) => return,
         Outcome::Refused(why) | Outcome::Replied(Reply::Error(why)) => {
             tracing::debug!(sid = %socket.id(), %event, error = %why, "event not handled");
             return;

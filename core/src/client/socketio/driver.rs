@@ -20,6 +20,7 @@ use crate::client::ClientState;
 use crate::client::ws::{CLOSE_GRACE, Sink, Ws, handshake_error, ws_error};
 use crate::error::{Error, ErrorKind, Result};
 use crate::hub::args::{Args, Data};
+use crate::hub::dispatch;
 use crate::hub::handler::Reply;
 use crate::protocol::engineio::{self as eio, Packet as EioPacket};
 use crate::protocol::socketio::{self as sio, Decoder, PacketType, Progress};
@@ -348,9 +349,11 @@ fn args_of(packet: &mut sio::Packet, attachments: Vec<Bytes>) -> Result<Vec<Data
 fn dispatch(shared: &Arc<Shared>, event: String, args: Args, id: Option<u64>, epoch: u64) {
     let specific = shared.handlers.read().get(&event).cloned();
     let any = shared.any.read().clone();
+    // Handlers start here, in arrival order, and may ask `wants_ack()` both
+    // while starting and while running.
     let reply = match (specific, any) {
-        (Some(h), _) => h(args),
-        (None, Some(h)) => h(event.clone(), args),
+        (Some(h), _) => dispatch::start_with_wants_ack(id.is_some(), || h(args)),
+        (None, Some(h)) => dispatch::start_with_wants_ack(id.is_some(), || h(event.clone(), args)),
         (None, None) => {
             if id.is_some() {
                 tracing::debug!(%event, "the server wants an ack but no handler is registered");
@@ -359,12 +362,14 @@ fn dispatch(shared: &Arc<Shared>, event: String, args: Args, id: Option<u64>, ep
         }
     };
     let shared = shared.clone();
-    tokio::spawn(async move {
+    tokio::spawn(dispatch::with_wants_ack(id.is_some(), async move {
         let reply = reply.await;
         let Some(id) = id else { return };
         let args = match reply {
             Reply::Data(args) => args,
             Reply::None => Args::none(),
+            // As socket.io-client: an event nobody listens to is not acked.
+            Reply::Unhandled => return,
             Reply::Error(e) => {
                 tracing::warn!(%event, error = %e, "event handler failed; acking without arguments");
                 Args::none()
@@ -373,7 +378,7 @@ fn dispatch(shared: &Arc<Shared>, event: String, args: Args, id: Option<u64>, ep
         let (packet, attachments) =
             sio::Packet::ack(shared.endpoint.namespace.as_str(), id, Data::Array(args.into_vec()));
         shared.push_live(epoch, frames(&packet, attachments));
-    });
+    }));
 }
 
 /// The frames of event `name` with `args`: a text EVENT, or a BINARY_EVENT

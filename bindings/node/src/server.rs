@@ -1,0 +1,431 @@
+//! `NativeServer`: the roomcast server driven from Node. Sockets are named
+//! by namespace and id; the JS facade (`node/index.js`) shapes them like
+//! socket.io's. Handlers are weak threadsafe functions, so only a listening
+//! server (its keepalive) holds the process open.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode, UnknownReturnValue};
+use napi_derive::napi;
+use parking_lot::Mutex;
+use roomcast::{BroadcastOperator, Handshake, Rejection, Reply, Server as Core};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::errors;
+use crate::value::{JsArgs, JsJson, ReplyIn, args_from_js};
+
+/// `(sid, event, args, wantsAck) => Promise<ack args | undefined>`.
+type EventFn = ThreadsafeFunction<
+    FnArgs<(String, String, JsArgs, bool)>,
+    Promise<ReplyIn>,
+    FnArgs<(String, String, JsArgs, bool)>,
+    Status,
+    false,
+    true,
+>;
+/// `(sid, handshake) => Promise<null | {message, data}>`.
+type ConnectFn = ThreadsafeFunction<
+    FnArgs<(String, JsJson<HandshakeJs>)>,
+    Promise<Value>,
+    FnArgs<(String, JsJson<HandshakeJs>)>,
+    Status,
+    false,
+    true,
+>;
+/// `(sid, reason) => void`.
+type DisconnectFn =
+    ThreadsafeFunction<FnArgs<(String, String)>, UnknownReturnValue, FnArgs<(String, String)>, Status, false, true>;
+/// Never called: while held, Node's event loop stays alive.
+pub(crate) type Keepalive = ThreadsafeFunction<(), (), (), Status, false, false>;
+
+/// Server options, in socket.io's names and units (milliseconds, bytes).
+#[napi(object)]
+pub struct ServerOptions {
+    pub ping_interval: Option<u32>,
+    pub ping_timeout: Option<u32>,
+    pub connect_timeout: Option<u32>,
+    pub max_http_buffer_size: Option<u32>,
+    /// The Engine.IO path, `/socket.io/` by default.
+    pub path: Option<String>,
+    /// Allowed origins for CORS and WebSocket upgrades; any when absent.
+    pub cors_origins: Option<Vec<String>>,
+}
+
+/// The handshake as socket.io's `socket.handshake`.
+#[derive(Serialize)]
+pub struct HandshakeJs {
+    headers: BTreeMap<String, String>,
+    query: BTreeMap<String, String>,
+    auth: Value,
+    address: String,
+    url: String,
+    time: String,
+    issued: f64,
+    xdomain: bool,
+    secure: bool,
+}
+
+impl HandshakeJs {
+    fn of(hs: &Handshake) -> Self {
+        let headers = hs
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect();
+        let query: BTreeMap<String, String> = hs.query.iter().cloned().collect();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let qs: Vec<String> = hs.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        Self {
+            xdomain: hs.headers.contains_key(http::header::ORIGIN),
+            headers,
+            query,
+            // socket.io's `handshake.auth` is `{}` when the client sent none.
+            auth: if hs.auth.is_null() { Value::Object(Default::default()) } else { hs.auth.clone() },
+            address: hs.remote_addr.ip().to_string(),
+            url: if qs.is_empty() { hs.path.clone() } else { format!("{}?{}", hs.path, qs.join("&")) },
+            time: format!("{}", now.as_secs()),
+            issued: now.as_millis() as f64,
+            secure: false,
+        }
+    }
+}
+
+#[napi]
+pub struct NativeServer {
+    core: Core,
+    keepalive: Mutex<Option<Keepalive>>,
+}
+
+impl NativeServer {
+    fn socket(&self, ns: &str, sid: &str) -> Result<roomcast::Socket, String> {
+        self.core
+            .of(ns)
+            .socket(sid)
+            .ok_or_else(|| errors::kind(roomcast::ErrorKind::NotFound, format!("no socket {sid} in namespace {ns}")))
+    }
+
+    fn select(&self, ns: &str, rooms: Vec<String>, except: Vec<String>, volatile: bool) -> BroadcastOperator {
+        let mut op = self.core.of(ns).broadcast();
+        for room in rooms {
+            op = op.to(room);
+        }
+        for room in except {
+            op = op.except(room);
+        }
+        if volatile { op.volatile() } else { op }
+    }
+}
+
+fn millis(ms: u32) -> Duration {
+    Duration::from_millis(u64::from(ms))
+}
+
+#[napi]
+impl NativeServer {
+    #[napi(constructor)]
+    pub fn new(options: Option<ServerOptions>) -> Result<Self, String> {
+        let o = options.unwrap_or(ServerOptions {
+            ping_interval: None,
+            ping_timeout: None,
+            connect_timeout: None,
+            max_http_buffer_size: None,
+            path: None,
+            cors_origins: None,
+        });
+        let mut b = Core::builder();
+        if let Some(ms) = o.ping_interval {
+            b = b.ping_interval(millis(ms));
+        }
+        if let Some(ms) = o.ping_timeout {
+            b = b.ping_timeout(millis(ms));
+        }
+        if let Some(ms) = o.connect_timeout {
+            b = b.connect_timeout(millis(ms));
+        }
+        if let Some(bytes) = o.max_http_buffer_size {
+            b = b.max_payload(bytes as usize);
+        }
+        if let Some(path) = o.path {
+            b = b.socketio_path(path);
+        }
+        for origin in o.cors_origins.unwrap_or_default() {
+            b = b.allowed_origin(origin);
+        }
+        let core = napi::bindgen_prelude::within_runtime_if_available(|| b.build()).map_err(|e| errors::coded(&e))?;
+        Ok(Self { core, keepalive: Mutex::new(None) })
+    }
+
+    /// Listen on `host:port` (0 = a free port); resolves to the bound port.
+    /// The process stays alive until `close()`.
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn listen<'env>(&self, env: &'env Env, port: u32, host: String) -> Result<PromiseRaw<'env, u32>> {
+        let keepalive = env
+            .create_function_from_closure::<(), (), _>("roomcastKeepalive", |_| Ok(()))?
+            .build_threadsafe_function::<()>()
+            .build()?;
+        let core = self.core.clone();
+        let port = u16::try_from(port).map_err(|_| Error::new(Status::InvalidArg, "port out of range"))?;
+        *self.keepalive.lock() = Some(keepalive);
+        env.spawn_future_with_callback(async move { Ok(core.listen((host.as_str(), port)).await) }, |env, bound| {
+            bound.map(|a| u32::from(a.port())).map_err(|e| errors::rejection(env, &e))
+        })
+    }
+
+    /// Close every connection and stop listening; the process may exit after.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn close<'env>(&'env self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
+        let core = self.core.clone();
+        let keepalive = self.keepalive.lock().take();
+        env.spawn_future_with_callback(
+            async move {
+                core.shutdown().await;
+                drop(keepalive);
+                Ok(())
+            },
+            |_, ()| Ok(()),
+        )
+    }
+
+    /// `handler(sid, handshake)` admits each new socket of `ns` before it
+    /// learns it is connected: resolving to null accepts, to
+    /// `{message, data}` refuses (the client's connect_error).
+    #[napi(ts_args_type = "ns: string, handler: (sid: string, handshake: any) => Promise<any>")]
+    pub fn on_connect(
+        &self,
+        ns: String,
+        handler: Function<'_, FnArgs<(String, JsJson<HandshakeJs>)>, Promise<Value>>,
+    ) -> Result<()> {
+        let handler: Arc<ConnectFn> =
+            Arc::new(handler.build_threadsafe_function().callee_handled::<false>().weak::<true>().build()?);
+        self.core.of(&ns).on_connect(move |socket| {
+            let handler = handler.clone();
+            async move {
+                let args = FnArgs::from((socket.id().as_str().to_owned(), JsJson(HandshakeJs::of(socket.handshake()))));
+                let verdict = async { handler.call_async_catch(args).await?.await };
+                match verdict.await {
+                    Ok(Value::Null) => Ok(()),
+                    Ok(refusal) => Err(Rejection {
+                        message: refusal["message"].as_str().unwrap_or("Connection refused by server").to_owned(),
+                        data: refusal.get("data").filter(|d| !d.is_null()).cloned(),
+                    }),
+                    Err(e) => Err(Rejection::new(e.reason.clone())),
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// `handler(sid, event, args, wantsAck)` receives every event of `ns`;
+    /// when the client wants an ack, the ack is what the promise resolves to.
+    #[napi(
+        ts_args_type = "ns: string, handler: (sid: string, event: string, args: any[], wantsAck: boolean) => Promise<any[] | undefined | false>"
+    )]
+    pub fn on_event(
+        &self,
+        ns: String,
+        handler: Function<'_, FnArgs<(String, String, JsArgs, bool)>, Promise<ReplyIn>>,
+    ) -> Result<()> {
+        let handler: Arc<EventFn> =
+            Arc::new(handler.build_threadsafe_function().callee_handled::<false>().weak::<true>().build()?);
+        self.core.of(&ns).on_any(move |socket, event, args| {
+            let handler = handler.clone();
+            let wants_ack = roomcast::wants_ack();
+            let call = FnArgs::from((socket.id().as_str().to_owned(), event, JsArgs(args), wants_ack));
+            // Without an ack: fire and forget (the queue keeps events in order).
+            let awaited = if wants_ack {
+                Some(call)
+            } else {
+                handler.call(call, ThreadsafeFunctionCallMode::NonBlocking);
+                None
+            };
+            async move {
+                let Some(call) = awaited else { return Reply::None };
+                match async { handler.call_async_catch(call).await?.await }.await {
+                    Ok(ReplyIn(reply)) => reply,
+                    Err(e) => Reply::Error(e.reason.clone()),
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// `handler(sid, reason)` runs when a socket of `ns` disconnects; the
+    /// socket can still be looked up while it runs.
+    #[napi(ts_args_type = "ns: string, handler: (sid: string, reason: string) => void")]
+    pub fn on_disconnect(
+        &self,
+        ns: String,
+        handler: Function<'_, FnArgs<(String, String)>, UnknownReturnValue>,
+    ) -> Result<()> {
+        let handler: Arc<DisconnectFn> =
+            Arc::new(handler.build_threadsafe_function().callee_handled::<false>().weak::<true>().build()?);
+        self.core.of(&ns).on_disconnect(move |socket, reason| {
+            let handler = handler.clone();
+            async move {
+                let args = FnArgs::from((socket.id().as_str().to_owned(), reason.as_str().to_owned()));
+                let _ = handler.call_async_catch(args).await;
+            }
+        });
+        Ok(())
+    }
+
+    /// Send `event` with `args` to socket `sid`.
+    #[napi(ts_args_type = "ns: string, sid: string, event: string, args: any[]")]
+    pub fn emit(&self, env: &Env, ns: String, sid: String, event: String, args: Unknown<'_>) -> Result<(), String> {
+        let args = args_from_js(env, args).map_err(errors::from_napi)?;
+        self.socket(&ns, &sid)?.emit_args(event, args).map_err(|e| errors::coded(&e))
+    }
+
+    /// Send `event` to socket `sid` and resolve to its ack's arguments;
+    /// rejects with `ERR_TIMEOUT` after `timeoutMs`.
+    #[napi(
+        ts_args_type = "ns: string, sid: string, event: string, args: any[], timeoutMs: number",
+        ts_return_type = "Promise<any[]>"
+    )]
+    pub fn emit_with_ack<'env>(
+        &self,
+        env: &'env Env,
+        ns: String,
+        sid: String,
+        event: String,
+        args: Unknown<'_>,
+        timeout_ms: u32,
+    ) -> Result<PromiseRaw<'env, JsArgs>> {
+        let args = args_from_js(env, args)?;
+        let socket = self.core.of(&ns).socket(&sid);
+        env.spawn_future_with_callback(
+            async move {
+                Ok(match socket {
+                    Some(socket) => socket.emit_args_with_ack(event, args, millis(timeout_ms)).await,
+                    None => Err(roomcast::Error::new(roomcast::ErrorKind::NotFound, format!("no socket {sid}"))),
+                })
+            },
+            |env, reply| reply.map(JsArgs).map_err(|e| errors::rejection(env, &e)),
+        )
+    }
+
+    /// Put socket `sid` in `rooms`.
+    #[napi]
+    pub fn join(&self, ns: String, sid: String, rooms: Vec<String>) -> Result<(), String> {
+        let socket = self.socket(&ns, &sid)?;
+        rooms.into_iter().try_for_each(|r| socket.join(r)).map_err(|e| errors::coded(&e))
+    }
+
+    /// Take socket `sid` out of `room`.
+    #[napi]
+    pub fn leave(&self, ns: String, sid: String, room: String) -> Result<(), String> {
+        self.socket(&ns, &sid)?.leave(&room).map_err(|e| errors::coded(&e))
+    }
+
+    /// The rooms of socket `sid`, its own room first; empty once it is gone.
+    #[napi]
+    pub fn rooms(&self, ns: String, sid: String) -> Vec<String> {
+        self.core.of(&ns).socket(&sid).map(|s| s.rooms()).unwrap_or_default()
+    }
+
+    /// Disconnect socket `sid` from `ns`; false if there is no such socket.
+    #[napi]
+    pub fn disconnect(&self, ns: String, sid: String) -> bool {
+        self.core.of(&ns).socket(&sid).map(|s| s.disconnect()).is_some()
+    }
+
+    /// Send `event` to the sockets of `ns` in `rooms` (all when empty) and
+    /// not in `except`; returns how many it was queued for.
+    #[napi(
+        ts_args_type = "ns: string, rooms: string[], except: string[], volatile: boolean, event: string, args: any[]"
+    )]
+    pub fn broadcast(
+        &self,
+        env: &Env,
+        ns: String,
+        rooms: Vec<String>,
+        except: Vec<String>,
+        volatile: bool,
+        event: String,
+        args: Unknown<'_>,
+    ) -> Result<u32, String> {
+        let args = args_from_js(env, args).map_err(errors::from_napi)?;
+        Ok(self.select(&ns, rooms, except, volatile).emit_args(event, args) as u32)
+    }
+
+    /// Broadcast with acks: resolves once every selected socket answered or
+    /// `timeoutMs` passed, to one reply per socket (`args` absent when it
+    /// did not answer).
+    #[napi(
+        ts_args_type = "ns: string, rooms: string[], except: string[], event: string, args: any[], timeoutMs: number",
+        ts_return_type = "Promise<Array<{ sid: string, args?: any[] }>>"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    pub fn broadcast_with_ack<'env>(
+        &self,
+        env: &'env Env,
+        ns: String,
+        rooms: Vec<String>,
+        except: Vec<String>,
+        event: String,
+        args: Unknown<'_>,
+        timeout_ms: u32,
+    ) -> Result<PromiseRaw<'env, JsJson<Vec<BroadcastAck>>>> {
+        let args = args_from_js(env, args)?;
+        let op = self.select(&ns, rooms, except, false);
+        env.spawn_future_with_callback(
+            async move {
+                let replies = op.emit_with_ack(event, args, millis(timeout_ms)).await;
+                Ok(replies.into_iter().map(|(s, r)| (s.id().as_str().to_owned(), r.ok())).collect::<Vec<_>>())
+            },
+            |_, replies| {
+                Ok(JsJson(
+                    replies.into_iter().map(|(sid, args)| BroadcastAck { sid, args: args.map(JsArgs) }).collect(),
+                ))
+            },
+        )
+    }
+
+    /// The ids of the sockets of `ns` in `rooms` (all when empty), not in `except`.
+    #[napi]
+    pub fn socket_ids(&self, ns: String, rooms: Vec<String>, except: Vec<String>) -> Vec<String> {
+        self.select(&ns, rooms, except, false).sockets().iter().map(|s| s.id().as_str().to_owned()).collect()
+    }
+
+    /// Make the selected sockets join `room`.
+    #[napi]
+    pub fn sockets_join(
+        &self,
+        ns: String,
+        rooms: Vec<String>,
+        except: Vec<String>,
+        room: String,
+    ) -> Result<(), String> {
+        self.select(&ns, rooms, except, false).join(&room).map_err(|e| errors::coded(&e))
+    }
+
+    /// Make the selected sockets leave `room`.
+    #[napi]
+    pub fn sockets_leave(
+        &self,
+        ns: String,
+        rooms: Vec<String>,
+        except: Vec<String>,
+        room: String,
+    ) -> Result<(), String> {
+        self.select(&ns, rooms, except, false).leave(&room).map_err(|e| errors::coded(&e))
+    }
+
+    /// Disconnect the selected sockets.
+    #[napi]
+    pub fn disconnect_sockets(&self, ns: String, rooms: Vec<String>, except: Vec<String>) {
+        self.select(&ns, rooms, except, false).disconnect();
+    }
+}
+
+/// One socket's answer to a broadcast with acks.
+#[derive(Serialize)]
+pub struct BroadcastAck {
+    sid: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    args: Option<JsArgs>,
+}

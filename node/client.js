@@ -1,0 +1,188 @@
+"use strict";
+// socket.io-client's `io()` and `Socket` over roomcast's native client
+// (WebSocket transport, reconnection with socket.io-client's backoff, emits
+// buffered while disconnected).
+
+const { EventEmitter } = require("node:events");
+const { NativeClient } = require("./native.js");
+const { takeAck, report, fire, withAck, FOREVER } = require("./shared.js");
+
+const RESERVED = new Set(["connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"]);
+
+/** A client socket of one namespace, as socket.io-client's `Socket`. */
+class Socket extends EventEmitter {
+  constructor(url, opts = {}) {
+    super();
+    const transports = opts.transports ?? ["websocket"];
+    if (!transports.includes("websocket")) {
+      throw Object.assign(new Error("roomcast's client speaks the websocket transport only"), {
+        code: "ERR_INVALID_ARGUMENT",
+      });
+    }
+    this.auth = opts.auth;
+    this._opts = opts;
+    this._url = url;
+    this._native = undefined;
+    this._any = [];
+    this.id = undefined;
+    this.connected = false;
+    this.recovered = false;
+    if (opts.autoConnect !== false) this.connect();
+  }
+
+  get disconnected() {
+    return !this.connected;
+  }
+
+  /** Whether it is connected or trying to be (not given up, not closed). */
+  get active() {
+    return this._native !== undefined && this._native.active;
+  }
+
+  _client() {
+    const opts = this._opts;
+    const native = new NativeClient(this._url, {
+      path: opts.path,
+      auth: typeof this.auth === "function" ? undefined : this.auth,
+      query: opts.query,
+      extraHeaders: opts.extraHeaders,
+      reconnection: opts.reconnection,
+      reconnectionAttempts: Number.isFinite(opts.reconnectionAttempts) ? opts.reconnectionAttempts : undefined,
+      reconnectionDelay: opts.reconnectionDelay,
+      reconnectionDelayMax: opts.reconnectionDelayMax,
+      randomizationFactor: opts.randomizationFactor,
+      timeout: opts.timeout,
+    });
+    native.onEvent((event, args, wantsAck) => this._dispatch(event, args, wantsAck));
+    native.onLifecycle((kind, detail) => this._lifecycle(kind, detail));
+    return native;
+  }
+
+  /** Connect (done by `io()` unless `autoConnect: false`). */
+  connect() {
+    if (this._native?.active) return this;
+    if (typeof this.auth === "function") {
+      this.auth((auth) => {
+        this.auth = auth;
+        this._open();
+      });
+    } else {
+      this._open();
+    }
+    return this;
+  }
+
+  open() {
+    return this.connect();
+  }
+
+  _open() {
+    this._native = this._client();
+    // Failures reach the app as `connect_error`.
+    this._native.open().catch(() => {});
+  }
+
+  _lifecycle(kind, detail) {
+    if (kind === "connect") {
+      this.id = detail;
+      this.connected = true;
+      fire(this, "connect", [], this.id);
+    } else if (kind === "disconnect") {
+      this.connected = false;
+      this.id = undefined;
+      fire(this, "disconnect", [detail, undefined], this.id);
+    } else if (kind === "connect_error") {
+      const err = Object.assign(new Error(detail.message), { data: detail.data ?? undefined });
+      fire(this, "connect_error", [err], this.id);
+    }
+  }
+
+  _dispatch(event, args, wantsAck) {
+    // Unhandled: socket.io-client leaves its ack unanswered.
+    if (this.listenerCount(event) === 0 && this._any.length === 0) return Promise.resolve(false);
+    const acked = wantsAck
+      ? new Promise((resolve) => {
+          args.push((...reply) => resolve(reply));
+        })
+      : undefined;
+    for (const any of this._any) report(() => any(event, ...args), this.id, event);
+    fire(this, event, args, this.id);
+    return acked ?? Promise.resolve(undefined);
+  }
+
+  /** Send to the server; a function last receives its ack. */
+  emit(event, ...args) {
+    if (RESERVED.has(event)) throw new Error(`"${event}" is a reserved event name`);
+    return this._send(event, args, this._opts.ackTimeout);
+  }
+
+  _send(event, args, timeout) {
+    if (!this._native) this._native = this._client();
+    const ack = takeAck(args);
+    if (!ack) {
+      this._native.emit(event, args);
+      return this;
+    }
+    withAck(this._native.emitWithAck(event, args, timeout ?? FOREVER), ack, timeout !== undefined);
+    return this;
+  }
+
+  /** Resolves to the server's ack (its first argument). */
+  async emitWithAck(event, ...args) {
+    if (!this._native) this._native = this._client();
+    const reply = await this._native.emitWithAck(event, args, this._opts.ackTimeout ?? FOREVER);
+    return reply[0];
+  }
+
+  /** `socket.timeout(ms).emit(ev, ..., (err, ...ack) => ...)` and `.emitWithAck`. */
+  timeout(ms) {
+    return {
+      emit: (event, ...args) => this._send(event, args, ms),
+      emitWithAck: async (event, ...args) => {
+        if (!this._native) this._native = this._client();
+        return (await this._native.emitWithAck(event, args, ms))[0];
+      },
+    };
+  }
+
+  send(...args) {
+    return this.emit("message", ...args);
+  }
+
+  onAny(listener) {
+    this._any.push(listener);
+    return this;
+  }
+
+  prependAny(listener) {
+    this._any.unshift(listener);
+    return this;
+  }
+
+  offAny(listener) {
+    this._any = listener ? this._any.filter((l) => l !== listener) : [];
+    return this;
+  }
+
+  listenersAny() {
+    return [...this._any];
+  }
+
+  /** Leave the namespace and close; no reconnection. Resolves once closed. */
+  disconnect() {
+    const native = this._native;
+    if (native) this._closing = native.close();
+    return this;
+  }
+
+  close() {
+    return this.disconnect();
+  }
+}
+
+/** `io(url, opts)`: a socket of the namespace named by the URL's path. */
+function io(url, opts) {
+  return new Socket(url, opts);
+}
+
+module.exports = { io, connect: io, Socket };
