@@ -10,14 +10,17 @@ LISTEN ?= 127.0.0.1:3000
 VENV ?= $(CURDIR)/.venv
 PYTHON ?= python3
 INTEROP := tests/interop
+NODE_PKG := node
 WHEEL_VENV ?= $(CURDIR)/.venv-wheel
 WHEEL_DIR ?= $(CARGO_TARGET_DIR)/wheels
 # The Python suite's dependencies as wheels, downloaded once per requirements change.
 WHEELHOUSE ?= $(HOME)/.cache/roomcast-wheelhouse
+# Where test-node packs the npm package and installs it into a fresh project.
+PACK_DIR ?= $(CURDIR)/target-pack
 # Interop tests find the real clients through these.
 export ROOMCAST_PYTHON := $(VENV)/bin/python
 
-.PHONY: all build release demo test deps deps-rust deps-node deps-python lint test-rust test-python wheel fmt clean \
+.PHONY: all build release demo test deps deps-rust deps-node deps-python lint test-rust test-python wheel node test-node fmt clean \
 	bench bench-quick bench-deps bench-deps-system bench-deps-socketioxide bench-deps-roomcast-py bench-build
 
 all: build
@@ -34,7 +37,7 @@ demo: release
 	$(CARGO_TARGET_DIR)/release/roomcast serve --listen $(LISTEN)
 
 ## make test: install what is missing, then run every suite.
-test: deps lint test-rust test-python
+test: deps lint test-rust test-python test-node
 	@echo "make test: all suites passed"
 
 # Tools the suites need; each is installed only when missing or outdated.
@@ -44,8 +47,16 @@ deps-rust:
 	@command -v $(CARGO) >/dev/null || { echo "cargo is required (https://rustup.rs)"; exit 1; }
 	@rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
 
-# socket.io and socket.io-client from npm, exactly as locked.
-deps-node: $(INTEROP)/node_modules/.installed
+# socket.io and socket.io-client from npm, exactly as locked; the Node
+# package's dev dependencies (napi-rs CLI, socket.io-client, ws, TypeScript).
+deps-node: $(INTEROP)/node_modules/.installed $(NODE_PKG)/node_modules/.installed
+$(NODE_PKG)/node_modules/.installed: $(NODE_PKG)/package.json $(NODE_PKG)/package-lock.json
+	@command -v npm >/dev/null || { echo "node and npm are required (apt-get install nodejs npm)"; exit 1; }
+	# `npm install`, not `npm ci`: the registry lacks the other platforms'
+	# optional packages of @napi-rs/lzma (a CLI dependency), so the lock file
+	# cannot list them and `npm ci` would call it out of sync.
+	npm install --prefix $(NODE_PKG) --no-audit --no-fund
+	touch $@
 $(INTEROP)/node_modules/.installed: $(INTEROP)/package.json $(INTEROP)/package-lock.json
 	@command -v npm >/dev/null || { echo "node and npm are required (apt-get install nodejs npm)"; exit 1; }
 	npm ci --prefix $(INTEROP) --no-audit --no-fund
@@ -78,6 +89,26 @@ test-python: wheel $(WHEELHOUSE)/.installed
 	# The committed stub matches the extension; the package type-checks strictly.
 	MYPY_CACHE_DIR=$(CARGO_TARGET_DIR)/mypy $(WHEEL_VENV)/bin/python -m mypy.stubtest roomcast._native
 	MYPY_CACHE_DIR=$(CARGO_TARGET_DIR)/mypy $(WHEEL_VENV)/bin/python -m mypy --strict -p roomcast
+
+## make node: the release addon of the Node package (node/roomcast.<platform>.node), with
+## napi-rs's generated loader (node/native.js) and its types (node/native.d.ts).
+node: $(NODE_PKG)/node_modules/.installed
+	cd $(NODE_PKG) && npm run --silent build
+
+# The committed loader and types must be what the build generates; the suite
+# runs from the source tree, the typed example type-checks, and the packed
+# tarball installed in a fresh project runs examples/node/chat.mjs.
+test-node: node
+	git diff --exit-code -- $(NODE_PKG)/native.js $(NODE_PKG)/native.d.ts || \
+	  { echo "node/native.js or native.d.ts changed: commit the regenerated files"; exit 1; }
+	cd $(NODE_PKG) && node --test --test-timeout=60000 test/
+	cd $(NODE_PKG) && node_modules/.bin/tsc -p tsconfig.json
+	rm -rf $(PACK_DIR) && mkdir -p $(PACK_DIR)/app
+	cd $(NODE_PKG) && npm pack --silent --pack-destination $(PACK_DIR) >/dev/null
+	cd $(PACK_DIR)/app && npm init -y >/dev/null && \
+	  npm install --silent --no-audit --no-fund $(PACK_DIR)/roomcast-*.tgz
+	cp examples/node/chat.mjs $(PACK_DIR)/app/
+	ROOMCAST_EXAMPLE=$(PACK_DIR)/app/chat.mjs node --test $(NODE_PKG)/pack-test/
 
 lint:
 	$(CARGO) fmt --all --check

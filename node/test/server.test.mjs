@@ -287,8 +287,59 @@ test("roomcast's client: events, acks both ways, refusal, reconnection after a r
   t.after(() => again.close());
   again.use((s, n) => n());
   onServer(again);
+  const buffered = c.emitWithAck("hello", "while down"); // kept until reconnected
   const back = next(c, "connect");
   await again.listen(port);
   await back;
+  assert.equal(await buffered, "hi while down");
   assert.equal(await c.emitWithAck("hello", "again"), "hi again");
+});
+
+test("a process exits by itself once its server and clients are closed", { timeout: 20_000 }, async () => {
+  const { spawn } = await import("node:child_process");
+  const script = `
+    const { Server } = require("roomcast");
+    const { io } = require("roomcast/client");
+    (async () => {
+      const server = new Server();
+      server.on("connection", (s) => s.on("ping", (ack) => ack("pong")));
+      const port = await server.listen(0);
+      const c = io("http://127.0.0.1:" + port, { reconnectionDelay: 50 });
+      c.emit("ping", (r) => {
+        console.log(r);
+        c.disconnect();
+        server.close();
+      });
+    })();`;
+  const child = spawn(process.execPath, ["-e", script], { cwd: new URL("..", import.meta.url).pathname });
+  let out = "";
+  child.stdout.on("data", (d) => (out += d));
+  child.stderr.on("data", (d) => (out += d));
+  const killer = setTimeout(() => child.kill("SIGKILL"), 15_000);
+  const [code, signal] = await once(child, "exit");
+  clearTimeout(killer);
+  assert.equal(signal, null, `killed: it did not exit by itself (${out})`);
+  assert.equal(code, 0, out);
+  assert.equal(out.trim(), "pong");
+});
+
+test("the client buffers emits until it is connected, and reports codes", async (t) => {
+  const { io, url } = await serve(t);
+  const got = [];
+  io.on("connection", (socket) => socket.on("note", (n) => got.push(n)));
+  // Emits made while connecting are sent once connected; before connect()
+  // (autoConnect: false) they are refused rather than kept indefinitely.
+  const idle = rcClient(url, { autoConnect: false });
+  assert.throws(() => idle.emit("note", 0), { code: "ERR_CLOSED" });
+  const c = rcClient(url);
+  t.after(() => c.close());
+  c.emit("note", 1);
+  c.emit("note", 2);
+  assert.equal(c.connected, false);
+  await next(c, "connect");
+  await assert.rejects(c.timeout(50).emitWithAck("nobody"), { code: "ERR_TIMEOUT" }, "unhandled events are not acked");
+  await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(got, [1, 2]);
+  assert.throws(() => rcClient(url, { transports: ["polling"] }), { code: "ERR_INVALID_ARGUMENT" });
+  assert.throws(() => rcClient("not a url"), (e) => typeof e.code === "string" && e.code.startsWith("ERR_"));
 });

@@ -18,15 +18,10 @@ use serde_json::Value;
 use crate::errors;
 use crate::value::{JsArgs, JsJson, ReplyIn, args_from_js};
 
-/// `(sid, event, args, wantsAck) => Promise<ack args | undefined>`.
-type EventFn = ThreadsafeFunction<
-    FnArgs<(String, String, JsArgs, bool)>,
-    Promise<ReplyIn>,
-    FnArgs<(String, String, JsArgs, bool)>,
-    Status,
-    false,
-    true,
->;
+/// `(sid, event, args, wantsAck)`.
+type EventArgs = FnArgs<(String, String, JsArgs, bool)>;
+/// `(sid, event, args, wantsAck) => Promise<ack args | undefined | false>`.
+type EventFn = ThreadsafeFunction<EventArgs, Promise<ReplyIn>, EventArgs, Status, false, true>;
 /// `(sid, handshake) => Promise<null | {message, data}>`.
 type ConnectFn = ThreadsafeFunction<
     FnArgs<(String, JsJson<HandshakeJs>)>,
@@ -227,7 +222,7 @@ impl NativeServer {
     pub fn on_event(
         &self,
         ns: String,
-        handler: Function<'_, FnArgs<(String, String, JsArgs, bool)>, Promise<ReplyIn>>,
+        handler: Function<'_, EventArgs, Promise<ReplyIn>>,
     ) -> Result<()> {
         let handler: Arc<EventFn> =
             Arc::new(handler.build_threadsafe_function().callee_handled::<false>().weak::<true>().build()?);
@@ -338,6 +333,7 @@ impl NativeServer {
     #[napi(
         ts_args_type = "ns: string, rooms: string[], except: string[], volatile: boolean, event: string, args: any[]"
     )]
+    #[allow(clippy::too_many_arguments)]
     pub fn broadcast(
         &self,
         env: &Env,
