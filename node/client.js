@@ -5,7 +5,7 @@
 
 const { EventEmitter } = require("node:events");
 const { NativeClient } = require("./native.js");
-const { takeAck, report, fire, withAck, FOREVER } = require("./shared.js");
+const { takeAck, report, fire, withAck, FOREVER, anyListeners } = require("./shared.js");
 
 const RESERVED = new Set(["connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"]);
 
@@ -149,25 +149,6 @@ class Socket extends EventEmitter {
     return this.emit("message", ...args);
   }
 
-  onAny(listener) {
-    this._any.push(listener);
-    return this;
-  }
-
-  prependAny(listener) {
-    this._any.unshift(listener);
-    return this;
-  }
-
-  offAny(listener) {
-    this._any = listener ? this._any.filter((l) => l !== listener) : [];
-    return this;
-  }
-
-  listenersAny() {
-    return [...this._any];
-  }
-
   /** Leave the namespace and close; no reconnection. Resolves once closed. */
   disconnect() {
     const native = this._native;
@@ -179,6 +160,8 @@ class Socket extends EventEmitter {
     return this.disconnect();
   }
 }
+
+Object.assign(Socket.prototype, anyListeners);
 
 /** `io(url, opts)`: a socket of the namespace named by the URL's path. */
 function io(url, opts) {

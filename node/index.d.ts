@@ -94,19 +94,14 @@ export declare class Socket extends EventEmitter {
   on(event: string, listener: (...args: any[]) => void): this;
 }
 
-export declare class Namespace extends EventEmitter {
-  readonly name: string;
-  readonly server: Server;
-  /** Connected sockets by id. */
-  readonly sockets: Map<string, Socket>;
-  use(fn: Middleware): this;
+/** What a namespace (and the server, for "/") does with its sockets. */
+export interface Broadcasting {
   to(room: string | string[]): BroadcastOperator;
   in(room: string | string[]): BroadcastOperator;
   except(room: string | string[]): BroadcastOperator;
   readonly volatile: BroadcastOperator;
   readonly local: BroadcastOperator;
   timeout(ms: number): BroadcastOperator;
-  emit(event: string, ...args: any[]): boolean;
   emitWithAck(event: string, ...args: any[]): Promise<any[]>;
   send(...args: any[]): boolean;
   write(...args: any[]): boolean;
@@ -114,11 +109,25 @@ export declare class Namespace extends EventEmitter {
   socketsJoin(room: string | string[]): void;
   socketsLeave(room: string | string[]): void;
   disconnectSockets(close?: boolean): void;
+}
+
+export interface Namespace extends Broadcasting {}
+export declare class Namespace extends EventEmitter {
+  /** Send to every socket of the namespace. */
+  emit(event: string, ...args: any[]): boolean;
+  readonly name: string;
+  readonly server: Server;
+  /** Connected sockets by id. */
+  readonly sockets: Map<string, Socket>;
+  use(fn: Middleware): this;
   on(event: "connection" | "connect", listener: (socket: Socket) => void): this;
   on(event: string, listener: (...args: any[]) => void): this;
 }
 
+export interface Server extends Broadcasting {}
 export declare class Server extends EventEmitter {
+  /** Send to every socket of "/". */
+  emit(event: string, ...args: any[]): boolean;
   constructor(options?: ServerOptions);
   /** Listen on `port` at once (errors are emitted as "error"). */
   constructor(port: number, options?: ServerOptions);
@@ -132,20 +141,6 @@ export declare class Server extends EventEmitter {
   close(callback?: (err?: Error) => void): Promise<void>;
   of(name: string): Namespace;
   use(fn: Middleware): this;
-  to(room: string | string[]): BroadcastOperator;
-  in(room: string | string[]): BroadcastOperator;
-  except(room: string | string[]): BroadcastOperator;
-  readonly volatile: BroadcastOperator;
-  readonly local: BroadcastOperator;
-  timeout(ms: number): BroadcastOperator;
-  emit(event: string, ...args: any[]): boolean;
-  emitWithAck(event: string, ...args: any[]): Promise<any[]>;
-  send(...args: any[]): boolean;
-  write(...args: any[]): boolean;
-  fetchSockets(): Promise<Socket[]>;
-  socketsJoin(room: string | string[]): void;
-  socketsLeave(room: string | string[]): void;
-  disconnectSockets(close?: boolean): void;
   on(event: "connection" | "connect", listener: (socket: Socket) => void): this;
   on(event: "error", listener: (err: Error) => void): this;
   on(event: string, listener: (...args: any[]) => void): this;

@@ -5,7 +5,7 @@
 
 const { EventEmitter } = require("node:events");
 const { NativeServer } = require("./native.js");
-const { takeAck, timeoutError, report, fire, withAck, FOREVER } = require("./shared.js");
+const { takeAck, timeoutError, report, fire, withAck, FOREVER, anyListeners } = require("./shared.js");
 
 /** Events a socket reserves for itself; apps may not emit them. */
 const RESERVED = new Set(["connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"]);
@@ -209,25 +209,6 @@ class Socket extends EventEmitter {
     return this;
   }
 
-  onAny(listener) {
-    this._any.push(listener);
-    return this;
-  }
-
-  prependAny(listener) {
-    this._any.unshift(listener);
-    return this;
-  }
-
-  offAny(listener) {
-    this._any = listener ? this._any.filter((l) => l !== listener) : [];
-    return this;
-  }
-
-  listenersAny() {
-    return [...this._any];
-  }
-
   /** An event from the client: catch-all listeners, then the event's own.
    *  With an ack wanted, the promise settles with the ack's arguments. */
   _dispatch(event, args, wantsAck) {
@@ -260,6 +241,8 @@ class Socket extends EventEmitter {
     fire(this, "disconnect", [reason], this.id);
   }
 }
+
+Object.assign(Socket.prototype, anyListeners);
 
 /** Run socket.io middlewares `(socket, next)` in order; `next(err)` refuses. */
 async function admit(middlewares, socket) {

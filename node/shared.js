@@ -39,4 +39,23 @@ function fire(emitter, event, args, id) {
   for (const listener of emitter.rawListeners(event)) report(() => listener.apply(emitter, args), id, event);
 }
 
-module.exports = { FOREVER, takeAck, timeoutError, withAck, report, fire };
+/** socket.io's catch-all listener methods, for a class keeping them in `_any`. */
+const anyListeners = {
+  onAny(listener) {
+    this._any.push(listener);
+    return this;
+  },
+  prependAny(listener) {
+    this._any.unshift(listener);
+    return this;
+  },
+  offAny(listener) {
+    this._any = listener ? this._any.filter((l) => l !== listener) : [];
+    return this;
+  },
+  listenersAny() {
+    return [...this._any];
+  },
+};
+
+module.exports = { FOREVER, takeAck, timeoutError, withAck, report, fire, anyListeners };

@@ -7,28 +7,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use napi::bindgen_prelude::*;
-use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode, UnknownReturnValue};
+use napi::threadsafe_function::{ThreadsafeFunction, UnknownReturnValue};
 use napi_derive::napi;
 use parking_lot::Mutex;
-use roomcast::Reply;
 use roomcast::client::ClientState;
 use roomcast::client::socketio::{SocketIoClient, SocketIoEvent, SocketIoOptions};
 use serde_json::Value;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::errors;
+use crate::handler::{self, EventFn};
 use crate::server::Keepalive;
 use crate::value::{JsArgs, JsJson, ReplyIn, args_from_js};
 
-/// `(event, args, wantsAck) => Promise<ack args | undefined>`.
-type EventFn = ThreadsafeFunction<
-    FnArgs<(String, JsArgs, bool)>,
-    Promise<ReplyIn>,
-    FnArgs<(String, JsArgs, bool)>,
-    Status,
-    false,
-    true,
->;
+/// `(event, args, wantsAck)`.
+type EventArgs = FnArgs<(String, JsArgs, bool)>;
 /// `(kind, detail) => void`: "connect" (sid), "disconnect" (reason),
 /// "connect_error" ({message, data}), "reconnect_failed".
 type LifecycleFn = ThreadsafeFunction<
@@ -101,27 +94,12 @@ impl NativeClient {
     #[napi(
         ts_args_type = "handler: (event: string, args: any[], wantsAck: boolean) => Promise<any[] | undefined | false>"
     )]
-    pub fn on_event(&self, handler: Function<'_, FnArgs<(String, JsArgs, bool)>, Promise<ReplyIn>>) -> Result<()> {
-        let handler: Arc<EventFn> =
+    pub fn on_event(&self, handler: Function<'_, EventArgs, Promise<ReplyIn>>) -> Result<()> {
+        let handler: Arc<EventFn<EventArgs>> =
             Arc::new(handler.build_threadsafe_function().callee_handled::<false>().weak::<true>().build()?);
         self.core.on_any(move |event, args| {
-            let handler = handler.clone();
             let wants_ack = roomcast::wants_ack();
-            let call = FnArgs::from((event, JsArgs(args), wants_ack));
-            // Without an ack: fire and forget (the queue keeps events in order).
-            let awaited = if wants_ack {
-                Some(call)
-            } else {
-                handler.call(call, ThreadsafeFunctionCallMode::NonBlocking);
-                None
-            };
-            async move {
-                let Some(call) = awaited else { return Reply::None };
-                match async { handler.call_async_catch(call).await?.await }.await {
-                    Ok(ReplyIn(reply)) => reply,
-                    Err(e) => Reply::Error(e.reason.clone()),
-                }
-            }
+            handler::deliver(handler.clone(), FnArgs::from((event, JsArgs(args), wants_ack)), wants_ack)
         });
         Ok(())
     }
@@ -166,10 +144,10 @@ impl NativeClient {
             .build_threadsafe_function::<()>()
             .build()?;
         *self.keepalive.lock() = Some(keepalive);
-        let (core, held) = (self.core.clone(), self.keepalive.clone());
+        let (core, held, opening) = (self.core.clone(), self.keepalive.clone(), self.core.open());
         env.spawn_future_with_callback(
             async move {
-                let opened = core.open().await;
+                let opened = opening.await;
                 if opened.is_err() && core.state() == ClientState::Disconnected {
                     held.lock().take();
                 }

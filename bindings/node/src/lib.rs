@@ -4,5 +4,6 @@
 
 mod client;
 mod errors;
+mod handler;
 mod server;
 mod value;

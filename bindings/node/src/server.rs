@@ -8,20 +8,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use napi::bindgen_prelude::*;
-use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode, UnknownReturnValue};
+use napi::threadsafe_function::{ThreadsafeFunction, UnknownReturnValue};
 use napi_derive::napi;
 use parking_lot::Mutex;
-use roomcast::{BroadcastOperator, Handshake, Rejection, Reply, Server as Core};
+use roomcast::{BroadcastOperator, Handshake, Rejection, Server as Core};
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::errors;
+use crate::handler::{self, EventFn};
 use crate::value::{JsArgs, JsJson, ReplyIn, args_from_js};
 
 /// `(sid, event, args, wantsAck)`.
 type EventArgs = FnArgs<(String, String, JsArgs, bool)>;
-/// `(sid, event, args, wantsAck) => Promise<ack args | undefined | false>`.
-type EventFn = ThreadsafeFunction<EventArgs, Promise<ReplyIn>, EventArgs, Status, false, true>;
 /// `(sid, handshake) => Promise<null | {message, data}>`.
 type ConnectFn = ThreadsafeFunction<
     FnArgs<(String, JsJson<HandshakeJs>)>,
@@ -219,31 +218,13 @@ impl NativeServer {
     #[napi(
         ts_args_type = "ns: string, handler: (sid: string, event: string, args: any[], wantsAck: boolean) => Promise<any[] | undefined | false>"
     )]
-    pub fn on_event(
-        &self,
-        ns: String,
-        handler: Function<'_, EventArgs, Promise<ReplyIn>>,
-    ) -> Result<()> {
-        let handler: Arc<EventFn> =
+    pub fn on_event(&self, ns: String, handler: Function<'_, EventArgs, Promise<ReplyIn>>) -> Result<()> {
+        let handler: Arc<EventFn<EventArgs>> =
             Arc::new(handler.build_threadsafe_function().callee_handled::<false>().weak::<true>().build()?);
         self.core.of(&ns).on_any(move |socket, event, args| {
-            let handler = handler.clone();
             let wants_ack = roomcast::wants_ack();
-            let call = FnArgs::from((socket.id().as_str().to_owned(), event, JsArgs(args), wants_ack));
-            // Without an ack: fire and forget (the queue keeps events in order).
-            let awaited = if wants_ack {
-                Some(call)
-            } else {
-                handler.call(call, ThreadsafeFunctionCallMode::NonBlocking);
-                None
-            };
-            async move {
-                let Some(call) = awaited else { return Reply::None };
-                match async { handler.call_async_catch(call).await?.await }.await {
-                    Ok(ReplyIn(reply)) => reply,
-                    Err(e) => Reply::Error(e.reason.clone()),
-                }
-            }
+            let args = FnArgs::from((socket.id().as_str().to_owned(), event, JsArgs(args), wants_ack));
+            handler::deliver(handler.clone(), args, wants_ack)
         });
         Ok(())
     }

@@ -123,8 +123,7 @@ impl Client {
 
     /// Connect; resolves once the server accepted the namespace, raises its refusal.
     fn open<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let core = self.core.clone();
-        self.event_loop.future(py, async move { core.open().await }, none)
+        self.event_loop.future(py, self.core.open(), none)
     }
 
     /// Send `event` with `args` (buffered while reconnecting).

@@ -299,28 +299,33 @@ impl SocketIoClient {
     /// connection alive. Also brings a Disconnected client back (after a
     /// kick, `close()` or reconnection given up); does nothing while the
     /// client is already connected, connecting or reconnecting.
-    pub async fn open(&self) -> Result<()> {
-        let shared = &self.handle.shared;
-        let Some(token) = shared.start() else { return Ok(()) };
-        let mut pending = PendingOpen { shared, armed: true };
-        let attempt = tokio::select! {
-            biased;
-            () = token.cancelled() => Err(Error::closed()),
-            r = tokio::time::timeout(shared.opts.connect_timeout, driver::open(shared)) => {
-                r.unwrap_or_else(|_| Err(Error::timeout("connect")))
-            }
-        };
-        pending.armed = false;
-        match attempt {
-            Ok(conn) => {
-                let active = conn.activate(shared);
-                tokio::spawn(driver::run(shared.clone(), active, token));
-                Ok(())
-            }
-            Err(e) => {
-                shared.connect_failed(&e);
-                shared.finish(None);
-                Err(e)
+    ///
+    /// The run starts when `open()` is called, not when the future is first
+    /// polled: emits made right after are buffered for this connection.
+    pub fn open(&self) -> impl Future<Output = Result<()>> + Send + 'static {
+        let shared = self.handle.shared.clone();
+        let started = shared.start().map(|token| (token, PendingOpen { shared: shared.clone(), armed: true }));
+        async move {
+            let Some((token, mut pending)) = started else { return Ok(()) };
+            let attempt = tokio::select! {
+                biased;
+                () = token.cancelled() => Err(Error::closed()),
+                r = tokio::time::timeout(shared.opts.connect_timeout, driver::open(&shared)) => {
+                    r.unwrap_or_else(|_| Err(Error::timeout("connect")))
+                }
+            };
+            pending.armed = false;
+            match attempt {
+                Ok(conn) => {
+                    let active = conn.activate(&shared);
+                    tokio::spawn(driver::run(shared.clone(), active, token));
+                    Ok(())
+                }
+                Err(e) => {
+                    shared.connect_failed(&e);
+                    shared.finish(None);
+                    Err(e)
+                }
             }
         }
     }
@@ -438,13 +443,14 @@ impl SocketIoClient {
 }
 
 /// Ends the run when an `open()` future is dropped before the connection is
-/// up, so that the client does not stay Connecting with no task behind it.
-struct PendingOpen<'a> {
-    shared: &'a Shared,
+/// up (even unpolled), so that the client does not stay Connecting with no
+/// task behind it.
+struct PendingOpen {
+    shared: Arc<Shared>,
     armed: bool,
 }
 
-impl Drop for PendingOpen<'_> {
+impl Drop for PendingOpen {
     fn drop(&mut self) {
         if self.armed {
             self.shared.finish(None);
