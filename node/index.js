@@ -99,7 +99,7 @@ class BroadcastOperator {
   }
 
   disconnectSockets(close = false) {
-    this.nsp.native.disconnectSockets(this.nsp.name, this.rooms, this.exceptRooms);
+    this.nsp.native.disconnectSockets(this.nsp.name, this.rooms, this.exceptRooms, !!close);
   }
 }
 
@@ -203,9 +203,9 @@ class Socket extends EventEmitter {
     };
   }
 
-  /** Leave the namespace (`close` is accepted for socket.io's signature). */
+  /** Leave the namespace; with `close`, every namespace of the connection, and close it. */
   disconnect(close = false) {
-    this.nsp.native.disconnect(this.nsp.name, this.id);
+    this.nsp.native.disconnect(this.nsp.name, this.id, !!close);
     return this;
   }
 

@@ -82,8 +82,11 @@ export declare class NativeServer {
   leave(ns: string, sid: string, room: string): void
   /** The rooms of socket `sid`, its own room first; empty once it is gone. */
   rooms(ns: string, sid: string): Array<string>
-  /** Disconnect socket `sid` from `ns`; false if there is no such socket. */
-  disconnect(ns: string, sid: string): boolean
+  /**
+   * Disconnect socket `sid` from `ns` (with `close`, every namespace of
+   * its connection, and close it); false if there is no such socket.
+   */
+  disconnect(ns: string, sid: string, close: boolean): boolean
   /**
    * Send `event` to the sockets of `ns` in `rooms` (all when empty) and
    * not in `except`; returns how many it was queued for.
@@ -101,8 +104,8 @@ export declare class NativeServer {
   socketsJoin(ns: string, rooms: Array<string>, except: Array<string>, room: string): void
   /** Make the selected sockets leave `room`. */
   socketsLeave(ns: string, rooms: Array<string>, except: Array<string>, room: string): void
-  /** Disconnect the selected sockets. */
-  disconnectSockets(ns: string, rooms: Array<string>, except: Array<string>): void
+  /** Disconnect the selected sockets (with `close`, their whole connections). */
+  disconnectSockets(ns: string, rooms: Array<string>, except: Array<string>, close: boolean): void
 }
 
 /** Client options, in socket.io-client's names and units (milliseconds). */

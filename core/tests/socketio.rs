@@ -269,6 +269,49 @@ async fn missing_pong_closes_after_interval_plus_timeout() {
 }
 
 #[tokio::test]
+async fn disconnect_connection_tells_every_namespace_then_closes() {
+    let (server, addr) = start(Server::builder()).await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    for nsp in ["/", "/admin"] {
+        let tx = tx.clone();
+        server.of(nsp).on_disconnect(move |s, reason| {
+            let _ = tx.send((s.namespace().to_owned(), reason));
+            async {}
+        });
+    }
+    server.of("/admin").on("bye", |s, _args: roomcast::Args| async move { s.disconnect_connection() });
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("ws://{addr}/socket.io/?EIO=4&transport=websocket")).await.unwrap();
+    ws.next().await;
+    ws.send(Message::text("40")).await.unwrap();
+    ws.send(Message::text("40/admin,")).await.unwrap();
+    let mut connected = 0;
+    while connected < 2 {
+        let Some(Ok(Message::Text(t))) = within(ws.next()).await else { panic!("closed early") };
+        connected += usize::from(t.as_str().starts_with("40"));
+    }
+    ws.send(Message::text("42/admin,[\"bye\"]")).await.unwrap();
+    // Both namespaces get a DISCONNECT, then the connection closes.
+    let mut got = Vec::new();
+    while let Some(Ok(msg)) = within(ws.next()).await {
+        match msg {
+            Message::Text(t) => got.push(t.as_str().to_owned()),
+            Message::Close(frame) => {
+                assert_eq!(frame.map(|f| f.reason.to_string()).as_deref(), Some("forced server close"));
+                break;
+            }
+            _ => {}
+        }
+    }
+    got.sort();
+    assert_eq!(got, ["41", "41/admin,"]);
+    let mut reasons = vec![within(rx.recv()).await.unwrap(), within(rx.recv()).await.unwrap()];
+    reasons.sort_by(|a, b| a.0.cmp(&b.0));
+    let server_disconnect = DisconnectReason::ServerDisconnect;
+    assert_eq!(reasons, [("/".to_owned(), server_disconnect), ("/admin".to_owned(), server_disconnect)]);
+}
+
+#[tokio::test]
 async fn client_close_packet_and_namespace_disconnect_reasons() {
     let (server, addr) = start(Server::builder()).await;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();

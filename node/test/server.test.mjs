@@ -209,6 +209,15 @@ test("disconnect reasons both ways; a throwing handler is reported and the conne
   d.disconnect();
   assert.equal(await left, "client namespace disconnect");
   assert.deepEqual(reasons, ["server namespace disconnect", "client namespace disconnect"]);
+
+  // disconnect(true): every namespace of the connection (socket.io-client
+  // multiplexes "/" and "/admin" over one), then the connection closes.
+  io.of("/admin").on("connection", (s) => s.on("leave-all", () => s.disconnect(true)));
+  const root = await client(t, url);
+  const admin = await client(t, `${url}/admin`);
+  const both = Promise.all([next(root, "disconnect"), next(admin, "disconnect")]);
+  admin.emit("leave-all");
+  assert.deepEqual(await both, ["io server disconnect", "io server disconnect"]);
   assert.ok(roomsWhileLeaving.includes("r"), "rooms are readable while disconnecting");
   assert.throws(() => io.sockets.sockets.size === 0 && c.id === undefined && io._native.emit("/", "gone", "x", []), {
     code: "ERR_NOT_FOUND",

@@ -208,9 +208,10 @@ class AsyncServer(_Handlers):
         """The rooms client ``sid`` is in, its own room (named by its sid) first."""
         return self._native.rooms(sid, namespace)
 
-    async def disconnect(self, sid: str, namespace: str = "/") -> None:
-        """Disconnect client ``sid`` from ``namespace``."""
-        self._native.disconnect(sid, namespace)
+    async def disconnect(self, sid: str, namespace: str = "/", *, close: bool = False) -> None:
+        """Disconnect client ``sid`` from ``namespace``; with ``close`` (a
+        roomcast extension), from every namespace, closing its connection."""
+        self._native.disconnect(sid, namespace, close)
 
     async def get_session(self, sid: str, namespace: str = "/") -> Any:
         """The session of client ``sid``: a dict that lives as long as its connection."""

@@ -362,3 +362,34 @@ async def test_a_burst_of_events_is_answered_in_full() -> None:
         for c in clients:
             await c.disconnect()
         await sio.shutdown()
+
+
+async def test_disconnect_with_close_ends_every_namespace_of_the_connection() -> None:
+    sio = roomcast.AsyncServer()
+    gone: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+    sids: dict[str, str] = {}
+    for namespace in ("/", "/chat"):
+
+        async def connect(sid: str, environ: dict[str, str], auth: object, ns: str = namespace) -> None:
+            sids[ns] = sid
+
+        async def disconnect(sid: str, reason: str, ns: str = namespace) -> None:
+            await gone.put((ns, reason))
+
+        sio.on("connect", connect, namespace=namespace)
+        sio.on("disconnect", disconnect, namespace=namespace)
+    port = await sio.serve("127.0.0.1", 0)
+    # python-socketio's client multiplexes both namespaces over one connection.
+    client = socketio.AsyncClient(reconnection=False)
+    try:
+        await asyncio.wait_for(
+            client.connect(f"http://127.0.0.1:{port}", transports=["websocket"], namespaces=["/", "/chat"]), 10
+        )
+        await sio.disconnect(sids["/chat"], namespace="/chat", close=True)
+        reasons = sorted([await asyncio.wait_for(gone.get(), 10), await asyncio.wait_for(gone.get(), 10)])
+        assert reasons == [("/", "server namespace disconnect"), ("/chat", "server namespace disconnect")]
+        await asyncio.wait_for(client.wait(), 10)
+        assert not client.connected
+    finally:
+        await client.disconnect()
+        await sio.shutdown()

@@ -303,10 +303,17 @@ impl NativeServer {
         self.core.of(&ns).socket(&sid).map(|s| s.rooms()).unwrap_or_default()
     }
 
-    /// Disconnect socket `sid` from `ns`; false if there is no such socket.
+    /// Disconnect socket `sid` from `ns` (with `close`, every namespace of
+    /// its connection, and close it); false if there is no such socket.
     #[napi]
-    pub fn disconnect(&self, ns: String, sid: String) -> bool {
-        self.core.of(&ns).socket(&sid).map(|s| s.disconnect()).is_some()
+    pub fn disconnect(&self, ns: String, sid: String, close: bool) -> bool {
+        let socket = self.core.of(&ns).socket(&sid);
+        match &socket {
+            Some(s) if close => s.disconnect_connection(),
+            Some(s) => s.disconnect(),
+            None => {}
+        }
+        socket.is_some()
     }
 
     /// Send `event` to the sockets of `ns` in `rooms` (all when empty) and
@@ -392,10 +399,12 @@ impl NativeServer {
         self.select(&ns, rooms, except, false).leave(&room).map_err(|e| errors::coded(&e))
     }
 
-    /// Disconnect the selected sockets.
+    /// Disconnect the selected sockets (with `close`, their whole connections).
     #[napi]
-    pub fn disconnect_sockets(&self, ns: String, rooms: Vec<String>, except: Vec<String>) {
-        self.select(&ns, rooms, except, false).disconnect();
+    pub fn disconnect_sockets(&self, ns: String, rooms: Vec<String>, except: Vec<String>, close: bool) {
+        for socket in self.select(&ns, rooms, except, false).sockets() {
+            if close { socket.disconnect_connection() } else { socket.disconnect() }
+        }
     }
 }
 

@@ -136,10 +136,17 @@ impl Server {
         self.find(sid, namespace).map(|s| s.rooms()).unwrap_or_default()
     }
 
-    /// Disconnect socket `sid`; false if there is no such socket.
-    #[pyo3(signature = (sid, namespace = "/"))]
-    fn disconnect(&self, sid: &str, namespace: &str) -> bool {
-        self.find(sid, namespace).map(|s| s.disconnect()).is_some()
+    /// Disconnect socket `sid` (with `close`, every namespace of its
+    /// connection, and close it); false if there is no such socket.
+    #[pyo3(signature = (sid, namespace = "/", close = false))]
+    fn disconnect(&self, sid: &str, namespace: &str, close: bool) -> bool {
+        let socket = self.find(sid, namespace);
+        match &socket {
+            Some(s) if close => s.disconnect_connection(),
+            Some(s) => s.disconnect(),
+            None => {}
+        }
+        socket.is_some()
     }
 
     /// Send `event` to socket `sid` and resolve to the arguments of its

@@ -137,6 +137,9 @@ pub enum DisconnectReason {
     RateLimited,
     /// The client sent a message over the size limit.
     MessageTooBig,
+    /// The application closed the whole connection (Socket.IO:
+    /// `disconnect(true)`); its sockets see [`Self::ServerDisconnect`].
+    ForcedServerClose,
 }
 
 impl DisconnectReason {
@@ -153,6 +156,7 @@ impl DisconnectReason {
             Self::SlowConsumer => "slow consumer",
             Self::RateLimited => "rate limit exceeded",
             Self::MessageTooBig => "message too big",
+            Self::ForcedServerClose => "forced server close",
         }
     }
 }
@@ -443,6 +447,16 @@ impl Socket {
     /// Disconnect from the server side (Socket.IO: leave this namespace only).
     pub fn disconnect(&self) {
         self.close(DisconnectReason::ServerDisconnect);
+    }
+
+    /// Disconnect every namespace of this socket's connection, then close
+    /// the connection (socket.io's `disconnect(true)`). A JSON-protocol
+    /// socket is its connection: the same as [`Socket::disconnect`].
+    pub fn disconnect_connection(&self) {
+        match self.0.protocol {
+            Protocol::Json => self.close(DisconnectReason::ServerDisconnect),
+            Protocol::SocketIo => self.close(DisconnectReason::ForcedServerClose),
+        }
     }
 
     /// Whether the socket is still connected.

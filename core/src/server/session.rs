@@ -247,6 +247,7 @@ pub(super) fn close_frame(reason: DisconnectReason) -> (u16, &'static str, bool)
         DisconnectReason::ParseError => (close_code::PROTOCOL, "protocol error", true),
         DisconnectReason::ServerShutdown => (close_code::GOING_AWAY, "server shutting down", false),
         DisconnectReason::ServerDisconnect => (close_code::NORMAL, "server namespace disconnect", false),
+        DisconnectReason::ForcedServerClose => (close_code::NORMAL, "forced server close", false),
         _ => (close_code::NORMAL, "", false),
     }
 }

@@ -180,15 +180,28 @@ impl SioSession {
     pub fn socket_closed(&mut self, nsp: &str) -> Result<(), DisconnectReason> {
         let Some(socket) = self.sockets.get(nsp) else { return Ok(()) };
         let reason = socket.close_reason().unwrap_or(DisconnectReason::ServerDisconnect);
+        if reason == DisconnectReason::ForcedServerClose {
+            // Every namespace is told, then the connection closes after them.
+            let namespaces: Vec<String> = self.sockets.keys().cloned().collect();
+            for nsp in namespaces {
+                self.leave(&nsp);
+            }
+            return Err(reason);
+        }
         if reason != DisconnectReason::ServerDisconnect {
             return Err(reason);
         }
+        self.leave(nsp);
+        Ok(())
+    }
+
+    /// Send `nsp`'s socket a DISCONNECT and take it out as server-disconnected.
+    fn leave(&mut self, nsp: &str) {
         if let Some(socket) = self.sockets.remove(nsp) {
             let bye = socketio::Packet::disconnect(nsp);
             let _ = self.outbox.push_all(&packet::socketio_frames(&bye, Vec::new()), false);
-            self.finish(socket, reason);
+            self.finish(socket, DisconnectReason::ServerDisconnect);
         }
-        Ok(())
     }
 
     /// The session ends: every socket goes with `reason`. No DISCONNECT
@@ -203,7 +216,10 @@ impl SioSession {
     /// Take a socket out of the hub and run its disconnect handlers.
     fn finish(&self, socket: Socket, reason: DisconnectReason) {
         socket.close(reason);
-        let reason = socket.close_reason().unwrap_or(reason);
+        let reason = match socket.close_reason() {
+            Some(DisconnectReason::ForcedServerClose) | None => reason,
+            Some(own) => own,
+        };
         let rooms = socket.0.ns.remove(&socket);
         self.server.hub.release_if_empty(&socket.0.ns);
         socket.release();
