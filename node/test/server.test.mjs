@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { once } from "node:events";
-import { io as sioClient } from "socket.io-client";
+import { Manager, io as sioClient } from "socket.io-client";
 import WebSocket from "ws";
 import { Server } from "roomcast";
 import { io as rcClient } from "roomcast/client";
@@ -213,8 +213,10 @@ test("disconnect reasons both ways; a throwing handler is reported and the conne
   // disconnect(true): every namespace of the connection (socket.io-client
   // multiplexes "/" and "/admin" over one), then the connection closes.
   io.of("/admin").on("connection", (s) => s.on("leave-all", () => s.disconnect(true)));
-  const root = await client(t, url);
-  const admin = await client(t, `${url}/admin`);
+  const manager = new Manager(url, { transports: ["websocket"], reconnection: false });
+  const [root, admin] = [manager.socket("/"), manager.socket("/admin")];
+  t.after(() => (root.close(), admin.close()));
+  await Promise.all([once(root, "connect"), once(admin, "connect")]);
   const both = Promise.all([next(root, "disconnect"), next(admin, "disconnect")]);
   admin.emit("leave-all");
   assert.deepEqual(await both, ["io server disconnect", "io server disconnect"]);
