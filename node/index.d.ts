@@ -41,19 +41,9 @@ export interface BroadcastTimeoutError extends RoomcastError {
 
 export type Middleware = (socket: Socket, next: (err?: Error & { data?: any }) => void) => void | Promise<void>;
 
+export interface BroadcastOperator extends Broadcasting {}
 export declare class BroadcastOperator {
-  to(room: string | string[]): BroadcastOperator;
-  in(room: string | string[]): BroadcastOperator;
-  except(room: string | string[]): BroadcastOperator;
-  readonly volatile: BroadcastOperator;
-  readonly local: BroadcastOperator;
-  timeout(ms: number): BroadcastOperator;
   emit(event: string, ...args: any[]): boolean;
-  emitWithAck(event: string, ...args: any[]): Promise<any[]>;
-  fetchSockets(): Promise<Socket[]>;
-  socketsJoin(room: string | string[]): void;
-  socketsLeave(room: string | string[]): void;
-  disconnectSockets(close?: boolean): void;
 }
 
 export interface TimedEmitter {

@@ -91,11 +91,11 @@ class BroadcastOperator {
   }
 
   socketsJoin(room) {
-    for (const r of list(room)) this.nsp.native.socketsJoin(this.nsp.name, this.rooms, this.exceptRooms, r);
+    for (const r of list(room)) this.nsp.native.socketsRoom(this.nsp.name, this.rooms, this.exceptRooms, r, true);
   }
 
   socketsLeave(room) {
-    for (const r of list(room)) this.nsp.native.socketsLeave(this.nsp.name, this.rooms, this.exceptRooms, r);
+    for (const r of list(room)) this.nsp.native.socketsRoom(this.nsp.name, this.rooms, this.exceptRooms, r, false);
   }
 
   disconnectSockets(close = false) {

@@ -100,10 +100,8 @@ export declare class NativeServer {
   broadcastWithAck(ns: string, rooms: string[], except: string[], event: string, args: any[], timeoutMs: number): Promise<Array<{ sid: string, args?: any[] }>>
   /** The ids of the sockets of `ns` in `rooms` (all when empty), not in `except`. */
   socketIds(ns: string, rooms: Array<string>, except: Array<string>): Array<string>
-  /** Make the selected sockets join `room`. */
-  socketsJoin(ns: string, rooms: Array<string>, except: Array<string>, room: string): void
-  /** Make the selected sockets leave `room`. */
-  socketsLeave(ns: string, rooms: Array<string>, except: Array<string>, room: string): void
+  /** Make the selected sockets join `room` (or leave it). */
+  socketsRoom(ns: string, rooms: Array<string>, except: Array<string>, room: string, join: boolean): void
   /** Disconnect the selected sockets (with `close`, their whole connections). */
   disconnectSockets(ns: string, rooms: Array<string>, except: Array<string>, close: boolean): void
 }

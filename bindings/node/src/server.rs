@@ -375,28 +375,18 @@ impl NativeServer {
         self.select(&ns, rooms, except, false).sockets().iter().map(|s| s.id().as_str().to_owned()).collect()
     }
 
-    /// Make the selected sockets join `room`.
+    /// Make the selected sockets join `room` (or leave it).
     #[napi]
-    pub fn sockets_join(
+    pub fn sockets_room(
         &self,
         ns: String,
         rooms: Vec<String>,
         except: Vec<String>,
         room: String,
+        join: bool,
     ) -> Result<(), String> {
-        self.select(&ns, rooms, except, false).join(&room).map_err(|e| errors::coded(&e))
-    }
-
-    /// Make the selected sockets leave `room`.
-    #[napi]
-    pub fn sockets_leave(
-        &self,
-        ns: String,
-        rooms: Vec<String>,
-        except: Vec<String>,
-        room: String,
-    ) -> Result<(), String> {
-        self.select(&ns, rooms, except, false).leave(&room).map_err(|e| errors::coded(&e))
+        let selected = self.select(&ns, rooms, except, false);
+        if join { selected.join(&room) } else { selected.leave(&room) }.map_err(|e| errors::coded(&e))
     }
 
     /// Disconnect the selected sockets (with `close`, their whole connections).
