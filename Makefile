@@ -20,7 +20,8 @@ PACK_DIR ?= $(CURDIR)/target-pack
 # Interop tests find the real clients through these.
 export ROOMCAST_PYTHON := $(VENV)/bin/python
 
-.PHONY: all build release demo test deps deps-rust deps-node deps-python lint test-rust test-python wheel node test-node fmt clean \
+.PHONY: all build release demo test deps deps-rust deps-node deps-python lint test-rust test-python wheel node test-node \
+	c-lib install test-c fmt clean \
 	bench bench-quick bench-deps bench-deps-system bench-deps-socketioxide bench-deps-roomcast-py bench-build
 
 all: build
@@ -37,7 +38,7 @@ demo: release
 	$(CARGO_TARGET_DIR)/release/roomcast serve --listen $(LISTEN)
 
 ## make test: install what is missing, then run every suite.
-test: deps lint test-rust test-python test-node
+test: deps lint test-rust test-python test-node test-c
 	@echo "make test: all suites passed"
 
 # Tools the suites need; each is installed only when missing or outdated.
@@ -109,6 +110,50 @@ test-node: node
 	  npm install --silent --no-audit --no-fund $(PACK_DIR)/roomcast-*.tgz
 	cp examples/node/chat.mjs $(PACK_DIR)/app/
 	ROOMCAST_EXAMPLE=$(PACK_DIR)/app/chat.mjs node --test $(NODE_PKG)/pack-test/
+
+## make c-lib: libroomcast.so and libroomcast.a (release) for the C API (include/roomcast.h).
+## make install PREFIX=/usr/local: header, libraries (versioned soname) and roomcast.pc.
+PREFIX ?= /usr/local
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+SONAME := libroomcast.so.$(word 1,$(subst ., ,$(VERSION))).$(word 2,$(subst ., ,$(VERSION)))
+C_LIB := $(CARGO_TARGET_DIR)/release/libroomcast
+c-lib:
+	$(CARGO) build --release --locked -p roomcast-c
+
+install: c-lib
+	install -d $(PREFIX)/include $(PREFIX)/lib/pkgconfig
+	install -m 644 include/roomcast.h $(PREFIX)/include/roomcast.h
+	install -m 755 $(C_LIB).so $(PREFIX)/lib/libroomcast.so.$(VERSION)
+	ln -sf libroomcast.so.$(VERSION) $(PREFIX)/lib/$(SONAME)
+	ln -sf $(SONAME) $(PREFIX)/lib/libroomcast.so
+	install -m 644 $(C_LIB).a $(PREFIX)/lib/libroomcast.a
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' bindings/c/roomcast.pc.in > $(PREFIX)/lib/pkgconfig/roomcast.pc
+
+# The C API as a C program sees it: installed into a staging prefix, found
+# with pkg-config, examples linked shared and static, the contract test under
+# ASan+UBSan and valgrind, the header as C++, the example servers driven by
+# the real socket.io-client and a JSON-protocol client.
+C_STAGE := $(CARGO_TARGET_DIR)/c-stage
+C_OUT := $(CARGO_TARGET_DIR)/c-test
+C_STRICT := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pedantic -g
+C_PC = PKG_CONFIG_PATH=$(C_STAGE)/lib/pkgconfig pkg-config
+test-c: deps-node
+	@command -v valgrind >/dev/null || { command -v apt-get >/dev/null && apt-get install -y -qq valgrind; }
+	$(MAKE) --no-print-directory install PREFIX=$(C_STAGE)
+	mkdir -p $(C_OUT)
+	echo '#include <roomcast.h>' | g++ -std=c++17 -Wall -Wextra -Werror -pedantic -fsyntax-only -x c++ $$($(C_PC) --cflags roomcast) -
+	for ex in chat_server epoll_server; do \
+	  cc $(C_STRICT) examples/c/$$ex.c -o $(C_OUT)/$$ex $$($(C_PC) --cflags --libs roomcast) -Wl,-rpath,$(C_STAGE)/lib; \
+	  cc $(C_STRICT) examples/c/$$ex.c -o $(C_OUT)/$$ex-static $$($(C_PC) --cflags roomcast) \
+	    -L$(C_STAGE)/lib -l:libroomcast.a $$($(C_PC) --libs-only-other --static roomcast) -lpthread -ldl -lm; \
+	done
+	cc $(C_STRICT) -fsanitize=address,undefined -fno-omit-frame-pointer bindings/c/tests/c/api_test.c \
+	  -o $(C_OUT)/api_test-asan $$($(C_PC) --cflags --libs roomcast) -Wl,-rpath,$(C_STAGE)/lib
+	cc $(C_STRICT) bindings/c/tests/c/api_test.c -o $(C_OUT)/api_test $$($(C_PC) --cflags --libs roomcast) -Wl,-rpath,$(C_STAGE)/lib
+	UBSAN_OPTIONS=halt_on_error=1 ASAN_OPTIONS=detect_leaks=1 $(C_OUT)/api_test-asan
+	valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite $(C_OUT)/api_test
+	ROOMCAST_C_SERVERS="$(addprefix $(C_OUT)/,chat_server chat_server-static epoll_server epoll_server-static)" \
+	  node --test $(INTEROP)/node/c_servers.test.mjs
 
 lint:
 	$(CARGO) fmt --all --check

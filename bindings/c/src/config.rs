@@ -1,0 +1,188 @@
+//! `roomcast_server_config`: settings gathered before a server is made.
+
+use std::ffi::c_char;
+use std::time::Duration;
+
+use crate::ffi::{arg, guard, str_arg, write_new};
+use crate::result::roomcast_result;
+
+/// Server settings. Made by `roomcast_server_config_new`, freed by
+/// `roomcast_server_config_free`; not thread-safe (configure, then build).
+pub struct roomcast_server_config {
+    pub(crate) listen: String,
+    pub(crate) ping_interval: Option<Duration>,
+    pub(crate) ping_timeout: Option<Duration>,
+    pub(crate) max_payload: Option<usize>,
+    pub(crate) origins: Vec<String>,
+    pub(crate) jwt_secret: Option<String>,
+    pub(crate) event_queue: bool,
+}
+
+/// A config with the defaults: listen on 127.0.0.1:0 (a free port), ping
+/// every 25 s with a 20 s timeout, 1 MB messages, any origin, no JWT,
+/// callbacks (no event queue). `*out` receives it.
+///
+/// # Safety
+/// `out` is writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roomcast_server_config_new(out: *mut *mut roomcast_server_config) -> roomcast_result {
+    guard(|| unsafe {
+        write_new(out, || {
+            Ok(roomcast_server_config {
+                listen: "127.0.0.1:0".to_owned(),
+                ping_interval: None,
+                ping_timeout: None,
+                max_payload: None,
+                origins: Vec::new(),
+                jwt_secret: None,
+                event_queue: false,
+            })
+        })
+    })
+}
+
+/// Free a config (NULL is ignored). Servers made from it keep their copy.
+///
+/// # Safety
+/// `config` came from `roomcast_server_config_new` and is not used again.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roomcast_server_config_free(config: *mut roomcast_server_config) {
+    if !config.is_null() {
+        // SAFETY: made by Box::into_raw in roomcast_server_config_new.
+        drop(unsafe { Box::from_raw(config) });
+    }
+}
+
+/// Run `f` on the config behind `config`.
+unsafe fn with(
+    config: *mut roomcast_server_config,
+    f: impl FnOnce(&mut roomcast_server_config) -> Result<(), roomcast_result>,
+) -> roomcast_result {
+    guard(|| {
+        // SAFETY: a live config, not shared across threads (documented).
+        let config = unsafe { config.as_mut() }.ok_or(roomcast_result::ROOMCAST_RESULT_NULL_ARGUMENT)?;
+        f(config)
+    })
+}
+
+/// Listen on `addr`, "host:port" (port 0 picks a free one; see
+/// `roomcast_server_port`).
+///
+/// # Safety
+/// `config` is live; `addr` is a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roomcast_server_config_set_listen(
+    config: *mut roomcast_server_config,
+    addr: *const c_char,
+) -> roomcast_result {
+    let addr = unsafe { str_arg(addr) };
+    unsafe {
+        with(config, |c| {
+            c.listen = addr?.to_owned();
+            Ok(())
+        })
+    }
+}
+
+/// Ping interval and timeout in milliseconds (both above 0).
+///
+/// # Safety
+/// `config` is live.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roomcast_server_config_set_ping(
+    config: *mut roomcast_server_config,
+    interval_ms: u32,
+    timeout_ms: u32,
+) -> roomcast_result {
+    unsafe {
+        with(config, |c| {
+            if interval_ms == 0 || timeout_ms == 0 {
+                return Err(roomcast_result::ROOMCAST_RESULT_INVALID_ARGUMENT);
+            }
+            c.ping_interval = Some(Duration::from_millis(interval_ms.into()));
+            c.ping_timeout = Some(Duration::from_millis(timeout_ms.into()));
+            Ok(())
+        })
+    }
+}
+
+/// The largest message a client may send, in bytes.
+///
+/// # Safety
+/// `config` is live.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roomcast_server_config_set_max_payload(
+    config: *mut roomcast_server_config,
+    bytes: usize,
+) -> roomcast_result {
+    unsafe {
+        with(config, |c| {
+            c.max_payload = Some(bytes);
+            Ok(())
+        })
+    }
+}
+
+/// Allow browser pages of `origin` (e.g. "https://app.example"); once one
+/// is added, other origins are refused. Call once per origin.
+///
+/// # Safety
+/// `config` is live; `origin` is a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roomcast_server_config_add_allowed_origin(
+    config: *mut roomcast_server_config,
+    origin: *const c_char,
+) -> roomcast_result {
+    let origin = unsafe { str_arg(origin) };
+    unsafe {
+        with(config, |c| {
+            c.origins.push(origin?.to_owned());
+            Ok(())
+        })
+    }
+}
+
+/// Verify clients' HS256 JWTs (`auth.token` or the `token` query
+/// parameter) with `secret`: the token's `sub` becomes the user id.
+///
+/// # Safety
+/// `config` is live; `secret` is a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roomcast_server_config_set_jwt_secret(
+    config: *mut roomcast_server_config,
+    secret: *const c_char,
+) -> roomcast_result {
+    let secret = unsafe { str_arg(secret) };
+    unsafe {
+        with(config, |c| {
+            c.jwt_secret = Some(secret?.to_owned());
+            Ok(())
+        })
+    }
+}
+
+/// Deliver connects, events and disconnects through an event queue
+/// (`roomcast_server_event_fd` / `roomcast_server_next_event`) instead of
+/// callbacks.
+///
+/// # Safety
+/// `config` is live.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roomcast_server_config_set_event_queue(
+    config: *mut roomcast_server_config,
+    enabled: bool,
+) -> roomcast_result {
+    unsafe {
+        with(config, |c| {
+            c.event_queue = enabled;
+            Ok(())
+        })
+    }
+}
+
+/// Read access for the server constructor.
+pub(crate) unsafe fn get<'a>(
+    config: *const roomcast_server_config,
+) -> Result<&'a roomcast_server_config, roomcast_result> {
+    unsafe { arg(config) }
+}

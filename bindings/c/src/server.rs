@@ -1,0 +1,613 @@
+//! `roomcast_server`: the server, its handlers (callbacks or the event
+//! queue) and what the application does with sockets and rooms.
+
+use std::ffi::{c_char, c_void};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use roomcast::{Args, Data, Identity, Reply, Server as Core};
+
+use crate::config;
+use crate::event::{EventQueue, roomcast_event};
+use crate::ffi::{
+    LastError, RUNTIME, arg, args_from_json, args_to_json, bytes_arg, guard, opt_str_arg, str_arg, write_new, write_out,
+};
+use crate::result::roomcast_result;
+
+/// Called on a runtime thread with an event borrowed for the call: decide
+/// on a CONNECT, reply to a MESSAGE that wants an ack, before returning.
+/// Keep it short: the connection waits for it.
+pub type roomcast_event_callback = Option<unsafe extern "C" fn(user_data: *mut c_void, event: *mut roomcast_event)>;
+
+/// Called on a runtime thread with the ack of `roomcast_server_emit_with_ack`:
+/// `result` is OK with `args_json` (a JSON array, `len` bytes, valid during
+/// the call), or TIMEOUT / NOT_FOUND / CLOSED with NULL.
+pub type roomcast_ack_callback =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, result: roomcast_result, args_json: *const c_char, len: usize)>;
+
+/// The application's pointer, handed back to its callbacks on runtime threads.
+#[derive(Clone, Copy)]
+struct UserData(*mut c_void);
+// SAFETY: the API documents that callbacks run on runtime threads; the
+// application makes what it passes usable there.
+#[allow(unsafe_code)]
+unsafe impl Send for UserData {}
+#[allow(unsafe_code)]
+unsafe impl Sync for UserData {}
+
+/// Where events go: the application's callbacks, or the queue.
+enum Delivery {
+    Callbacks(Mutex<Callbacks>),
+    Queue(EventQueue),
+}
+
+#[derive(Default, Clone, Copy)]
+struct Callbacks {
+    connect: Option<(unsafe extern "C" fn(*mut c_void, *mut roomcast_event), UserData)>,
+    event: Option<(unsafe extern "C" fn(*mut c_void, *mut roomcast_event), UserData)>,
+    disconnect: Option<(unsafe extern "C" fn(*mut c_void, *mut roomcast_event), UserData)>,
+}
+
+struct Shared {
+    delivery: Delivery,
+}
+
+impl Shared {
+    /// Hand `ev` to the application: through its callback for `pick`, or the queue.
+    fn deliver(
+        &self,
+        mut ev: roomcast_event,
+        pick: impl Fn(&Callbacks) -> Option<(unsafe extern "C" fn(*mut c_void, *mut roomcast_event), UserData)>,
+    ) {
+        match &self.delivery {
+            Delivery::Queue(queue) => queue.push(ev),
+            Delivery::Callbacks(cbs) => {
+                let Some((cb, UserData(user_data))) = pick(&cbs.lock()) else { return };
+                // A panic cannot cross C frames; a callback's own crash is the application's.
+                // SAFETY: the application registered `cb` for this signature.
+                #[allow(unsafe_code)]
+                unsafe {
+                    cb(user_data, &mut ev)
+                };
+            }
+        }
+    }
+
+    fn wants(&self, pick: impl Fn(&Callbacks) -> bool) -> bool {
+        match &self.delivery {
+            Delivery::Queue(_) => true,
+            Delivery::Callbacks(cbs) => pick(&cbs.lock()),
+        }
+    }
+}
+
+/// A server. Thread-safe: every function may be called from any thread,
+/// including from callbacks. Made by `roomcast_server_new`, freed by
+/// `roomcast_server_free` (which stops it).
+pub struct roomcast_server {
+    core: Core,
+    shared: Arc<Shared>,
+    listen: String,
+    port: Mutex<Option<u16>>,
+    last_error: LastError,
+}
+
+/// A server from `config` (copied; the config may be freed after). It
+/// serves Socket.IO at /socket.io/ and the JSON protocol at /ws, namespace
+/// "/", once started.
+///
+/// # Safety
+/// `config` is a live config; `out` is writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roomcast_server_new(
+    config: *const roomcast_server_config,
+    out: *mut *mut roomcast_server,
+) -> roomcast_result {
+    guard(|| {
+        let c = unsafe { config::get(config) }?;
+        unsafe { write_new(out, || build(c)) }
+    })
+}
+
+/// The server `c` describes, its handlers installed.
+fn build(c: &roomcast_server_config) -> Result<roomcast_server, roomcast_result> {
+    let _runtime = RUNTIME.enter();
+    let mut b = Core::builder();
+    if let (Some(i), Some(t)) = (c.ping_interval, c.ping_timeout) {
+        b = b.ping_interval(i).ping_timeout(t);
+    }
+    if let Some(bytes) = c.max_payload {
+        b = b.max_payload(bytes);
+    }
+    for origin in &c.origins {
+        b = b.allowed_origin(origin.clone());
+    }
+    if let Some(secret) = &c.jwt_secret {
+        b = b.jwt(roomcast::JwtVerifier::hs256(secret));
+    }
+    let core = b.build().map_err(|e| roomcast_result::from(e.kind()))?;
+    let delivery = if c.event_queue {
+        Delivery::Queue(EventQueue::new().map_err(|_| roomcast_result::ROOMCAST_RESULT_IO)?)
+    } else {
+        Delivery::Callbacks(Mutex::default())
+    };
+    let shared = Arc::new(Shared { delivery });
+    install(&core, &shared, c.jwt_secret.is_none());
+    Ok(roomcast_server {
+        core,
+        shared,
+        listen: c.listen.clone(),
+        port: Mutex::new(None),
+        last_error: LastError::default(),
+    })
+}
+
+use crate::config::roomcast_server_config;
+
+/// Register the core handlers of namespace "/" that feed `shared`.
+fn install(core: &Core, shared: &Arc<Shared>, decide_connects: bool) {
+    let ns = core.of("/");
+    if decide_connects {
+        let s = shared.clone();
+        ns.auth(move |hs| {
+            let s = s.clone();
+            async move {
+                if !s.wants(|c| c.connect.is_some()) {
+                    return Ok(Identity::anonymous());
+                }
+                let (ev, decided) = roomcast_event::connect(hs);
+                s.deliver(ev, |c| c.connect);
+                decided.await.unwrap_or_else(|_| Ok(Identity::anonymous()))
+            }
+        });
+    }
+    let s = shared.clone();
+    ns.on_connection(move |socket| {
+        s.deliver(roomcast_event::connected(&socket), |c| c.connect);
+        async {}
+    });
+    let s = shared.clone();
+    ns.on_any(move |socket, event, args| {
+        let wants_ack = roomcast::wants_ack();
+        let (ev, replied) = roomcast_event::message(&socket, event, &args, wants_ack);
+        s.deliver(ev, |c| c.event);
+        async move {
+            match replied {
+                Some(rx) => rx.await.unwrap_or(Reply::Unhandled),
+                None => Reply::None,
+            }
+        }
+    });
+    let s = shared.clone();
+    ns.on_disconnect(move |socket, reason| {
+        s.deliver(roomcast_event::disconnect(&socket, reason), |c| c.disconnect);
+        async {}
+    });
+}
+
+/// Run `f` on a live server; a core error is recorded as its last error.
+unsafe fn with(
+    server: *const roomcast_server,
+    f: impl FnOnce(&roomcast_server) -> Result<(), roomcast_result>,
+) -> roomcast_result {
+    guard(|| f(unsafe { arg(server) }?))
+}
+
+fn core_err(server: &roomcast_server) -> impl Fn(roomcast::Error) -> roomcast_result + '_ {
+    move |e| server.last_error.set(&e)
+}
+
+/// Set the callback for CONNECT and CONNECTED events (NULL: accept every
+/// connection). BAD_STATE on a server with an event queue.
+///
+/// # Safety
+/// `server` is live; `cb` has the right signature; `user_data` is usable
+/// from runtime threads.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roomcast_server_on_connect(
+    server: *const roomcast_server,
+    cb: roomcast_event_callback,
+    user_data: *mut c_void,
+) -> roomcast_result {
+    unsafe { set_callback(server, |c| &mut c.connect, cb, user_data) }
+}
+
+/// Set the callback for MESSAGE events. BAD_STATE with an event queue.
+///
+/// # Safety
+/// As `roomcast_server_on_connect`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roomcast_server_on_event(
+    server: *const roomcast_server,
+    cb: roomcast_event_callback,
+    user_data: *mut c_void,
+) -> roomcast_result {
+    unsafe { set_callback(server, |c| &mut c.event, cb, user_data) }
+}
+
+/// Set the callback for DISCONNECT events. BAD_STATE with an event queue.
+///
+/// # Safety
+/// As `roomcast_server_on_connect`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roomcast_server_on_disconnect(
+    server: *const roomcast_server,
+    cb: roomcast_event_callback,
+    user_data: *mut c_void,
+) -> roomcast_result {
+    unsafe { set_callback(server, |c| &mut c.disconnect, cb, user_data) }
+}
+
+type Slot = Option<(unsafe extern "C" fn(*mut c_void, *mut roomcast_event), UserData)>;
+
+unsafe fn set_callback(
+    server: *const roomcast_server,
+    slot: impl FnOnce(&mut Callbacks) -> &mut Slot,
+    cb: roomcast_event_callback,
+    user_data: *mut c_void,
+) -> roomcast_result {
+    unsafe {
+        with(server, |s| match &s.shared.delivery {
+            Delivery::Callbacks(cbs) => {
+                *slot(&mut cbs.lock()) = cb.map(|cb| (cb, UserData(user_data)));
+                Ok(())
+            }
+            Delivery::Queue(_) => Err(s
+                .last_error
+                .set_text(roomcast_result::ROOMCAST_RESULT_BAD_STATE, "this server delivers events through its queue")),
+        })
+    }
+}
+
+/// Bind and start serving (returns once listening). BAD_STATE if running.
+///
+/// # Safety
+/// `server` is live. Not from a callback (it waits for the runtime).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roomcast_server_start(server: *const roomcast_server) -> roomcast_result {
+    unsafe {
+        with(server, |s| {
+            let mut port = s.port.lock();
+            if port.is_some() {
+                return Err(s.last_error.set_text(roomcast_result::ROOMCAST_RESULT_BAD_STATE, "already started"));
+            }
+            let addr = RUNTIME.block_on(s.core.listen(s.listen.as_str())).map_err(core_err(s))?;
+            *port = Some(addr.port());
+            Ok(())
+        })
+    }
+}
+
+/// The port it listens on (after start).
+///
+/// # Safety
+/// `server` is live; `port` is writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roomcast_server_port(server: *const roomcast_server, port: *mut u16) -> roomcast_result {
+    unsafe {
+        with(server, |s| {
+            let p = (*s.port.lock()).ok_or(roomcast_result::ROOMCAST_RESULT_BAD_STATE)?;
+            write_out(port, p)
+        })
+    }
+}
+
+/// Close every connection and stop listening; returns when done. A
+/// stopped server cannot start again (make a new one).
+///
+/// # Safety
+/// `server` is live. Not from a callback.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roomcast_server_stop(server: *const roomcast_server) -> roomcast_result {
+    unsafe {
+        with(server, |s| {
+            RUNTIME.block_on(s.core.shutdown());
+            Ok(())
+        })
+    }
+}
+
+/// Stop (if running) and free the server (NULL is ignored). Events still
+/// in its queue are freed; events taken from it stay valid until freed.
+///
+/// # Safety
+/// `server` came from `roomcast_server_new` and is not used again; no
+/// callback of it is running. Not from a callback.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roomcast_server_free(server: *mut roomcast_server) {
+    if server.is_null() {
+        return;
+    }
+    let _ = guard(|| {
+        // SAFETY: made by Box::into_raw in roomcast_server_new.
+        let server = unsafe { Box::from_raw(server) };
+        if !server.core.is_shut_down() {
+            RUNTIME.block_on(server.core.shutdown());
+        }
+        Ok(())
+    });
+}
+
+/// The detail of the last failed call on `server` (never NULL; owned by
+/// the server, valid until its next call).
+///
+/// # Safety
+/// `server` is NULL or live.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roomcast_server_last_error(server: *const roomcast_server) -> *const c_char {
+    // SAFETY: NULL or live by contract.
+    unsafe { server.as_ref() }.map_or(c"NULL server".as_ptr(), |s| s.last_error.as_ptr())
+}
+
+/// The fd that is readable while events wait in the queue (for epoll,
+/// poll, libuv). BAD_STATE on a server with callbacks.
+///
+/// # Safety
+/// `server` is live; `fd` is writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roomcast_server_event_fd(server: *const roomcast_server, fd: *mut i32) -> roomcast_result {
+    unsafe {
+        with(server, |s| match &s.shared.delivery {
+            Delivery::Queue(q) => write_out(fd, q.fd()),
+            Delivery::Callbacks(_) => Err(roomcast_result::ROOMCAST_RESULT_BAD_STATE),
+        })
+    }
+}
+
+/// Take the oldest waiting event into `*event` (free it with
+/// `roomcast_event_free`), or NO_EVENT when none waits.
+///
+/// # Safety
+/// `server` is live; `event` is writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roomcast_server_next_event(
+    server: *const roomcast_server,
+    event: *mut *mut roomcast_event,
+) -> roomcast_result {
+    unsafe {
+        with(server, |s| match &s.shared.delivery {
+            Delivery::Queue(q) => {
+                let ev = q.pop().ok_or(roomcast_result::ROOMCAST_RESULT_NO_EVENT)?;
+                write_out(event, Box::into_raw(ev))
+            }
+            Delivery::Callbacks(_) => Err(roomcast_result::ROOMCAST_RESULT_BAD_STATE),
+        })
+    }
+}
+
+fn socket(s: &roomcast_server, sid: &str) -> Result<roomcast::Socket, roomcast_result> {
+    s.core
+        .of("/")
+        .socket(sid)
+        .ok_or_else(|| s.last_error.set_text(roomcast_result::ROOMCAST_RESULT_NOT_FOUND, &format!("no socket {sid}")))
+}
+
+/// Put socket `socket_id` in `room`.
+///
+/// # Safety
+/// `server` is live; the strings are NUL-terminated.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roomcast_server_join(
+    server: *const roomcast_server,
+    socket_id: *const c_char,
+    room: *const c_char,
+) -> roomcast_result {
+    let (sid, room) = unsafe { (str_arg(socket_id), str_arg(room)) };
+    unsafe { with(server, |s| socket(s, sid?)?.join(room?).map_err(core_err(s))) }
+}
+
+/// Take socket `socket_id` out of `room`.
+///
+/// # Safety
+/// As `roomcast_server_join`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roomcast_server_leave(
+    server: *const roomcast_server,
+    socket_id: *const c_char,
+    room: *const c_char,
+) -> roomcast_result {
+    let (sid, room) = unsafe { (str_arg(socket_id), str_arg(room)) };
+    unsafe { with(server, |s| socket(s, sid?)?.leave(room?).map_err(core_err(s))) }
+}
+
+/// Disconnect socket `socket_id`.
+///
+/// # Safety
+/// As `roomcast_server_join`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roomcast_server_disconnect(
+    server: *const roomcast_server,
+    socket_id: *const c_char,
+) -> roomcast_result {
+    let sid = unsafe { str_arg(socket_id) };
+    unsafe {
+        with(server, |s| {
+            socket(s, sid?)?.disconnect();
+            Ok(())
+        })
+    }
+}
+
+/// Send `event` with `args_json` (a JSON array of arguments, `len` bytes)
+/// to the sockets in `room` (a socket id is a room of one; NULL: everyone).
+/// `sent` (optional) gets how many sockets it was queued for.
+///
+/// # Safety
+/// `server` is live; `room` is NULL or NUL-terminated; `event` is
+/// NUL-terminated; `args_json` points to `len` bytes; `sent` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roomcast_server_emit(
+    server: *const roomcast_server,
+    room: *const c_char,
+    event: *const c_char,
+    args_json: *const c_char,
+    len: usize,
+    sent: *mut usize,
+) -> roomcast_result {
+    let (room, event, json) = unsafe { (opt_str_arg(room), str_arg(event), bytes_arg(args_json.cast(), len)) };
+    unsafe {
+        with(server, |s| {
+            let args = parse_args(s, json?)?;
+            let n = to_room(s, room?).emit_args(event?, args);
+            if !sent.is_null() {
+                write_out(sent, n)?;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Send `event` with one binary argument (`len` bytes) to `room` (NULL: everyone).
+///
+/// # Safety
+/// As `roomcast_server_emit`, with `data` pointing to `len` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roomcast_server_emit_binary(
+    server: *const roomcast_server,
+    room: *const c_char,
+    event: *const c_char,
+    data: *const u8,
+    len: usize,
+) -> roomcast_result {
+    let (room, event, data) = unsafe { (opt_str_arg(room), str_arg(event), bytes_arg(data, len)) };
+    unsafe {
+        with(server, |s| {
+            let args = Args::one(Data::Binary(bytes::Bytes::copy_from_slice(data?)));
+            to_room(s, room?).emit_args(event?, args);
+            Ok(())
+        })
+    }
+}
+
+/// Send `event` to every socket of user `user_id` (accepted with that id).
+///
+/// # Safety
+/// As `roomcast_server_emit`; `user_id` is NUL-terminated.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roomcast_server_emit_to_user(
+    server: *const roomcast_server,
+    user_id: *const c_char,
+    event: *const c_char,
+    args_json: *const c_char,
+    len: usize,
+) -> roomcast_result {
+    let (user, event, json) = unsafe { (str_arg(user_id), str_arg(event), bytes_arg(args_json.cast(), len)) };
+    unsafe {
+        with(server, |s| {
+            let args = parse_args(s, json?)?;
+            s.core.to_user(user?).emit_args(event?, args);
+            Ok(())
+        })
+    }
+}
+
+/// Send `event` to socket `socket_id` and have `cb` called (on a runtime
+/// thread) with its ack, or with TIMEOUT after `timeout_ms`.
+///
+/// # Safety
+/// As `roomcast_server_emit`; `cb` has the right signature; `user_data`
+/// is usable from runtime threads until `cb` has run.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roomcast_server_emit_with_ack(
+    server: *const roomcast_server,
+    socket_id: *const c_char,
+    event: *const c_char,
+    args_json: *const c_char,
+    len: usize,
+    timeout_ms: u32,
+    cb: roomcast_ack_callback,
+    user_data: *mut c_void,
+) -> roomcast_result {
+    let (sid, event, json) = unsafe { (str_arg(socket_id), str_arg(event), bytes_arg(args_json.cast(), len)) };
+    unsafe {
+        with(server, |s| {
+            let cb = cb.ok_or(roomcast_result::ROOMCAST_RESULT_NULL_ARGUMENT)?;
+            let args = parse_args(s, json?)?;
+            let socket = socket(s, sid?)?;
+            let (event, user_data) = (event?.to_owned(), UserData(user_data));
+            RUNTIME.spawn(async move {
+                let user_data = user_data;
+                let reply = socket.emit_args_with_ack(event, args, Duration::from_millis(timeout_ms.into())).await;
+                let (result, json) = match reply {
+                    Ok(args) => (roomcast_result::ROOMCAST_RESULT_OK, Some(args_to_json(&args))),
+                    Err(e) => (roomcast_result::from(e.kind()), None),
+                };
+                let (ptr, len) = json.as_ref().map_or((std::ptr::null(), 0), |j| (j.as_ptr(), j.as_bytes().len()));
+                call_ack(cb, user_data, result, ptr, len);
+            });
+            Ok(())
+        })
+    }
+}
+
+/// Hand an ack to the application's callback.
+fn call_ack(
+    cb: unsafe extern "C" fn(*mut c_void, roomcast_result, *const c_char, usize),
+    user_data: UserData,
+    result: roomcast_result,
+    json: *const c_char,
+    len: usize,
+) {
+    // SAFETY: the application registered `cb` for this signature; `json`
+    // lives for the call.
+    unsafe { cb(user_data.0, result, json, len) }
+}
+
+fn parse_args(s: &roomcast_server, json: &[u8]) -> Result<Args, roomcast_result> {
+    args_from_json(json).map_err(|why| s.last_error.set_text(roomcast_result::ROOMCAST_RESULT_INVALID_ARGUMENT, &why))
+}
+
+fn to_room(s: &roomcast_server, room: Option<&str>) -> roomcast::BroadcastOperator {
+    match room {
+        Some(room) => s.core.to(room),
+        None => s.core.broadcast(),
+    }
+}
+
+/// Counters of a server, as `roomcast_server_stats` fills them.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct roomcast_stats {
+    /// Connected sockets.
+    pub sockets: u64,
+    /// Rooms with members, not counting each socket's own.
+    pub rooms: u64,
+    /// Distinct users connected.
+    pub users: u64,
+    pub messages_in: u64,
+    pub bytes_in: u64,
+    pub messages_out: u64,
+    pub bytes_out: u64,
+    /// Volatile messages dropped for full queues.
+    pub dropped: u64,
+}
+
+/// Fill `*stats` with the server's counters now.
+///
+/// # Safety
+/// `server` is live; `stats` is writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roomcast_server_stats(
+    server: *const roomcast_server,
+    stats: *mut roomcast_stats,
+) -> roomcast_result {
+    unsafe {
+        with(server, |s| {
+            let st = s.core.stats();
+            write_out(
+                stats,
+                roomcast_stats {
+                    sockets: st.sockets,
+                    rooms: st.rooms,
+                    users: st.users,
+                    messages_in: st.messages_in,
+                    bytes_in: st.bytes_in,
+                    messages_out: st.messages_out,
+                    bytes_out: st.bytes_out,
+                    dropped: st.dropped,
+                },
+            )
+        })
+    }
+}

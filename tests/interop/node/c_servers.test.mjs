@@ -1,0 +1,105 @@
+// The C examples (examples/c, built by make test-c against the installed
+// libroomcast, shared and static) driven by the real socket.io-client and a
+// JSON-protocol WebSocket client. ROOMCAST_C_SERVERS lists the binaries.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import path from "node:path";
+import { io } from "socket.io-client";
+import WebSocket from "ws";
+
+const servers = (process.env.ROOMCAST_C_SERVERS ?? "").split(/\s+/).filter(Boolean);
+
+/** Start a C server binary; resolves to its URL once it prints its port. */
+async function start(t, binary) {
+  const child = spawn(binary, [], { stdio: ["ignore", "pipe", "inherit"] });
+  t.after(() => child.kill("SIGKILL"));
+  let out = "";
+  const port = await new Promise((resolve, reject) => {
+    child.stdout.on("data", (d) => {
+      out += d;
+      const m = out.match(/listening on (\d+)/);
+      if (m) resolve(m[1]);
+    });
+    child.once("exit", (code) => reject(new Error(`${binary} exited with ${code}: ${out}`)));
+  });
+  return { child, port, url: `http://127.0.0.1:${port}` };
+}
+
+function connect(t, url, auth) {
+  const socket = io(url, { transports: ["websocket"], reconnection: false, auth });
+  t.after(() => socket.close());
+  return socket;
+}
+
+test("ROOMCAST_C_SERVERS names the C servers", () => assert.ok(servers.length > 0));
+
+for (const binary of servers) {
+  const name = path.basename(binary);
+  const callbacks = name.startsWith("chat_server");
+
+  test(`${name}: refusal, rooms, acks both ways, binary, JSON clients, stop with clients`, { timeout: 30_000 }, async (t) => {
+    const { child, url, port } = await start(t, binary);
+    const nameless = connect(t, url, {});
+    assert.equal((await once(nameless, "connect_error"))[0].message, "pick a name first");
+
+    const [ada, bob] = [connect(t, url, { name: "ada" }), connect(t, url, { name: "bob" })];
+    await Promise.all([once(ada, "connect"), once(bob, "connect")]);
+    assert.deepEqual(await new Promise((r) => ada.emit("join", "rust", (...a) => r(a))), ["joined", "rust"]);
+    await bob.emitWithAck("join", "rust");
+    const said = Promise.all([once(ada, "said"), once(bob, "said")]);
+    assert.equal(await bob.emitWithAck("say", "rust", "hi"), true);
+    assert.deepEqual(await said, [["rust", "hi"], ["rust", "hi"]]);
+
+    // Echo of anything with an ack, binary included.
+    const echoed = await new Promise((r) => ada.emit("echo", { n: 1 }, Buffer.from([1, 2, 3]), (...a) => r(a)));
+    assert.deepEqual(echoed[0], { n: 1 });
+    assert.deepEqual([...new Uint8Array(echoed[1])], [1, 2, 3]);
+    // An event without an ack gets none, and the connection goes on.
+    ada.emit("fire-and-forget", 1);
+    assert.deepEqual(await ada.emitWithAck("echo", "still here"), "still here");
+
+    if (callbacks) {
+      // The server asks the client, and answers its own timeout.
+      ada.on("question", (a, b, ack) => ack(a * b));
+      const answer = once(ada, "answer");
+      ada.emit("ask");
+      assert.deepEqual(await answer, [42]);
+      const silent = once(bob, "answer");
+      bob.on("question", () => {});
+      bob.emit("ask");
+      assert.deepEqual(await silent, ["timeout"]);
+    }
+
+    // A JSON-protocol client meets the Socket.IO ones in the room.
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/ws?name=json`);
+    t.after(() => ws.close());
+    const messages = [];
+    let wake = () => {};
+    ws.on("message", (raw) => {
+      messages.push(JSON.parse(raw));
+      wake();
+    });
+    const message = async (pred) => {
+      for (;;) {
+        const i = messages.findIndex(pred);
+        if (i >= 0) return messages.splice(i, 1)[0];
+        await new Promise((r) => (wake = r));
+      }
+    };
+    await once(ws, "open");
+    ws.send(JSON.stringify({ type: "event", event: "join", data: "rust", id: 1 }));
+    assert.deepEqual((await message((m) => m.type === "ack")).data, ["joined", "rust"]);
+    await ada.emitWithAck("say", "rust", "to everyone");
+    const heard = await message((m) => m.type === "event" && m.event === "said");
+    assert.deepEqual(heard.data, ["rust", "to everyone"]);
+
+    // Stop while clients are connected: they are told, the process exits.
+    const gone = once(bob, "disconnect");
+    child.kill("SIGTERM");
+    const [code] = await once(child, "exit");
+    assert.equal(code, 0);
+    assert.equal((await gone)[0], "transport close");
+  });
+}
