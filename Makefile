@@ -142,7 +142,7 @@ test-c: deps-node
 	$(MAKE) --no-print-directory install PREFIX=$(C_STAGE)
 	mkdir -p $(C_OUT)
 	echo '#include <roomcast.h>' | g++ -std=c++17 -Wall -Wextra -Werror -pedantic -fsyntax-only -x c++ $$($(C_PC) --cflags roomcast) -
-	for ex in chat_server epoll_server; do \
+	for ex in chat_server epoll_server client; do \
 	  cc $(C_STRICT) examples/c/$$ex.c -o $(C_OUT)/$$ex $$($(C_PC) --cflags --libs roomcast) -Wl,-rpath,$(C_STAGE)/lib; \
 	  cc $(C_STRICT) examples/c/$$ex.c -o $(C_OUT)/$$ex-static $$($(C_PC) --cflags roomcast) \
 	    -L$(C_STAGE)/lib -l:libroomcast.a $$($(C_PC) --libs-only-other --static roomcast) -lpthread -ldl -lm; \
@@ -153,6 +153,7 @@ test-c: deps-node
 	UBSAN_OPTIONS=halt_on_error=1 ASAN_OPTIONS=detect_leaks=1 $(C_OUT)/api_test-asan
 	valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite $(C_OUT)/api_test
 	ROOMCAST_C_SERVERS="$(addprefix $(C_OUT)/,chat_server chat_server-static epoll_server epoll_server-static)" \
+	ROOMCAST_C_CLIENT="valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite --suppressions=bindings/c/tests/c/valgrind.supp $(C_OUT)/client" \
 	  node --test $(INTEROP)/node/c_servers.test.mjs
 
 lint:

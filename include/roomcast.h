@@ -91,6 +91,12 @@ typedef enum roomcast_event_type {
 } roomcast_event_type;
 
 /**
+ * A JSON-protocol client. Thread-safe. Made by `roomcast_client_new`,
+ * connected by `roomcast_client_connect`, freed by `roomcast_client_free`.
+ */
+typedef struct roomcast_client roomcast_client;
+
+/**
  * One event. Borrowed inside a callback (do not free), owned from
  * `roomcast_server_next_event` (free with `roomcast_event_free`).
  * Strings it hands out live as long as the event.
@@ -111,11 +117,18 @@ typedef struct roomcast_server roomcast_server;
 typedef struct roomcast_server_config roomcast_server_config;
 
 /**
- * Called on a runtime thread with an event borrowed for the call: decide
- * on a CONNECT, reply to a MESSAGE that wants an ack, before returning.
- * Keep it short: the connection waits for it.
+ * Called on a runtime thread for what the server sends: `kind` is
+ * "event" (`name` the event, `json` its data), "message" (`name` the room,
+ * `json` `{"from", "userId", "payload"}`), "user_joined" / "user_left"
+ * (`name` the room, `json` `{"clientId", "userId"}`), "error" (`name` the
+ * code, `json` `{"message", "room"}`) or "state" (`name` connecting,
+ * connected, reconnecting or disconnected). The strings live for the call.
  */
-typedef void (*roomcast_event_callback)(void *user_data, struct roomcast_event *event);
+typedef void (*roomcast_client_callback)(void *user_data,
+                                         const char *kind,
+                                         const char *name,
+                                         const char *json,
+                                         size_t len);
 
 /**
  * Called on a runtime thread with the ack of `roomcast_server_emit_with_ack`:
@@ -126,6 +139,13 @@ typedef void (*roomcast_ack_callback)(void *user_data,
                                       enum roomcast_result result,
                                       const char *args_json,
                                       size_t len);
+
+/**
+ * Called on a runtime thread with an event borrowed for the call: decide
+ * on a CONNECT, reply to a MESSAGE that wants an ack, before returning.
+ * Keep it short: the connection waits for it.
+ */
+typedef void (*roomcast_event_callback)(void *user_data, struct roomcast_event *event);
 
 /**
  * Counters of a server, as `roomcast_server_stats` fills them.
@@ -156,6 +176,139 @@ typedef struct roomcast_stats {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * A client of `url` (ws://host:port/ws, or http://… for the same),
+ * presenting `token` (NULL: none) as its credential. Not connected yet.
+ *
+ * # Safety
+ * `url` is NUL-terminated; `token` is NULL or NUL-terminated; `out` is writable.
+ */
+enum roomcast_result roomcast_client_new(const char *url,
+                                         const char *token,
+                                         struct roomcast_client **out);
+
+/**
+ * Reconnection after a lost connection: `enabled`, the first delay and
+ * the cap in milliseconds, and the attempts before giving up (0: forever).
+ * Before `roomcast_client_connect`.
+ *
+ * # Safety
+ * `client` is live.
+ */
+enum roomcast_result roomcast_client_set_reconnect(const struct roomcast_client *client,
+                                                   bool enabled,
+                                                   uint32_t delay_ms,
+                                                   uint32_t delay_max_ms,
+                                                   uint32_t max_attempts);
+
+/**
+ * Set the callback for what the server sends (see `roomcast_client_callback`).
+ * Before `roomcast_client_connect`.
+ *
+ * # Safety
+ * `client` is live; `user_data` is usable from runtime threads.
+ */
+enum roomcast_result roomcast_client_on_event(const struct roomcast_client *client,
+                                              roomcast_client_callback cb,
+                                              void *user_data);
+
+/**
+ * Connect; returns once connected, or with the failure (UNAUTHORIZED,
+ * REFUSED, IO, TIMEOUT; details in `roomcast_client_last_error`).
+ *
+ * # Safety
+ * `client` is live. Not from a callback.
+ */
+enum roomcast_result roomcast_client_connect(const struct roomcast_client *client);
+
+/**
+ * Join `room`; returns once the server confirmed (or refused it). Rooms
+ * are rejoined after a reconnection.
+ *
+ * # Safety
+ * `client` is live; `room` is NUL-terminated. Not from a callback.
+ */
+enum roomcast_result roomcast_client_join(const struct roomcast_client *client, const char *room);
+
+/**
+ * Leave `room`; returns once the server confirmed.
+ *
+ * # Safety
+ * As `roomcast_client_join`.
+ */
+enum roomcast_result roomcast_client_leave(const struct roomcast_client *client, const char *room);
+
+/**
+ * Relay `json` (a JSON value, `len` bytes) to the other members of `room`.
+ *
+ * # Safety
+ * `client` is live; `room` is NUL-terminated; `json` points to `len` bytes.
+ */
+enum roomcast_result roomcast_client_send(const struct roomcast_client *client,
+                                          const char *room,
+                                          const char *json,
+                                          size_t len);
+
+/**
+ * Send event `event` with data `json` (a JSON value, `len` bytes) to the
+ * server's handlers (queued while reconnecting).
+ *
+ * # Safety
+ * `client` is live; `event` is NUL-terminated; `json` points to `len` bytes.
+ */
+enum roomcast_result roomcast_client_emit(const struct roomcast_client *client,
+                                          const char *event,
+                                          const char *json,
+                                          size_t len);
+
+/**
+ * Send `event` and have `cb` called (on a runtime thread) with the
+ * server's ack: OK with its data as JSON, or TIMEOUT (10 s) / the
+ * server's error.
+ *
+ * # Safety
+ * As `roomcast_client_emit`; `user_data` is usable from runtime threads until `cb` ran.
+ */
+enum roomcast_result roomcast_client_emit_with_ack(const struct roomcast_client *client,
+                                                   const char *event,
+                                                   const char *json,
+                                                   size_t len,
+                                                   roomcast_ack_callback cb,
+                                                   void *user_data);
+
+/**
+ * This client's id while connected, into `*id` (free with `roomcast_string_free`).
+ *
+ * # Safety
+ * `client` is live; `id` is writable.
+ */
+enum roomcast_result roomcast_client_id(const struct roomcast_client *client, char **id);
+
+/**
+ * Close the connection (no reconnection); returns once closed.
+ *
+ * # Safety
+ * `client` is live. Not from a callback.
+ */
+enum roomcast_result roomcast_client_close(const struct roomcast_client *client);
+
+/**
+ * The detail of the last failed call on `client` (never NULL; owned by
+ * the client, valid until its next call).
+ *
+ * # Safety
+ * `client` is NULL or live.
+ */
+const char *roomcast_client_last_error(const struct roomcast_client *client);
+
+/**
+ * Close (if connected) and free the client (NULL is ignored).
+ *
+ * # Safety
+ * `client` came from `roomcast_client_new` and is not used again. Not from a callback.
+ */
+void roomcast_client_free(struct roomcast_client *client);
 
 /**
  * A config with the defaults: listen on 127.0.0.1:0 (a free port), ping

@@ -4,6 +4,7 @@
 //! place of the workspace that needs `unsafe`: each use says why it holds.
 #![allow(unsafe_code, non_camel_case_types)]
 
+mod client;
 mod config;
 mod event;
 mod ffi;

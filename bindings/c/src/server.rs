@@ -28,7 +28,7 @@ pub type roomcast_ack_callback =
 
 /// The application's pointer, handed back to its callbacks on runtime threads.
 #[derive(Clone, Copy)]
-struct UserData(*mut c_void);
+pub(crate) struct UserData(pub(crate) *mut c_void);
 // SAFETY: the API documents that callbacks run on runtime threads; the
 // application makes what it passes usable there.
 #[allow(unsafe_code)]
@@ -533,25 +533,24 @@ pub unsafe extern "C" fn roomcast_server_emit_with_ack(
                     Ok(args) => (roomcast_result::ROOMCAST_RESULT_OK, Some(args_to_json(&args))),
                     Err(e) => (roomcast_result::from(e.kind()), None),
                 };
-                let (ptr, len) = json.as_ref().map_or((std::ptr::null(), 0), |j| (j.as_ptr(), j.as_bytes().len()));
-                call_ack(cb, user_data, result, ptr, len);
+                call_ack(cb, user_data, result, json.as_ref());
             });
             Ok(())
         })
     }
 }
 
-/// Hand an ack to the application's callback.
-fn call_ack(
+/// Hand an ack (its JSON, or none on failure) to the application's callback.
+pub(crate) fn call_ack(
     cb: unsafe extern "C" fn(*mut c_void, roomcast_result, *const c_char, usize),
     user_data: UserData,
     result: roomcast_result,
-    json: *const c_char,
-    len: usize,
+    json: Option<&std::ffi::CString>,
 ) {
+    let (ptr, len) = json.map_or((std::ptr::null(), 0), |j| (j.as_ptr(), j.as_bytes().len()));
     // SAFETY: the application registered `cb` for this signature; `json`
     // lives for the call.
-    unsafe { cb(user_data.0, result, json, len) }
+    unsafe { cb(user_data.0, result, ptr, len) }
 }
 
 fn parse_args(s: &roomcast_server, json: &[u8]) -> Result<Args, roomcast_result> {

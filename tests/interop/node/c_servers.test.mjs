@@ -10,6 +10,8 @@ import { io } from "socket.io-client";
 import WebSocket from "ws";
 
 const servers = (process.env.ROOMCAST_C_SERVERS ?? "").split(/\s+/).filter(Boolean);
+// The C client example's command (it may start with valgrind).
+const clientCommand = (process.env.ROOMCAST_C_CLIENT ?? "").split(/\s+/).filter(Boolean);
 
 /** Start a C server binary; resolves to its URL once it prints its port. */
 async function start(t, binary) {
@@ -94,6 +96,22 @@ for (const binary of servers) {
     await ada.emitWithAck("say", "rust", "to everyone");
     const heard = await message((m) => m.type === "event" && m.event === "said");
     assert.deepEqual(heard.data, ["rust", "to everyone"]);
+
+    if (callbacks) {
+      // The C client (JSON protocol) joins through the server's handler and hears its own message.
+      assert.ok(clientCommand.length, "ROOMCAST_C_CLIENT names the C client");
+      const [command, ...args] = clientCommand;
+      const c = spawn(command, [...args, `ws://127.0.0.1:${port}/ws?name=c`], { stdio: ["ignore", "pipe", "inherit"] });
+      t.after(() => c.kill("SIGKILL"));
+      let out = "";
+      c.stdout.on("data", (d) => (out += d));
+      const [code] = await once(c, "exit");
+      assert.equal(code, 0, out);
+      assert.match(out, /^connected as \S+$/m);
+      assert.match(out, /^ack ok \["joined","rust"\]$/m);
+      assert.match(out, /^event said .*hello from C/m);
+      assert.match(out, /client: done/);
+    }
 
     // Stop while clients are connected: they are told, the process exits.
     const gone = once(bob, "disconnect");
