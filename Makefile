@@ -149,10 +149,13 @@ test-c: deps-node
 	done
 	cc $(C_STRICT) -fsanitize=address,undefined -fno-omit-frame-pointer bindings/c/tests/c/api_test.c \
 	  -o $(C_OUT)/api_test-asan $$($(C_PC) --cflags --libs roomcast) -Wl,-rpath,$(C_STAGE)/lib
+	cc $(C_STRICT) -fsanitize=address,undefined -fno-omit-frame-pointer examples/c/chat_server.c \
+	  -o $(C_OUT)/chat_server-asan $$($(C_PC) --cflags --libs roomcast) -Wl,-rpath,$(C_STAGE)/lib
 	cc $(C_STRICT) bindings/c/tests/c/api_test.c -o $(C_OUT)/api_test $$($(C_PC) --cflags --libs roomcast) -Wl,-rpath,$(C_STAGE)/lib
 	UBSAN_OPTIONS=halt_on_error=1 ASAN_OPTIONS=detect_leaks=1 $(C_OUT)/api_test-asan
 	valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite $(C_OUT)/api_test
-	ROOMCAST_C_SERVERS="$(addprefix $(C_OUT)/,chat_server chat_server-static epoll_server epoll_server-static)" \
+	ROOMCAST_C_SERVERS="$(addprefix $(C_OUT)/,chat_server chat_server-static chat_server-asan epoll_server epoll_server-static)" \
+	UBSAN_OPTIONS=halt_on_error=1 ASAN_OPTIONS=detect_leaks=1 \
 	ROOMCAST_C_CLIENT="valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite --suppressions=bindings/c/tests/c/valgrind.supp $(C_OUT)/client" \
 	  node --test $(INTEROP)/node/c_servers.test.mjs
 

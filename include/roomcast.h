@@ -661,13 +661,27 @@ enum roomcast_result roomcast_server_leave(const struct roomcast_server *server,
                                            const char *room);
 
 /**
- * Disconnect socket `socket_id`.
+ * Disconnect socket `socket_id`; with `close`, also close its connection
+ * (Socket.IO: every namespace of it, as socket.io's `disconnect(true)`).
  *
  * # Safety
  * As `roomcast_server_join`.
  */
 enum roomcast_result roomcast_server_disconnect(const struct roomcast_server *server,
-                                                const char *socket_id);
+                                                const char *socket_id,
+                                                bool close);
+
+/**
+ * The rooms of socket `socket_id` as a JSON array, its own room (its id)
+ * first, into `*rooms_json` (free with `roomcast_string_free`). Readable
+ * during its DISCONNECT event too.
+ *
+ * # Safety
+ * As `roomcast_server_join`; `rooms_json` is writable.
+ */
+enum roomcast_result roomcast_server_rooms(const struct roomcast_server *server,
+                                           const char *socket_id,
+                                           char **rooms_json);
 
 /**
  * Send `event` with `args_json` (a JSON array of arguments, `len` bytes)

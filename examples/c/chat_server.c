@@ -4,6 +4,9 @@
  *   say  ["room", "text"]  -> everyone in the room gets said ["room", "text"], acks [true]
  *   ask  []                -> the server asks the client "question" [6, 7] and
  *                             sends back "answer" [its ack, or "timeout"]
+ *   blob <bytes>           -> the bytes come back as blob <bytes>
+ *   rooms []               -> acks [["<socket id>", "room", ...]]
+ *   kick []                -> the server closes the connection
  *   anything else with an ack is echoed back.
  * Build: cc chat_server.c $(pkg-config --cflags --libs roomcast)
  * Run:   ./chat_server [host:port]   (prints "listening on <port>"; SIGTERM stops it) */
@@ -87,6 +90,21 @@ static void on_event(void *user_data, roomcast_event *ev) {
     if (roomcast_server_emit_with_ack(server, sid, "question", "[6,7]", 5, 500, on_answer, asked) != ROOMCAST_RESULT_OK) {
       free(asked);
     }
+  } else if (strcmp(name, "blob") == 0) {
+    const uint8_t *bytes = NULL;
+    size_t size = 0;
+    if (roomcast_event_get_binary(ev, 0, &bytes, &size) == ROOMCAST_RESULT_OK) {
+      roomcast_server_emit_binary(server, sid, "blob", bytes, size); /* a socket id is its own room */
+    }
+  } else if (strcmp(name, "rooms") == 0) {
+    char *rooms = NULL;
+    if (roomcast_server_rooms(server, sid, &rooms) == ROOMCAST_RESULT_OK) {
+      snprintf(reply, sizeof reply, "[%s]", rooms);
+      roomcast_string_free(rooms);
+      roomcast_event_reply(ev, reply, strlen(reply));
+    }
+  } else if (strcmp(name, "kick") == 0) {
+    roomcast_server_disconnect(server, sid, true);
   } else if (roomcast_event_wants_ack(ev)) {
     roomcast_event_reply(ev, data, len);
   }

@@ -411,7 +411,8 @@ pub unsafe extern "C" fn roomcast_server_leave(
     unsafe { with(server, |s| socket(s, sid?)?.leave(room?).map_err(core_err(s))) }
 }
 
-/// Disconnect socket `socket_id`.
+/// Disconnect socket `socket_id`; with `close`, also close its connection
+/// (Socket.IO: every namespace of it, as socket.io's `disconnect(true)`).
 ///
 /// # Safety
 /// As `roomcast_server_join`.
@@ -419,12 +420,39 @@ pub unsafe extern "C" fn roomcast_server_leave(
 pub unsafe extern "C" fn roomcast_server_disconnect(
     server: *const roomcast_server,
     socket_id: *const c_char,
+    close: bool,
 ) -> roomcast_result {
     let sid = unsafe { str_arg(socket_id) };
     unsafe {
         with(server, |s| {
-            socket(s, sid?)?.disconnect();
+            let socket = socket(s, sid?)?;
+            if close {
+                socket.disconnect_connection()
+            } else {
+                socket.disconnect()
+            }
             Ok(())
+        })
+    }
+}
+
+/// The rooms of socket `socket_id` as a JSON array, its own room (its id)
+/// first, into `*rooms_json` (free with `roomcast_string_free`). Readable
+/// during its DISCONNECT event too.
+///
+/// # Safety
+/// As `roomcast_server_join`; `rooms_json` is writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roomcast_server_rooms(
+    server: *const roomcast_server,
+    socket_id: *const c_char,
+    rooms_json: *mut *mut c_char,
+) -> roomcast_result {
+    let sid = unsafe { str_arg(socket_id) };
+    unsafe {
+        with(server, |s| {
+            let rooms = socket(s, sid?)?.rooms();
+            write_out(rooms_json, crate::ffi::c_string(serde_json::Value::from(rooms).to_string()).into_raw())
         })
     }
 }

@@ -68,6 +68,16 @@ for (const binary of servers) {
       const answer = once(ada, "answer");
       ada.emit("ask");
       assert.deepEqual(await answer, [42]);
+      // Binary from the server, the socket's rooms, a kick.
+      const blob = once(ada, "blob");
+      ada.emit("blob", Buffer.from([9, 8, 7]));
+      assert.deepEqual([...new Uint8Array((await blob)[0])], [9, 8, 7]);
+      assert.deepEqual(await ada.emitWithAck("rooms"), [ada.id, "rust"]);
+      const kicked = connect(t, url, { name: "kicked" });
+      await once(kicked, "connect");
+      const out = once(kicked, "disconnect");
+      kicked.emit("kick");
+      assert.equal((await out)[0], "io server disconnect");
       const silent = once(bob, "answer");
       bob.on("question", () => {});
       bob.emit("ask");
