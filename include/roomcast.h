@@ -358,6 +358,29 @@ enum roomcast_result roomcast_server_config_set_max_payload(struct roomcast_serv
                                                             size_t bytes);
 
 /**
+ * At most `total` connections at once, and `per_ip` from one address
+ * (both above 0); beyond them new connections are refused with 503.
+ *
+ * # Safety
+ * `config` is live.
+ */
+enum roomcast_result roomcast_server_config_set_max_connections(struct roomcast_server_config *config,
+                                                                size_t total,
+                                                                size_t per_ip);
+
+/**
+ * Each connection's outgoing queue: at most `messages` frames and `bytes`
+ * bytes waiting (both above 0). A client that reads too slowly to keep
+ * under them is disconnected (volatile emits are dropped instead).
+ *
+ * # Safety
+ * `config` is live.
+ */
+enum roomcast_result roomcast_server_config_set_outbound_queue(struct roomcast_server_config *config,
+                                                               size_t messages,
+                                                               size_t bytes);
+
+/**
  * Allow browser pages of `origin` (e.g. "https://app.example"); once one
  * is added, other origins are refused. Call once per origin.
  *

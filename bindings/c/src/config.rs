@@ -13,6 +13,8 @@ pub struct roomcast_server_config {
     pub(crate) ping_interval: Option<Duration>,
     pub(crate) ping_timeout: Option<Duration>,
     pub(crate) max_payload: Option<usize>,
+    pub(crate) max_connections: Option<(usize, usize)>,
+    pub(crate) outbound_queue: Option<(usize, usize)>,
     pub(crate) origins: Vec<String>,
     pub(crate) jwt_secret: Option<String>,
     pub(crate) event_queue: bool,
@@ -33,6 +35,8 @@ pub unsafe extern "C" fn roomcast_server_config_new(out: *mut *mut roomcast_serv
                 ping_interval: None,
                 ping_timeout: None,
                 max_payload: None,
+                max_connections: None,
+                outbound_queue: None,
                 origins: Vec::new(),
                 jwt_secret: None,
                 event_queue: false,
@@ -118,6 +122,51 @@ pub unsafe extern "C" fn roomcast_server_config_set_max_payload(
     unsafe {
         with(config, |c| {
             c.max_payload = Some(bytes);
+            Ok(())
+        })
+    }
+}
+
+/// At most `total` connections at once, and `per_ip` from one address
+/// (both above 0); beyond them new connections are refused with 503.
+///
+/// # Safety
+/// `config` is live.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roomcast_server_config_set_max_connections(
+    config: *mut roomcast_server_config,
+    total: usize,
+    per_ip: usize,
+) -> roomcast_result {
+    unsafe {
+        with(config, |c| {
+            if total == 0 || per_ip == 0 {
+                return Err(roomcast_result::ROOMCAST_RESULT_INVALID_ARGUMENT);
+            }
+            c.max_connections = Some((total, per_ip));
+            Ok(())
+        })
+    }
+}
+
+/// Each connection's outgoing queue: at most `messages` frames and `bytes`
+/// bytes waiting (both above 0). A client that reads too slowly to keep
+/// under them is disconnected (volatile emits are dropped instead).
+///
+/// # Safety
+/// `config` is live.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roomcast_server_config_set_outbound_queue(
+    config: *mut roomcast_server_config,
+    messages: usize,
+    bytes: usize,
+) -> roomcast_result {
+    unsafe {
+        with(config, |c| {
+            if messages == 0 || bytes == 0 {
+                return Err(roomcast_result::ROOMCAST_RESULT_INVALID_ARGUMENT);
+            }
+            c.outbound_queue = Some((messages, bytes));
             Ok(())
         })
     }

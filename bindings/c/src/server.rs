@@ -120,6 +120,12 @@ fn build(c: &roomcast_server_config) -> Result<roomcast_server, roomcast_result>
     if let Some(bytes) = c.max_payload {
         b = b.max_payload(bytes);
     }
+    if let Some((total, per_ip)) = c.max_connections {
+        b = b.max_connections(total).max_connections_per_ip(per_ip);
+    }
+    if let Some((messages, bytes)) = c.outbound_queue {
+        b = b.outbound_queue(messages, bytes);
+    }
     for origin in &c.origins {
         b = b.allowed_origin(origin.clone());
     }

@@ -48,9 +48,22 @@ int main(void) {
   CHECK(roomcast_server_config_new(&config) == ROOMCAST_RESULT_OK);
   CHECK(roomcast_server_config_set_listen(config, NULL) == ROOMCAST_RESULT_NULL_ARGUMENT);
   CHECK(roomcast_server_config_set_ping(config, 0, 10) == ROOMCAST_RESULT_INVALID_ARGUMENT);
+  CHECK(roomcast_server_config_set_max_connections(config, 0, 1) == ROOMCAST_RESULT_INVALID_ARGUMENT);
+  CHECK(roomcast_server_config_set_outbound_queue(config, 8, 0) == ROOMCAST_RESULT_INVALID_ARGUMENT);
+  CHECK(roomcast_server_config_set_max_connections(config, 100, 10) == ROOMCAST_RESULT_OK);
+  CHECK(roomcast_server_config_set_outbound_queue(config, 64, 1 << 20) == ROOMCAST_RESULT_OK);
+  CHECK(roomcast_server_config_set_max_payload(config, 4096) == ROOMCAST_RESULT_OK);
+  CHECK(roomcast_server_config_add_allowed_origin(config, "https://app.example") == ROOMCAST_RESULT_OK);
+  CHECK(roomcast_server_config_set_jwt_secret(config, "secret") == ROOMCAST_RESULT_OK);
   CHECK(roomcast_server_config_set_listen(config, "\xff\xfe") == ROOMCAST_RESULT_INVALID_UTF8);
   CHECK(roomcast_server_new(NULL, NULL) == ROOMCAST_RESULT_NULL_ARGUMENT);
   CHECK(roomcast_server_new(config, NULL) == ROOMCAST_RESULT_NULL_ARGUMENT);
+  /* Every setting above builds a server that starts. */
+  roomcast_server *configured = NULL;
+  CHECK(roomcast_server_config_set_listen(config, "127.0.0.1:0") == ROOMCAST_RESULT_OK);
+  CHECK(roomcast_server_new(config, &configured) == ROOMCAST_RESULT_OK);
+  CHECK(roomcast_server_start(configured) == ROOMCAST_RESULT_OK);
+  roomcast_server_free(configured);
   roomcast_server_config_free(config);
   roomcast_server_config_free(NULL);
   roomcast_server_free(NULL);
