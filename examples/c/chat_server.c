@@ -1,11 +1,13 @@
 /* Chat with rooms on libroomcast, with callbacks (they run on roomcast's
- * threads). Clients connect with auth {"name": ...}; events:
+ * threads). Clients connect with auth {"name": ...} (JSON-protocol clients:
+ * ?name=...), which becomes their user id; events:
  *   join ["room"]          -> joins, acks ["joined", "room"]
  *   say  ["room", "text"]  -> everyone in the room gets said ["room", "text"], acks [true]
  *   ask  []                -> the server asks the client "question" [6, 7] and
  *                             sends back "answer" [its ack, or "timeout"]
  *   blob <bytes>           -> the bytes come back as blob <bytes>
  *   rooms []               -> acks [["<socket id>", "room", ...]]
+ *   dm   ["user", "text"]  -> every socket of that user gets dm ["user", "text"]
  *   kick []                -> the server closes the connection
  *   anything else with an ack is echoed back.
  * Build: cc chat_server.c $(pkg-config --cflags --libs roomcast)
@@ -44,10 +46,14 @@ static void on_connect(void *user_data, roomcast_event *ev) {
   const char *auth = NULL, *name = NULL;
   roomcast_event_get_data(ev, &auth, NULL);
   /* Socket.IO clients name themselves in auth, JSON-protocol ones in the query. */
-  if (strstr(auth, "\"name\"") == NULL && roomcast_event_get_query(ev, "name", &name) != ROOMCAST_RESULT_OK) {
-    roomcast_event_refuse(ev, "pick a name first");
+  char user[64];
+  if (nth_string(auth, 0, user, sizeof user) == 0 && strcmp(user, "name") == 0 &&
+      nth_string(auth, 1, user, sizeof user) == 0) {
+    roomcast_event_accept(ev, user); /* {"name": "<user>"}: its sockets share the room "user:<user>" */
+  } else if (roomcast_event_get_query(ev, "name", &name) == ROOMCAST_RESULT_OK) {
+    roomcast_event_accept(ev, name);
   } else {
-    roomcast_event_accept(ev, NULL);
+    roomcast_event_refuse(ev, "pick a name first");
   }
 }
 
@@ -103,6 +109,8 @@ static void on_event(void *user_data, roomcast_event *ev) {
       roomcast_string_free(rooms);
       roomcast_event_reply(ev, reply, strlen(reply));
     }
+  } else if (strcmp(name, "dm") == 0 && nth_string(data, 0, room, sizeof room) == 0) {
+    roomcast_server_emit_to_user(server, room, "dm", data, len); /* ["<user>", "text"] to every socket of <user> */
   } else if (strcmp(name, "kick") == 0) {
     roomcast_server_disconnect(server, sid, true);
   } else if (roomcast_event_wants_ack(ev)) {

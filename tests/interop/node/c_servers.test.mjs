@@ -68,11 +68,19 @@ for (const binary of servers) {
       const answer = once(ada, "answer");
       ada.emit("ask");
       assert.deepEqual(await answer, [42]);
+      // Users: every socket of "bob" gets a direct message.
+      const bob2 = connect(t, url, { name: "bob" });
+      await once(bob2, "connect");
+      const dms = Promise.all([once(bob, "dm"), once(bob2, "dm")]);
+      ada.emit("dm", "bob", "psst");
+      assert.deepEqual(await dms, [["bob", "psst"], ["bob", "psst"]]);
+      bob2.close();
+
       // Binary from the server, the socket's rooms, a kick.
       const blob = once(ada, "blob");
       ada.emit("blob", Buffer.from([9, 8, 7]));
       assert.deepEqual([...new Uint8Array((await blob)[0])], [9, 8, 7]);
-      assert.deepEqual(await ada.emitWithAck("rooms"), [ada.id, "rust"]);
+      assert.deepEqual((await ada.emitWithAck("rooms")).sort(), [ada.id, "rust", "user:ada"].sort());
       const kicked = connect(t, url, { name: "kicked" });
       await once(kicked, "connect");
       const out = once(kicked, "disconnect");
