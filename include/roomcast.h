@@ -218,7 +218,7 @@ enum roomcast_result roomcast_client_on_event(const struct roomcast_client *clie
  * REFUSED, IO, TIMEOUT; details in `roomcast_client_last_error`).
  *
  * # Safety
- * `client` is live. Not from a callback.
+ * `client` is live. From a callback it returns BAD_STATE.
  */
 enum roomcast_result roomcast_client_connect(const struct roomcast_client *client);
 
@@ -227,7 +227,7 @@ enum roomcast_result roomcast_client_connect(const struct roomcast_client *clien
  * are rejoined after a reconnection.
  *
  * # Safety
- * `client` is live; `room` is NUL-terminated. Not from a callback.
+ * `client` is live; `room` is NUL-terminated. From a callback it returns BAD_STATE.
  */
 enum roomcast_result roomcast_client_join(const struct roomcast_client *client, const char *room);
 
@@ -289,7 +289,7 @@ enum roomcast_result roomcast_client_id(const struct roomcast_client *client, ch
  * Close the connection (no reconnection); returns once closed.
  *
  * # Safety
- * `client` is live. Not from a callback.
+ * `client` is live. From a callback it returns BAD_STATE.
  */
 enum roomcast_result roomcast_client_close(const struct roomcast_client *client);
 
@@ -306,7 +306,7 @@ const char *roomcast_client_last_error(const struct roomcast_client *client);
  * Close (if connected) and free the client (NULL is ignored).
  *
  * # Safety
- * `client` came from `roomcast_client_new` and is not used again. Not from a callback.
+ * `client` came from `roomcast_client_new` and is not used again. From a callback it does nothing.
  */
 void roomcast_client_free(struct roomcast_client *client);
 
@@ -604,7 +604,7 @@ enum roomcast_result roomcast_server_on_disconnect(const struct roomcast_server 
  * Bind and start serving (returns once listening). BAD_STATE if running.
  *
  * # Safety
- * `server` is live. Not from a callback (it waits for the runtime).
+ * `server` is live. From a callback it returns BAD_STATE (it waits for the runtime).
  */
 enum roomcast_result roomcast_server_start(const struct roomcast_server *server);
 
@@ -621,7 +621,7 @@ enum roomcast_result roomcast_server_port(const struct roomcast_server *server, 
  * stopped server cannot start again (make a new one).
  *
  * # Safety
- * `server` is live. Not from a callback.
+ * `server` is live. From a callback it returns BAD_STATE.
  */
 enum roomcast_result roomcast_server_stop(const struct roomcast_server *server);
 
@@ -631,7 +631,7 @@ enum roomcast_result roomcast_server_stop(const struct roomcast_server *server);
  *
  * # Safety
  * `server` came from `roomcast_server_new` and is not used again; no
- * callback of it is running. Not from a callback.
+ * callback of it is running. From a callback it does nothing.
  */
 void roomcast_server_free(struct roomcast_server *server);
 

@@ -8,7 +8,9 @@ use parking_lot::Mutex;
 use roomcast::client::{Client as Core, ClientEvent, ClientOptions, ClientState};
 use serde_json::Value;
 
-use crate::ffi::{LastError, RUNTIME, arg, bytes_arg, c_string, guard, opt_str_arg, str_arg, write_new, write_out};
+use crate::ffi::{
+    LastError, RUNTIME, arg, block_on, bytes_arg, c_string, guard, opt_str_arg, str_arg, write_new, write_out,
+};
 use crate::result::roomcast_result;
 use crate::server::{UserData, roomcast_ack_callback};
 
@@ -124,13 +126,13 @@ pub unsafe extern "C" fn roomcast_client_on_event(
 /// REFUSED, IO, TIMEOUT; details in `roomcast_client_last_error`).
 ///
 /// # Safety
-/// `client` is live. Not from a callback.
+/// `client` is live. From a callback it returns BAD_STATE.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn roomcast_client_connect(client: *const roomcast_client) -> roomcast_result {
     unsafe {
         with(client, |c| {
             let opts = c.options.lock().clone();
-            let core = RUNTIME.block_on(Core::connect(&c.url, opts)).map_err(|e| c.last_error.set(&e))?;
+            let core = block_on(Core::connect(&c.url, opts))?.map_err(|e| c.last_error.set(&e))?;
             if let Some((cb, user_data)) = *c.callback.lock() {
                 let mut events = core.events();
                 RUNTIME.spawn(async move {
@@ -198,14 +200,14 @@ fn parse(c: &roomcast_client, json: &[u8]) -> Result<Value, roomcast_result> {
 /// are rejoined after a reconnection.
 ///
 /// # Safety
-/// `client` is live; `room` is NUL-terminated. Not from a callback.
+/// `client` is live; `room` is NUL-terminated. From a callback it returns BAD_STATE.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn roomcast_client_join(client: *const roomcast_client, room: *const c_char) -> roomcast_result {
     let room = unsafe { str_arg(room) };
     unsafe {
         with(client, |c| {
             let (core, room) = (connected(c)?, room?);
-            RUNTIME.block_on(core.join(room)).map_err(|e| c.last_error.set(&e))
+            block_on(core.join(room))?.map_err(|e| c.last_error.set(&e))
         })
     }
 }
@@ -220,7 +222,7 @@ pub unsafe extern "C" fn roomcast_client_leave(client: *const roomcast_client, r
     unsafe {
         with(client, |c| {
             let (core, room) = (connected(c)?, room?);
-            RUNTIME.block_on(core.leave(room)).map_err(|e| c.last_error.set(&e))
+            block_on(core.leave(room))?.map_err(|e| c.last_error.set(&e))
         })
     }
 }
@@ -317,13 +319,13 @@ pub unsafe extern "C" fn roomcast_client_id(client: *const roomcast_client, id: 
 /// Close the connection (no reconnection); returns once closed.
 ///
 /// # Safety
-/// `client` is live. Not from a callback.
+/// `client` is live. From a callback it returns BAD_STATE.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn roomcast_client_close(client: *const roomcast_client) -> roomcast_result {
     unsafe {
         with(client, |c| {
             if let Some(core) = c.core.lock().take() {
-                RUNTIME.block_on(core.close());
+                block_on(core.close())?;
             }
             Ok(())
         })
@@ -344,17 +346,18 @@ pub unsafe extern "C" fn roomcast_client_last_error(client: *const roomcast_clie
 /// Close (if connected) and free the client (NULL is ignored).
 ///
 /// # Safety
-/// `client` came from `roomcast_client_new` and is not used again. Not from a callback.
+/// `client` came from `roomcast_client_new` and is not used again. From a callback it does nothing.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn roomcast_client_free(client: *mut roomcast_client) {
-    if client.is_null() {
+    // From a callback it would wait on its own runtime: the handle stays as it is.
+    if client.is_null() || tokio::runtime::Handle::try_current().is_ok() {
         return;
     }
     let _ = guard(|| {
         // SAFETY: made by Box::into_raw in roomcast_client_new.
         let client = unsafe { Box::from_raw(client) };
         if let Some(core) = client.core.lock().take() {
-            RUNTIME.block_on(core.close());
+            block_on(core.close())?;
         }
         Ok(())
     });

@@ -19,6 +19,15 @@ pub(crate) static RUNTIME: LazyLock<Runtime> = LazyLock::new(|| {
         .expect("roomcast: cannot start the tokio runtime")
 });
 
+/// Wait for `fut` on the library's runtime. From one of its own threads
+/// (a callback) that would deadlock or panic: BAD_STATE instead.
+pub(crate) fn block_on<F: std::future::Future>(fut: F) -> Result<F::Output, roomcast_result> {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return Err(roomcast_result::ROOMCAST_RESULT_BAD_STATE);
+    }
+    Ok(RUNTIME.block_on(fut))
+}
+
 /// Run an exported function's body: a panic becomes `ROOMCAST_RESULT_PANIC`
 /// rather than unwinding into C.
 pub(crate) fn guard(f: impl FnOnce() -> Result<(), roomcast_result>) -> roomcast_result {
@@ -166,4 +175,38 @@ pub unsafe extern "C" fn roomcast_string_free(s: *mut c_char) {
 pub extern "C" fn roomcast_version() -> *const c_char {
     static VERSION: LazyLock<CString> = LazyLock::new(|| c_string(env!("CARGO_PKG_VERSION")));
     VERSION.as_ptr()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_a_result_code() {
+        let r = guard(|| panic!("a bug (expected by the test)"));
+        assert_eq!(r, roomcast_result::ROOMCAST_RESULT_PANIC);
+        assert_eq!(guard(|| Err(roomcast_result::ROOMCAST_RESULT_TIMEOUT)), roomcast_result::ROOMCAST_RESULT_TIMEOUT);
+        assert_eq!(guard(|| Ok(())), roomcast_result::ROOMCAST_RESULT_OK);
+    }
+
+    #[test]
+    fn blocking_calls_from_runtime_threads_are_refused() {
+        let inside = RUNTIME.block_on(async { block_on(async { 1 }) });
+        assert_eq!(inside, Err(roomcast_result::ROOMCAST_RESULT_BAD_STATE));
+        assert_eq!(block_on(async { 1 }), Ok(1));
+    }
+
+    #[test]
+    fn arguments_are_checked() {
+        // SAFETY: NULL and a live string, as the contract allows.
+        unsafe {
+            assert_eq!(str_arg(std::ptr::null()).unwrap_err(), roomcast_result::ROOMCAST_RESULT_NULL_ARGUMENT);
+            assert_eq!(str_arg(c"caf\xc3".as_ptr()).unwrap_err(), roomcast_result::ROOMCAST_RESULT_INVALID_UTF8);
+            assert_eq!(bytes_arg(std::ptr::null(), 0).unwrap(), b"");
+            assert_eq!(bytes_arg(std::ptr::null(), 3).unwrap_err(), roomcast_result::ROOMCAST_RESULT_NULL_ARGUMENT);
+        }
+        assert_eq!(args_from_json(b"[1, {\"$binary\": \"AQI=\"}]").unwrap().len(), 2);
+        assert!(args_from_json(b"{}").is_err());
+        assert_eq!(c_string("a\0b").as_bytes(), b"ab");
+    }
 }

@@ -11,7 +11,8 @@ use roomcast::{Args, Data, Identity, Reply, Server as Core};
 use crate::config;
 use crate::event::{EventQueue, roomcast_event};
 use crate::ffi::{
-    LastError, RUNTIME, arg, args_from_json, args_to_json, bytes_arg, guard, opt_str_arg, str_arg, write_new, write_out,
+    LastError, RUNTIME, arg, args_from_json, args_to_json, block_on, bytes_arg, guard, opt_str_arg, str_arg, write_new,
+    write_out,
 };
 use crate::result::roomcast_result;
 
@@ -269,7 +270,7 @@ unsafe fn set_callback(
 /// Bind and start serving (returns once listening). BAD_STATE if running.
 ///
 /// # Safety
-/// `server` is live. Not from a callback (it waits for the runtime).
+/// `server` is live. From a callback it returns BAD_STATE (it waits for the runtime).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn roomcast_server_start(server: *const roomcast_server) -> roomcast_result {
     unsafe {
@@ -278,7 +279,7 @@ pub unsafe extern "C" fn roomcast_server_start(server: *const roomcast_server) -
             if port.is_some() {
                 return Err(s.last_error.set_text(roomcast_result::ROOMCAST_RESULT_BAD_STATE, "already started"));
             }
-            let addr = RUNTIME.block_on(s.core.listen(s.listen.as_str())).map_err(core_err(s))?;
+            let addr = block_on(s.core.listen(s.listen.as_str()))?.map_err(core_err(s))?;
             *port = Some(addr.port());
             Ok(())
         })
@@ -303,12 +304,12 @@ pub unsafe extern "C" fn roomcast_server_port(server: *const roomcast_server, po
 /// stopped server cannot start again (make a new one).
 ///
 /// # Safety
-/// `server` is live. Not from a callback.
+/// `server` is live. From a callback it returns BAD_STATE.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn roomcast_server_stop(server: *const roomcast_server) -> roomcast_result {
     unsafe {
         with(server, |s| {
-            RUNTIME.block_on(s.core.shutdown());
+            block_on(s.core.shutdown())?;
             Ok(())
         })
     }
@@ -319,17 +320,18 @@ pub unsafe extern "C" fn roomcast_server_stop(server: *const roomcast_server) ->
 ///
 /// # Safety
 /// `server` came from `roomcast_server_new` and is not used again; no
-/// callback of it is running. Not from a callback.
+/// callback of it is running. From a callback it does nothing.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn roomcast_server_free(server: *mut roomcast_server) {
-    if server.is_null() {
+    // From a callback it would wait on its own runtime: the handle stays as it is.
+    if server.is_null() || tokio::runtime::Handle::try_current().is_ok() {
         return;
     }
     let _ = guard(|| {
         // SAFETY: made by Box::into_raw in roomcast_server_new.
         let server = unsafe { Box::from_raw(server) };
         if !server.core.is_shut_down() {
-            RUNTIME.block_on(server.core.shutdown());
+            block_on(server.core.shutdown())?;
         }
         Ok(())
     });
