@@ -45,10 +45,7 @@ pub(crate) async fn run_event(socket: &Socket, event: String, mut args: Args) ->
         }
     }
     match socket.0.ns.resolve_handler(socket, &event) {
-        Some(handler) => match handler(socket.clone(), args).await {
-            Reply::Unhandled => Outcome::NoHandler,
-            reply => Outcome::Replied(reply),
-        },
+        Some(handler) => Outcome::Replied(handler(socket.clone(), args).await),
         None => Outcome::NoHandler,
     }
 }

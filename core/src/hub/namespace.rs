@@ -53,8 +53,8 @@ pub struct Namespace {
     /// Connected JSON-protocol sockets: only they get `user_joined` /
     /// `user_left`, so without them joins skip the walk over the room.
     json_sockets: AtomicUsize,
-    /// Sockets whose disconnect handlers are running: still found by id.
-    /// Sockets whose disconnect handlers run, with the rooms they were in.
+    /// Sockets whose disconnect handlers are running: still found by id,
+    /// with the named rooms they were in.
     closing: Mutex<HashMap<Sid, (Socket, Vec<String>)>>,
 }
 
@@ -255,14 +255,14 @@ impl Namespace {
         self: &Arc<Self>,
         socket: Socket,
         reason: DisconnectReason,
-        rooms: Vec<String>,
+        left: Vec<String>,
     ) -> Option<impl Future<Output = ()> + Send + 'static> {
         let handlers: Vec<_> =
             socket.take_disconnect_handlers().into_iter().chain(self.disconnect_handlers()).collect();
         if handlers.is_empty() {
             return None;
         }
-        self.closing.lock().insert(socket.id().clone(), (socket.clone(), rooms));
+        self.closing.lock().insert(socket.id().clone(), (socket.clone(), left));
         let ns = self.clone();
         Some(async move {
             for h in handlers {
@@ -368,11 +368,10 @@ impl Namespace {
         }
     }
 
-    /// Take the socket out of every room and tell the other members.
-    /// Take `socket` out of the namespace; returns the rooms it was in, its own first.
+    /// Take the socket out of every room and tell the other members;
+    /// returns the named rooms it was in.
     pub(crate) fn remove(&self, socket: &Socket) -> Vec<String> {
         let left = self.index.write().remove(socket.id());
-        let rooms = std::iter::once(socket.id().as_str().to_owned()).chain(left.iter().cloned()).collect();
         if socket.protocol() == Protocol::Json {
             self.json_sockets.fetch_sub(1, Ordering::Relaxed);
         }
@@ -385,10 +384,10 @@ impl Namespace {
                 }
             }
         }
-        for room in left {
+        for room in &left {
             self.announce(socket, room, false);
         }
-        rooms
+        left
     }
 
     pub(crate) fn join(&self, socket: &Socket, room: String) -> Result<()> {
@@ -400,14 +399,14 @@ impl Namespace {
         }
         let joined = self.index.write().join(socket.id(), &room);
         if joined {
-            self.announce(socket, room, true);
+            self.announce(socket, &room, true);
         }
         Ok(())
     }
 
     pub(crate) fn leave(&self, socket: &Socket, room: &str) -> Result<()> {
         if self.index.write().leave(socket.id(), room) {
-            self.announce(socket, room.to_owned(), false);
+            self.announce(socket, room, false);
         }
         Ok(())
     }
@@ -417,14 +416,14 @@ impl Namespace {
     }
 
     pub(crate) fn rooms_of(&self, sid: &Sid) -> Vec<String> {
-        if let Some((_, rooms)) = self.closing.lock().get(sid) {
-            return rooms.clone();
+        if let Some((_, named)) = self.closing.lock().get(sid) {
+            return std::iter::once(sid.as_str().to_owned()).chain(named.iter().cloned()).collect();
         }
         self.index.read().rooms_of(sid)
     }
 
     /// Tell the other members of a named room that `socket` entered or left it.
-    fn announce(&self, socket: &Socket, room: String, joined: bool) {
+    fn announce(&self, socket: &Socket, room: &str, joined: bool) {
         if room == socket.id().as_str()
             || room.starts_with(USER_ROOM_PREFIX)
             || self.json_sockets.load(Ordering::Relaxed) == 0
@@ -433,9 +432,9 @@ impl Namespace {
         }
         let (sid, user_id) = (socket.id().clone(), socket.user_id().map(str::to_owned));
         let packet = if joined {
-            Packet::UserJoined { room: room.clone(), sid: sid.clone(), user_id }
+            Packet::UserJoined { room: room.to_owned(), sid: sid.clone(), user_id }
         } else {
-            Packet::UserLeft { room: room.clone(), sid: sid.clone(), user_id }
+            Packet::UserLeft { room: room.to_owned(), sid: sid.clone(), user_id }
         };
         let ns = socket.0.ns.clone();
         BroadcastOperator::new(ns).to(room).except(sid.as_str()).send(packet);

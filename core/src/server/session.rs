@@ -74,11 +74,11 @@ pub(crate) async fn run(a: Accepted, mut reader: WsReader, wire: Arc<WsWriter>) 
     socket.close(reason);
     let (code, text, discard) = close_frame(reason);
     socket.outbox().close(code, text, discard);
-    let rooms = a.ns.remove(&socket);
+    let left = a.ns.remove(&socket);
     a.server.hub.release_if_empty(&a.ns);
     socket.release();
     tracing::debug!(sid = %socket.id(), %reason, "disconnected");
-    if let Some(handlers) = a.ns.disconnected(socket.clone(), reason, rooms) {
+    if let Some(handlers) = a.ns.disconnected(socket.clone(), reason, left) {
         handlers.await;
     }
     drop(reader);

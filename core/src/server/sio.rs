@@ -220,11 +220,11 @@ impl SioSession {
             Some(DisconnectReason::ForcedServerClose) | None => reason,
             Some(own) => own,
         };
-        let rooms = socket.0.ns.remove(&socket);
+        let left = socket.0.ns.remove(&socket);
         self.server.hub.release_if_empty(&socket.0.ns);
         socket.release();
         tracing::debug!(sid = %socket.id(), %reason, "socket.io disconnected");
-        if let Some(handlers) = socket.0.ns.clone().disconnected(socket, reason, rooms) {
+        if let Some(handlers) = socket.0.ns.clone().disconnected(socket, reason, left) {
             tokio::spawn(handlers);
         }
     }
