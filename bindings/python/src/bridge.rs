@@ -43,10 +43,10 @@ struct Loop {
 pub(crate) struct EventLoop(Arc<Mutex<Option<Loop>>>);
 
 impl EventLoop {
-    /// Attach to the running loop; the first one wins.
-    pub(crate) fn capture(&self, py: Python<'_>) -> PyResult<()> {
-        if self.0.lock().is_some() {
-            return Ok(());
+    /// Attach to the running loop (the first one wins) and return it.
+    pub(crate) fn capture<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(lp) = self.0.lock().as_ref() {
+            return Ok(lp.event_loop.bind(py).clone());
         }
         let (wake, woken) = UnixStream::pair().map_err(|e| errors::RoomcastIOError::new_err(e.to_string()))?;
         wake.set_nonblocking(true).map_err(|e| errors::RoomcastIOError::new_err(e.to_string()))?;
@@ -65,8 +65,8 @@ impl EventLoop {
         })?;
         let event_loop = py.import("asyncio")?.call_method0("get_running_loop")?;
         event_loop.call_method1("add_reader", (fd, drain))?;
-        *self.0.lock() = Some(Loop { queue, wake: Arc::new(wake), event_loop: event_loop.unbind(), fd });
-        Ok(())
+        *self.0.lock() = Some(Loop { queue, wake: Arc::new(wake), event_loop: event_loop.clone().unbind(), fd });
+        Ok(event_loop)
     }
 
     /// Stop watching the loop (on its thread, after shutdown): its sockets
@@ -89,8 +89,7 @@ impl EventLoop {
         F: Future<Output = roomcast::Result<T>> + Send + 'static,
         C: for<'a> FnOnce(Python<'a>, T) -> PyResult<Bound<'a, PyAny>> + Send + 'static,
     {
-        self.capture(py)?;
-        let event_loop = py.import("asyncio")?.call_method0("get_running_loop")?;
+        let event_loop = self.capture(py)?;
         let py_future = event_loop.call_method0("create_future")?;
         let settle_on = py_future.clone().unbind();
         let (this, loop_) = (self.clone(), event_loop.unbind());

@@ -11,7 +11,6 @@ use roomcast::client::socketio::{SocketIoClient, SocketIoEvent, SocketIoOptions}
 use tokio::sync::{mpsc, oneshot};
 
 use crate::bridge::EventLoop;
-use crate::server::none;
 use crate::{convert, errors};
 
 #[pyclass(module = "roomcast._native", frozen)]
@@ -123,7 +122,7 @@ impl Client {
 
     /// Connect; resolves once the server accepted the namespace, raises its refusal.
     fn open<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.event_loop.future(py, self.core.open(), none)
+        self.event_loop.future(py, self.core.open(), convert::none)
     }
 
     /// Send `event` with `args` (buffered while reconnecting).
@@ -158,7 +157,7 @@ impl Client {
             }
             Ok(())
         };
-        self.event_loop.future(py, closed, none)
+        self.event_loop.future(py, closed, convert::none)
     }
 
     /// Stop running handlers on the asyncio loop (after close).
@@ -173,7 +172,7 @@ impl Client {
             let _ = state.wait_for(|s| *s == ClientState::Disconnected).await;
             Ok(())
         };
-        self.event_loop.future(py, disconnected, none)
+        self.event_loop.future(py, disconnected, convert::none)
     }
 
     /// The socket id while connected.

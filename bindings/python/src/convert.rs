@@ -91,6 +91,11 @@ pub(crate) fn to_py_list<'py>(py: Python<'py>, args: &Args) -> PyResult<Bound<'p
     Ok(PyList::new(py, items)?.into_any())
 }
 
+/// The value of an awaitable that has none.
+pub(crate) fn none(py: Python<'_>, (): ()) -> PyResult<Bound<'_, PyAny>> {
+    Ok(py.None().into_bound(py))
+}
+
 /// A duration given in seconds, as Python APIs take it.
 pub(crate) fn seconds(s: f64, what: &str) -> PyResult<std::time::Duration> {
     std::time::Duration::try_from_secs_f64(s).map_err(|_| {

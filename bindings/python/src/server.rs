@@ -233,14 +233,9 @@ impl Server {
                 core.shutdown().await;
                 Ok(())
             },
-            none,
+            convert::none,
         )
     }
-}
-
-/// The value of an awaitable that has none.
-pub(crate) fn none(py: Python<'_>, (): ()) -> PyResult<Bound<'_, PyAny>> {
-    Ok(py.None().into_bound(py))
 }
 
 /// A WSGI-style environ of the handshake, as python-socketio hands to `connect`.
