@@ -5,9 +5,7 @@
 
 const { EventEmitter } = require("node:events");
 const { NativeClient } = require("./native.js");
-const { takeAck, report, fire, withAck, FOREVER, anyListeners } = require("./shared.js");
-
-const RESERVED = new Set(["connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"]);
+const { report, fire, anyListeners, emitting } = require("./shared.js");
 
 /** A client socket of one namespace, as socket.io-client's `Socket`. */
 class Socket extends EventEmitter {
@@ -110,43 +108,26 @@ class Socket extends EventEmitter {
     return acked ?? Promise.resolve(undefined);
   }
 
-  /** Send to the server; a function last receives its ack. */
-  emit(event, ...args) {
-    if (RESERVED.has(event)) throw new Error(`"${event}" is a reserved event name`);
-    return this._send(event, args, this._opts.ackTimeout);
+  /** The native client, made on first use (emits before connect() are then refused). */
+  _connection() {
+    if (!this._native) this._native = this._client();
+    return this._native;
   }
 
-  _send(event, args, timeout) {
-    if (!this._native) this._native = this._client();
-    const ack = takeAck(args);
-    if (!ack) {
-      this._native.emit(event, args);
-      return this;
-    }
-    withAck(this._native.emitWithAck(event, args, timeout ?? FOREVER), ack, timeout !== undefined);
+  _emit(event, args) {
+    this._connection().emit(event, args);
+  }
+
+  _ask(event, args, ms) {
+    return this._connection().emitWithAck(event, args, ms);
+  }
+
+  _sent() {
     return this;
   }
 
-  /** Resolves to the server's ack (its first argument). */
-  async emitWithAck(event, ...args) {
-    if (!this._native) this._native = this._client();
-    const reply = await this._native.emitWithAck(event, args, this._opts.ackTimeout ?? FOREVER);
-    return reply[0];
-  }
-
-  /** `socket.timeout(ms).emit(ev, ..., (err, ...ack) => ...)` and `.emitWithAck`. */
-  timeout(ms) {
-    return {
-      emit: (event, ...args) => this._send(event, args, ms),
-      emitWithAck: async (event, ...args) => {
-        if (!this._native) this._native = this._client();
-        return (await this._native.emitWithAck(event, args, ms))[0];
-      },
-    };
-  }
-
-  send(...args) {
-    return this.emit("message", ...args);
+  get _ackTimeout() {
+    return this._opts.ackTimeout;
   }
 
   /** Leave the namespace and close; no reconnection. Resolves once closed. */
@@ -161,7 +142,7 @@ class Socket extends EventEmitter {
   }
 }
 
-Object.assign(Socket.prototype, anyListeners);
+Object.assign(Socket.prototype, anyListeners, emitting);
 
 /** `io(url, opts)`: a socket of the namespace named by the URL's path. */
 function io(url, opts) {

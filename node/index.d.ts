@@ -74,7 +74,8 @@ export declare class Socket extends EventEmitter {
   in(room: string | string[]): BroadcastOperator;
   except(room: string | string[]): BroadcastOperator;
   readonly broadcast: BroadcastOperator;
-  readonly volatile: { emit(event: string, ...args: any[]): boolean };
+  /** Sent only if its outgoing queue has room. */
+  readonly volatile: BroadcastOperator;
   disconnect(close?: boolean): this;
   onAny(listener: (event: string, ...args: any[]) => void): this;
   prependAny(listener: (event: string, ...args: any[]) => void): this;

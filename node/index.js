@@ -5,10 +5,7 @@
 
 const { EventEmitter } = require("node:events");
 const { NativeServer } = require("./native.js");
-const { takeAck, timeoutError, report, fire, withAck, FOREVER, anyListeners } = require("./shared.js");
-
-/** Events a socket reserves for itself; apps may not emit them. */
-const RESERVED = new Set(["connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"]);
+const { takeAck, timeoutError, report, fire, anyListeners, emitting, checkEvent } = require("./shared.js");
 
 function list(rooms) {
   if (rooms === undefined) return [];
@@ -52,7 +49,7 @@ class BroadcastOperator {
 
   /** Send to every selected socket; a function last gets `(err, responses)` (needs `timeout`). */
   emit(event, ...args) {
-    if (RESERVED.has(event)) throw new Error(`"${event}" is a reserved event name`);
+    checkEvent(event);
     const ack = takeAck(args);
     if (ack) {
       this.emitWithAck(event, ...args).then(
@@ -129,40 +126,16 @@ class Socket extends EventEmitter {
     return new Set(this.nsp.native.rooms(this.nsp.name, this.id));
   }
 
-  /** Send to this client; a function last receives its ack. */
-  emit(event, ...args) {
-    if (RESERVED.has(event)) throw new Error(`"${event}" is a reserved event name`);
-    return this._send(event, args, undefined);
+  _emit(event, args) {
+    this.nsp.native.emit(this.nsp.name, this.id, event, args);
   }
 
-  _send(event, args, timeout) {
-    const ack = takeAck(args);
-    const { native, name } = this.nsp;
-    if (!ack) {
-      native.emit(name, this.id, event, args);
-      return true;
-    }
-    withAck(native.emitWithAck(name, this.id, event, args, timeout ?? FOREVER), ack, timeout !== undefined);
+  _ask(event, args, ms) {
+    return this.nsp.native.emitWithAck(this.nsp.name, this.id, event, args, ms);
+  }
+
+  _sent() {
     return true;
-  }
-
-  /** Resolves to the client's ack (its first argument). */
-  async emitWithAck(event, ...args) {
-    const reply = await this.nsp.native.emitWithAck(this.nsp.name, this.id, event, args, FOREVER);
-    return reply[0];
-  }
-
-  /** `socket.timeout(ms).emit(ev, ..., (err, ...ack) => ...)` and `.emitWithAck`. */
-  timeout(ms) {
-    return {
-      emit: (event, ...args) => this._send(event, args, ms),
-      emitWithAck: async (event, ...args) =>
-        (await this.nsp.native.emitWithAck(this.nsp.name, this.id, event, args, ms))[0],
-    };
-  }
-
-  send(...args) {
-    return this.emit("message", ...args);
   }
 
   write(...args) {
@@ -194,13 +167,9 @@ class Socket extends EventEmitter {
     return new BroadcastOperator(this.nsp, [], [this.id]);
   }
 
+  /** Sent only if its outgoing queue has room. */
   get volatile() {
-    const socket = this;
-    return {
-      emit(event, ...args) {
-        return socket.nsp.native.broadcast(socket.nsp.name, [socket.id], [], true, event, args) >= 0;
-      },
-    };
+    return new BroadcastOperator(this.nsp, [this.id], [], { volatile: true });
   }
 
   /** Leave the namespace; with `close`, every namespace of the connection, and close it. */
@@ -242,7 +211,7 @@ class Socket extends EventEmitter {
   }
 }
 
-Object.assign(Socket.prototype, anyListeners);
+Object.assign(Socket.prototype, anyListeners, emitting);
 
 /** Run socket.io middlewares `(socket, next)` in order; `next(err)` refuses. */
 async function admit(middlewares, socket) {
