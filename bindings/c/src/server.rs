@@ -8,7 +8,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use roomcast::{Args, Data, Identity, Reply, Server as Core};
 
-use crate::config;
+use crate::config::{self, roomcast_server_config};
 use crate::event::{EventQueue, roomcast_event};
 use crate::ffi::{
     LastError, RUNTIME, arg, args_from_json, args_to_json, block_on, bytes_arg, guard, opt_str_arg, str_arg, write_new,
@@ -32,9 +32,7 @@ pub type roomcast_ack_callback =
 pub(crate) struct UserData(pub(crate) *mut c_void);
 // SAFETY: the API documents that callbacks run on runtime threads; the
 // application makes what it passes usable there.
-#[allow(unsafe_code)]
 unsafe impl Send for UserData {}
-#[allow(unsafe_code)]
 unsafe impl Sync for UserData {}
 
 /// Where events go: the application's callbacks, or the queue.
@@ -43,40 +41,32 @@ enum Delivery {
     Queue(EventQueue),
 }
 
+/// A registered callback and the pointer handed back to it.
+type Slot = Option<(unsafe extern "C" fn(*mut c_void, *mut roomcast_event), UserData)>;
+
 #[derive(Default, Clone, Copy)]
 struct Callbacks {
-    connect: Option<(unsafe extern "C" fn(*mut c_void, *mut roomcast_event), UserData)>,
-    event: Option<(unsafe extern "C" fn(*mut c_void, *mut roomcast_event), UserData)>,
-    disconnect: Option<(unsafe extern "C" fn(*mut c_void, *mut roomcast_event), UserData)>,
+    connect: Slot,
+    event: Slot,
+    disconnect: Slot,
 }
 
-struct Shared {
-    delivery: Delivery,
-}
-
-impl Shared {
+impl Delivery {
     /// Hand `ev` to the application: through its callback for `pick`, or the queue.
-    fn deliver(
-        &self,
-        mut ev: roomcast_event,
-        pick: impl Fn(&Callbacks) -> Option<(unsafe extern "C" fn(*mut c_void, *mut roomcast_event), UserData)>,
-    ) {
-        match &self.delivery {
+    fn deliver(&self, mut ev: roomcast_event, pick: impl Fn(&Callbacks) -> Slot) {
+        match self {
             Delivery::Queue(queue) => queue.push(ev),
             Delivery::Callbacks(cbs) => {
                 let Some((cb, UserData(user_data))) = pick(&cbs.lock()) else { return };
                 // A panic cannot cross C frames; a callback's own crash is the application's.
                 // SAFETY: the application registered `cb` for this signature.
-                #[allow(unsafe_code)]
-                unsafe {
-                    cb(user_data, &mut ev)
-                };
+                unsafe { cb(user_data, &mut ev) };
             }
         }
     }
 
     fn wants(&self, pick: impl Fn(&Callbacks) -> bool) -> bool {
-        match &self.delivery {
+        match self {
             Delivery::Queue(_) => true,
             Delivery::Callbacks(cbs) => pick(&cbs.lock()),
         }
@@ -88,7 +78,7 @@ impl Shared {
 /// `roomcast_server_free` (which stops it).
 pub struct roomcast_server {
     core: Core,
-    shared: Arc<Shared>,
+    delivery: Arc<Delivery>,
     listen: String,
     port: Mutex<Option<u16>>,
     last_error: LastError,
@@ -139,24 +129,22 @@ fn build(c: &roomcast_server_config) -> Result<roomcast_server, roomcast_result>
     } else {
         Delivery::Callbacks(Mutex::default())
     };
-    let shared = Arc::new(Shared { delivery });
-    install(&core, &shared, c.jwt_secret.is_none());
+    let delivery = Arc::new(delivery);
+    install(&core, &delivery, c.jwt_secret.is_none());
     Ok(roomcast_server {
         core,
-        shared,
+        delivery,
         listen: c.listen.clone(),
         port: Mutex::new(None),
         last_error: LastError::default(),
     })
 }
 
-use crate::config::roomcast_server_config;
-
-/// Register the core handlers of namespace "/" that feed `shared`.
-fn install(core: &Core, shared: &Arc<Shared>, decide_connects: bool) {
+/// Register the core handlers of namespace "/" that feed `delivery`.
+fn install(core: &Core, delivery: &Arc<Delivery>, decide_connects: bool) {
     let ns = core.of("/");
     if decide_connects {
-        let s = shared.clone();
+        let s = delivery.clone();
         ns.auth(move |hs| {
             let s = s.clone();
             async move {
@@ -169,12 +157,12 @@ fn install(core: &Core, shared: &Arc<Shared>, decide_connects: bool) {
             }
         });
     }
-    let s = shared.clone();
+    let s = delivery.clone();
     ns.on_connection(move |socket| {
         s.deliver(roomcast_event::connected(&socket), |c| c.connect);
         async {}
     });
-    let s = shared.clone();
+    let s = delivery.clone();
     ns.on_any(move |socket, event, args| {
         let wants_ack = roomcast::wants_ack();
         let (ev, replied) = roomcast_event::message(&socket, event, &args, wants_ack);
@@ -186,7 +174,7 @@ fn install(core: &Core, shared: &Arc<Shared>, decide_connects: bool) {
             }
         }
     });
-    let s = shared.clone();
+    let s = delivery.clone();
     ns.on_disconnect(move |socket, reason| {
         s.deliver(roomcast_event::disconnect(&socket, reason), |c| c.disconnect);
         async {}
@@ -246,8 +234,6 @@ pub unsafe extern "C" fn roomcast_server_on_disconnect(
     unsafe { set_callback(server, |c| &mut c.disconnect, cb, user_data) }
 }
 
-type Slot = Option<(unsafe extern "C" fn(*mut c_void, *mut roomcast_event), UserData)>;
-
 unsafe fn set_callback(
     server: *const roomcast_server,
     slot: impl FnOnce(&mut Callbacks) -> &mut Slot,
@@ -255,7 +241,7 @@ unsafe fn set_callback(
     user_data: *mut c_void,
 ) -> roomcast_result {
     unsafe {
-        with(server, |s| match &s.shared.delivery {
+        with(server, |s| match &*s.delivery {
             Delivery::Callbacks(cbs) => {
                 *slot(&mut cbs.lock()) = cb.map(|cb| (cb, UserData(user_data)));
                 Ok(())
@@ -356,7 +342,7 @@ pub unsafe extern "C" fn roomcast_server_last_error(server: *const roomcast_serv
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn roomcast_server_event_fd(server: *const roomcast_server, fd: *mut i32) -> roomcast_result {
     unsafe {
-        with(server, |s| match &s.shared.delivery {
+        with(server, |s| match &*s.delivery {
             Delivery::Queue(q) => write_out(fd, q.fd()),
             Delivery::Callbacks(_) => Err(roomcast_result::ROOMCAST_RESULT_BAD_STATE),
         })
@@ -374,7 +360,7 @@ pub unsafe extern "C" fn roomcast_server_next_event(
     event: *mut *mut roomcast_event,
 ) -> roomcast_result {
     unsafe {
-        with(server, |s| match &s.shared.delivery {
+        with(server, |s| match &*s.delivery {
             Delivery::Queue(q) => {
                 let ev = q.pop().ok_or(roomcast_result::ROOMCAST_RESULT_NO_EVENT)?;
                 write_out(event, Box::into_raw(ev))
