@@ -9,28 +9,11 @@ import os
 
 import roomcast
 
+from app import register
 from peer_process import announce_and_wait
 
-ROOM = "bench"
-
 sio = roomcast.AsyncServer(cors_allowed_origins="*")
-
-
-@sio.event
-async def connect(sid, environ, auth=None):
-    await sio.enter_room(sid, ROOM)
-
-
-@sio.event
-async def publish(sid, data):
-    # publish P → msg P to room "bench" except the sender.
-    await sio.emit("msg", data, room=ROOM, skip_sid=sid)
-
-
-@sio.event
-async def echo(sid, data):
-    # echo D + ack → the ack carries D (the handler's return value is the ack).
-    return data
+register(sio)
 
 
 async def main() -> None:

@@ -12,9 +12,8 @@ import os
 import socketio
 from aiohttp import web
 
+from app import register
 from peer_process import announce_and_wait
-
-ROOM = "bench"
 
 sio = socketio.AsyncServer(
     async_mode="aiohttp",
@@ -22,23 +21,7 @@ sio = socketio.AsyncServer(
     logger=False,
     engineio_logger=False,
 )
-
-
-@sio.event
-async def connect(sid, environ, auth=None):
-    await sio.enter_room(sid, ROOM)
-
-
-@sio.event
-async def publish(sid, data):
-    # publish P → msg P to room "bench" except the sender.
-    await sio.emit("msg", data, room=ROOM, skip_sid=sid)
-
-
-@sio.event
-async def echo(sid, data):
-    # echo D + ack → the ack carries D (the handler's return value is the ack).
-    return data
+register(sio)
 
 
 async def main() -> None:
