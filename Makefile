@@ -20,9 +20,9 @@ PACK_DIR ?= $(CURDIR)/target-pack
 # Interop tests find the real clients through these.
 export ROOMCAST_PYTHON := $(VENV)/bin/python
 
-.PHONY: all build release demo test deps deps-rust deps-node deps-python lint test-rust test-python wheel node test-node \
+.PHONY: all build release demo test deps deps-rust deps-node deps-python deps-redis lint test-rust test-python wheel node test-node \
 	c-lib install test-c fmt clean \
-	bench bench-quick bench-deps bench-deps-system bench-deps-socketioxide bench-deps-roomcast-py bench-build
+	bench bench-quick bench-b4 bench-deps bench-deps-system bench-deps-socketioxide bench-deps-roomcast-py bench-build
 
 all: build
 
@@ -42,7 +42,13 @@ test: deps lint test-rust test-python test-node test-c
 	@echo "make test: all suites passed"
 
 # Tools the suites need; each is installed only when missing or outdated.
-deps: deps-rust deps-node deps-python
+deps: deps-rust deps-node deps-python deps-redis
+
+# The cluster suites start their own redis-server processes on free ports.
+deps-redis:
+	@command -v redis-server >/dev/null || { apt-get install -y -qq redis-server >/dev/null 2>&1 || \
+	  { apt-get update -qq && apt-get install -y -qq redis-server; }; }
+	@command -v redis-server >/dev/null || { echo "redis-server is required (apt-get install redis-server)"; exit 1; }
 
 deps-rust:
 	@command -v $(CARGO) >/dev/null || { echo "cargo is required (https://rustup.rs)"; exit 1; }
@@ -132,12 +138,13 @@ install: c-lib
 # The C API as a C program sees it: installed into a staging prefix, found
 # with pkg-config, examples linked shared and static, the contract test under
 # ASan+UBSan and valgrind, the header as C++, the example servers driven by
-# the real socket.io-client and a JSON-protocol client.
+# the real socket.io-client and a JSON-protocol client, two chat servers in
+# a cluster on a redis-server of the test's own.
 C_STAGE := $(CARGO_TARGET_DIR)/c-stage
 C_OUT := $(CARGO_TARGET_DIR)/c-test
 C_STRICT := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pedantic -g
 C_PC = PKG_CONFIG_PATH=$(C_STAGE)/lib/pkgconfig pkg-config
-test-c: deps-node
+test-c: deps-node deps-redis
 	@command -v valgrind >/dev/null || { command -v apt-get >/dev/null && apt-get install -y -qq valgrind; }
 	$(MAKE) --no-print-directory install PREFIX=$(C_STAGE)
 	mkdir -p $(C_OUT)
@@ -157,7 +164,7 @@ test-c: deps-node
 	ROOMCAST_C_SERVERS="$(addprefix $(C_OUT)/,chat_server chat_server-static chat_server-asan epoll_server epoll_server-static)" \
 	UBSAN_OPTIONS=halt_on_error=1 ASAN_OPTIONS=detect_leaks=1 \
 	ROOMCAST_C_CLIENT="valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite --suppressions=bindings/c/tests/c/valgrind.supp $(C_OUT)/client" \
-	  node --test $(INTEROP)/node/c_servers.test.mjs
+	  node --test $(INTEROP)/node/c_servers.test.mjs $(INTEROP)/node/c_cluster.test.mjs
 
 lint:
 	$(CARGO) fmt --all --check
@@ -169,7 +176,7 @@ test-rust:
 fmt:
 	$(CARGO) fmt --all
 
-## make bench: the side-by-side benchmarks (bench/APP.md, issue 4); results in bench/results/.
+## make bench: the side-by-side benchmarks (bench/APP.md, issue 4: B1-B4); results in bench/results/.
 ## BENCH_ARGS passes options through, e.g. BENCH_ARGS="--peers roomcast-sio,node-sio --runs 1".
 # The socketioxide peer is its own cargo project (outside the workspace), built in its own target dir.
 PEERS_TARGET_DIR ?= $(HOME)/.cache/roomcast-peers-target
@@ -185,8 +192,15 @@ bench: bench-deps bench-build
 bench-quick: bench-deps bench-build
 	$(CARGO_TARGET_DIR)/release/roomcast-bench run --quick $(BENCH_ARGS)
 
-bench-deps: bench-deps-system $(BENCH_NODE)/node_modules/.installed $(VENV)/.bench-installed bench-deps-socketioxide \
-	bench-deps-roomcast-py
+## make bench-b4: only B4 (2 nodes + Redis; roomcast and socket.io + @socket.io/redis-adapter), updated in
+## bench/results/ beside the other scenarios' runs; BENCH_ARGS="--quick" for tiny parameters (into another
+## --results directory: a quick B4 is not merged into full results).
+bench-b4: bench-deps-system deps-redis $(BENCH_NODE)/node_modules/.installed bench-build
+	$(CARGO_TARGET_DIR)/release/roomcast-bench run --only b4 $(BENCH_ARGS)
+
+# B4 starts its own redis-server processes (deps-redis installs Debian's redis-server).
+bench-deps: bench-deps-system deps-redis $(BENCH_NODE)/node_modules/.installed $(VENV)/.bench-installed \
+	bench-deps-socketioxide bench-deps-roomcast-py
 
 # taskset pins server and generator to their cores; DejaVu Sans is the charts' font.
 bench-deps-system:
@@ -194,7 +208,7 @@ bench-deps-system:
 	  command -v apt-get >/dev/null || { echo "install taskset (util-linux) and the DejaVu fonts"; exit 1; }; \
 	  apt-get update -qq && apt-get install -y -qq util-linux fonts-dejavu-core; }
 
-# socket.io and ws from npm, exactly as locked.
+# socket.io (and for B4 @socket.io/redis-adapter with the redis client) and ws from npm, exactly as locked.
 $(BENCH_NODE)/node_modules/.installed: $(BENCH_NODE)/package.json $(BENCH_NODE)/package-lock.json
 	@command -v npm >/dev/null || { echo "node and npm are required (apt-get install nodejs npm)"; exit 1; }
 	npm ci --prefix $(BENCH_NODE) --no-audit --no-fund

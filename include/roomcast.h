@@ -88,6 +88,19 @@ typedef enum roomcast_event_type {
    * A socket went away; its name is the reason.
    */
   ROOMCAST_EVENT_DISCONNECT = 4,
+  /**
+   * A socket of a dead cluster node (Redis): its socket and user ids,
+   * its name the dead node's id, its data `{"node", "namespace", "sid",
+   * "userId"}`. Once per socket, on the node that cleaned up after it.
+   */
+  ROOMCAST_EVENT_NODE_LOST = 5,
+  /**
+   * An event from another cluster node (`roomcast_server_server_emit`
+   * there, `roomcast_server_on_server_event` here): its name, its
+   * arguments as a JSON array, no socket. `roomcast_event_reply` answers
+   * it (without a reply the node answers with no arguments, `[]`).
+   */
+  ROOMCAST_EVENT_SERVER_EVENT = 6,
 } roomcast_event_type;
 
 /**
@@ -120,7 +133,9 @@ typedef struct roomcast_server_config roomcast_server_config;
  * Called on a runtime thread for what the server sends: `kind` is
  * "event" (`name` the event, `json` its data), "message" (`name` the room,
  * `json` `{"from", "userId", "payload"}`), "user_joined" / "user_left"
- * (`name` the room, `json` `{"clientId", "userId"}`), "error" (`name` the
+ * (`name` the room, `json` `{"clientId", "userId", "member"}`; in a room
+ * with presence `member` is the member, else null), "presence" (`name`
+ * the room, `json` the member whose metadata changed), "error" (`name` the
  * code, `json` `{"message", "room"}`) or "state" (`name` connecting,
  * connected, reconnecting or disconnected). The strings live for the call.
  */
@@ -142,8 +157,8 @@ typedef void (*roomcast_ack_callback)(void *user_data,
 
 /**
  * Called on a runtime thread with an event borrowed for the call: decide
- * on a CONNECT, reply to a MESSAGE that wants an ack, before returning.
- * Keep it short: the connection waits for it.
+ * on a CONNECT, reply to a MESSAGE that wants an ack or to a SERVER_EVENT,
+ * before returning. Keep it short: the connection (or the asking node) waits for it.
  */
 typedef void (*roomcast_event_callback)(void *user_data, struct roomcast_event *event);
 
@@ -171,6 +186,24 @@ typedef struct roomcast_stats {
    * Volatile messages dropped for full queues.
    */
   uint64_t dropped;
+  /**
+   * Messages received from other cluster nodes over Redis (its own
+   * publishes included); 0 without Redis.
+   */
+  uint64_t cluster_messages_in;
+  /**
+   * Messages published for other cluster nodes.
+   */
+  uint64_t cluster_messages_out;
+  /**
+   * Redis commands or publishes that failed, and messages lost in between.
+   */
+  uint64_t cluster_errors;
+  /**
+   * Cluster queries answered partially (a node did not answer within
+   * the request timeout).
+   */
+  uint64_t cluster_request_timeouts;
 } roomcast_stats;
 
 #ifdef __cplusplus
@@ -412,6 +445,39 @@ enum roomcast_result roomcast_server_config_set_event_queue(struct roomcast_serv
                                                             bool enabled);
 
 /**
+ * Join a cluster over Redis at `url` (`redis://host:port`, `rediss://`,
+ * `redis-cluster://`, `redis-sentinel://`): broadcasts, rooms, presence and
+ * `roomcast_server_is_online` then span every server on the same Redis
+ * and `prefix` (NULL: "roomcast"). A node whose heartbeat is older than
+ * `node_ttl_ms` (0: 10 000; at least 300) is dead: another node removes
+ * its members and calls its node-lost callback. The URL and TTL are
+ * checked by `roomcast_server_new` (CONFIG); `roomcast_server_start` waits
+ * (at most 5 s) for Redis before serving. Cluster queries wait for the
+ * other nodes at most the request timeout
+ * (`roomcast_server_config_set_redis_request_timeout`, default 5 s).
+ *
+ * # Safety
+ * `config` is live; `url` is NUL-terminated; `prefix` is NULL or NUL-terminated.
+ */
+enum roomcast_result roomcast_server_config_set_redis(struct roomcast_server_config *config,
+                                                      const char *url,
+                                                      const char *prefix,
+                                                      uint32_t node_ttl_ms);
+
+/**
+ * How long a cluster query (`roomcast_server_fetch_sockets`,
+ * `roomcast_server_server_emit`, …) waits for the other nodes' answers,
+ * in milliseconds (above 0; default 5000). A node that does not answer in
+ * time is listed as missing in the answer. Applies with
+ * `roomcast_server_config_set_redis`, before or after it.
+ *
+ * # Safety
+ * `config` is live.
+ */
+enum roomcast_result roomcast_server_config_set_redis_request_timeout(struct roomcast_server_config *config,
+                                                                      uint32_t timeout_ms);
+
+/**
  * The event's type (0 for NULL).
  *
  * # Safety
@@ -420,8 +486,9 @@ enum roomcast_result roomcast_server_config_set_event_queue(struct roomcast_serv
 unsigned int roomcast_event_get_type(const struct roomcast_event *ev);
 
 /**
- * The socket id ("" for CONNECT), its user id ("" if anonymous), the
- * event's name (MESSAGE) or reason (DISCONNECT). Owned by the event.
+ * The socket id ("" for CONNECT and SERVER_EVENT) and its user id ("" if
+ * anonymous).
+ * Owned by the event.
  *
  * # Safety
  * `ev` is a live event; the out-pointers are writable.
@@ -431,7 +498,8 @@ enum roomcast_result roomcast_event_get_socket(const struct roomcast_event *ev,
                                                const char **user_id);
 
 /**
- * The event's name (MESSAGE) or the disconnect reason (DISCONNECT); "" otherwise.
+ * The event's name (MESSAGE, SERVER_EVENT), the disconnect reason
+ * (DISCONNECT) or the dead node's id (NODE_LOST); "" otherwise.
  *
  * # Safety
  * `ev` is a live event; `name` is writable.
@@ -439,9 +507,10 @@ enum roomcast_result roomcast_event_get_socket(const struct roomcast_event *ev,
 enum roomcast_result roomcast_event_get_name(const struct roomcast_event *ev, const char **name);
 
 /**
- * The event's JSON: the arguments as an array (MESSAGE; binary values
- * appear as `{"$binary": "<base64>"}`), the auth payload (CONNECT), or ""
- * otherwise. NUL-terminated; `len` (optional) gets its length.
+ * The event's JSON: the arguments as an array (MESSAGE, SERVER_EVENT;
+ * binary values appear as `{"$binary": "<base64>"}`), the auth payload
+ * (CONNECT), the lost socket (NODE_LOST: `{"node", "namespace", "sid",
+ * "userId"}`), or "" otherwise. NUL-terminated; `len` (optional) gets its length.
  *
  * # Safety
  * `ev` is a live event; `json` is writable; `len` is NULL or writable.
@@ -492,7 +561,8 @@ enum roomcast_result roomcast_event_get_binary(const struct roomcast_event *ev,
                                                size_t *len);
 
 /**
- * Whether the client waits for an ack of this MESSAGE.
+ * Whether the client waits for an ack of this MESSAGE (always true for a
+ * SERVER_EVENT not answered yet).
  *
  * # Safety
  * `ev` is NULL or a live event.
@@ -518,8 +588,10 @@ enum roomcast_result roomcast_event_accept(const struct roomcast_event *ev, cons
 enum roomcast_result roomcast_event_refuse(const struct roomcast_event *ev, const char *message);
 
 /**
- * Ack a MESSAGE that wants one, with `args_json` (a JSON array of
- * arguments, `len` bytes). Without a reply no ack is sent.
+ * Ack a MESSAGE that wants one, or answer a SERVER_EVENT, with `args_json`
+ * (a JSON array of arguments, `len` bytes). Without a reply no ack is
+ * sent (a SERVER_EVENT is answered with `[]`). BAD_STATE for other
+ * events or a second reply.
  *
  * # Safety
  * `ev` is a live event; `args_json` points to `len` bytes.
@@ -599,6 +671,37 @@ enum roomcast_result roomcast_server_on_event(const struct roomcast_server *serv
 enum roomcast_result roomcast_server_on_disconnect(const struct roomcast_server *server,
                                                    roomcast_event_callback cb,
                                                    void *user_data);
+
+/**
+ * Set the callback for NODE_LOST events (sockets of a dead cluster node,
+ * see `roomcast_server_config_set_redis`). BAD_STATE with an event queue,
+ * where they come through the queue.
+ *
+ * # Safety
+ * As `roomcast_server_on_connect`.
+ */
+enum roomcast_result roomcast_server_on_node_lost(const struct roomcast_server *server,
+                                                  roomcast_event_callback cb,
+                                                  void *user_data);
+
+/**
+ * Answer the cluster's server events named `event` (sent by another node
+ * with `roomcast_server_server_emit`): `cb` gets a SERVER_EVENT (its name,
+ * its arguments as a JSON array) and answers it with `roomcast_event_reply`;
+ * without a reply the node answers `[]`. NULL removes the callback (the
+ * node still answers, with `[]`). On a server with an event queue `cb`
+ * must be NULL (else BAD_STATE): the events then come through the queue,
+ * and the reply may follow later, within the asking node's request
+ * timeout. Without Redis no server event ever arrives.
+ *
+ * # Safety
+ * `server` is live; `event` is NUL-terminated; `cb` has the right
+ * signature; `user_data` is usable from runtime threads.
+ */
+enum roomcast_result roomcast_server_on_server_event(const struct roomcast_server *server,
+                                                     const char *event,
+                                                     roomcast_event_callback cb,
+                                                     void *user_data);
 
 /**
  * Bind and start serving (returns once listening). BAD_STATE if running.
@@ -764,6 +867,102 @@ enum roomcast_result roomcast_server_emit_with_ack(const struct roomcast_server 
                                                    void *user_data);
 
 /**
+ * Track presence in `room` (NULL: every named room) of namespace "/":
+ * members aggregated per user id (a socket without one is a member of
+ * its own), and the room told of changes (Socket.IO `presence:join`,
+ * `presence:leave`, `presence:update`; JSON protocol `user_joined`,
+ * `user_left`, `presence`). Rooms already joined are tracked from their
+ * next join: call it before `roomcast_server_start`.
+ *
+ * # Safety
+ * `server` is live; `room` is NULL or NUL-terminated.
+ */
+enum roomcast_result roomcast_server_enable_presence(const struct roomcast_server *server,
+                                                     const char *room);
+
+/**
+ * The members of `room` (on every node in a cluster) as a JSON array of
+ * `{"userId", "anonymous" (only when true), "connections", "meta",
+ * "joinedAt", "lastSeen"}` (times in ms since the Unix epoch), into
+ * `*members_json` (free with `roomcast_string_free`). "[]" for a room
+ * without presence or members.
+ *
+ * # Safety
+ * `server` is live; `room` is NUL-terminated; `members_json` is writable.
+ * From a callback it returns BAD_STATE (it may wait for Redis).
+ */
+enum roomcast_result roomcast_server_presence(const struct roomcast_server *server,
+                                              const char *room,
+                                              char **members_json);
+
+/**
+ * How many members `room` has (on every node in a cluster).
+ *
+ * # Safety
+ * As `roomcast_server_presence`; `count` is writable.
+ */
+enum roomcast_result roomcast_server_presence_count(const struct roomcast_server *server,
+                                                    const char *room,
+                                                    size_t *count);
+
+/**
+ * Whether user `user_id` has a connection (on any node in a cluster).
+ *
+ * # Safety
+ * `server` is live; `user_id` is NUL-terminated; `online` is writable.
+ * From a callback it returns BAD_STATE.
+ */
+enum roomcast_result roomcast_server_is_online(const struct roomcast_server *server,
+                                               const char *user_id,
+                                               bool *online);
+
+/**
+ * Which of the users in `user_ids_json` (a JSON array of strings) have a
+ * connection (on any node), in one call: a JSON object `{"<id>": true |
+ * false}` into `*online_json` (free with `roomcast_string_free`).
+ *
+ * # Safety
+ * `server` is live; `user_ids_json` is NUL-terminated; `online_json` is
+ * writable. From a callback it returns BAD_STATE.
+ */
+enum roomcast_result roomcast_server_online_users(const struct roomcast_server *server,
+                                                  const char *user_ids_json,
+                                                  char **online_json);
+
+/**
+ * Replace the presence metadata of socket `socket_id` with `meta_json`, a
+ * JSON object whose "status" is "online", "away" or "busy" (online when
+ * absent); else INVALID_ARGUMENT. Its member in every room with presence
+ * it is in takes it, and those rooms are told (`presence:update`).
+ *
+ * # Safety
+ * `server` is live; the strings are NUL-terminated.
+ */
+enum roomcast_result roomcast_server_set_presence(const struct roomcast_server *server,
+                                                  const char *socket_id,
+                                                  const char *meta_json);
+
+/**
+ * The presence metadata of socket `socket_id` (a JSON object, `{"status":
+ * "online"}` until set), into `*meta_json` (free with `roomcast_string_free`).
+ *
+ * # Safety
+ * `server` is live; `socket_id` is NUL-terminated; `meta_json` is writable.
+ */
+enum roomcast_result roomcast_server_presence_meta(const struct roomcast_server *server,
+                                                   const char *socket_id,
+                                                   char **meta_json);
+
+/**
+ * This server's cluster node id, into `*node_id` (free with
+ * `roomcast_string_free`); NOT_FOUND without Redis.
+ *
+ * # Safety
+ * `server` is live; `node_id` is writable.
+ */
+enum roomcast_result roomcast_server_node_id(const struct roomcast_server *server, char **node_id);
+
+/**
  * Fill `*stats` with the server's counters now.
  *
  * # Safety
@@ -771,6 +970,161 @@ enum roomcast_result roomcast_server_emit_with_ack(const struct roomcast_server 
  */
 enum roomcast_result roomcast_server_stats(const struct roomcast_server *server,
                                            struct roomcast_stats *stats);
+
+/**
+ * The sockets in `room` (NULL: every socket) except those in `except`
+ * (NULL: none), on every node, into `*sockets_json` (free with
+ * `roomcast_string_free`): `{"value": [socket, ...], "missing": [node id,
+ * ...]}`, each socket `{"id", "node" (null without Redis), "namespace",
+ * "userId" (or null), "rooms" (its own room first), "data", "handshake":
+ * {"headers": {name: value}, "query": [[key, value], ...], "address",
+ * "path", "auth"}}`. "missing" lists the nodes that did not answer within
+ * the request timeout (their sockets are absent); empty when complete.
+ *
+ * # Safety
+ * `server` is live; `room` and `except` are NULL or NUL-terminated;
+ * `sockets_json` is writable. From a callback it returns BAD_STATE (it
+ * waits for the other nodes).
+ */
+enum roomcast_result roomcast_server_fetch_sockets(const struct roomcast_server *server,
+                                                   const char *room,
+                                                   const char *except,
+                                                   char **sockets_json);
+
+/**
+ * Make the sockets in `room` (NULL: every socket) except those in
+ * `except` (NULL: none), on every node, join `join_room`. `*count` gets
+ * how many did; `*missing_json` (optional, NULL: not wanted; free with
+ * `roomcast_string_free`) the JSON array of the nodes that did not answer
+ * in time ("[]" when complete).
+ *
+ * # Safety
+ * `server` is live; `room` and `except` are NULL or NUL-terminated;
+ * `join_room` is NUL-terminated; `count` is writable; `missing_json` is
+ * NULL or writable. From a callback it returns BAD_STATE.
+ */
+enum roomcast_result roomcast_server_sockets_join(const struct roomcast_server *server,
+                                                  const char *room,
+                                                  const char *except,
+                                                  const char *join_room,
+                                                  size_t *count,
+                                                  char **missing_json);
+
+/**
+ * Make the selected sockets on every node leave `leave_room`; as
+ * `roomcast_server_sockets_join`.
+ *
+ * # Safety
+ * As `roomcast_server_sockets_join`.
+ */
+enum roomcast_result roomcast_server_sockets_leave(const struct roomcast_server *server,
+                                                   const char *room,
+                                                   const char *except,
+                                                   const char *leave_room,
+                                                   size_t *count,
+                                                   char **missing_json);
+
+/**
+ * Disconnect the selected sockets on every node (`close`: their whole
+ * connections, as socket.io's `disconnectSockets(true)`); `*count` gets
+ * how many, `*missing_json` (optional) as `roomcast_server_sockets_join`.
+ *
+ * # Safety
+ * As `roomcast_server_sockets_join`, without a room to join.
+ */
+enum roomcast_result roomcast_server_disconnect_sockets(const struct roomcast_server *server,
+                                                        const char *room,
+                                                        const char *except,
+                                                        bool close,
+                                                        size_t *count,
+                                                        char **missing_json);
+
+/**
+ * The rooms joined by name (not the sockets' own rooms) on every node,
+ * sorted, into `*rooms_json` (free with `roomcast_string_free`):
+ * `{"value": ["room", ...], "missing": [node id, ...]}`.
+ *
+ * # Safety
+ * `server` is live; `rooms_json` is writable. From a callback it returns BAD_STATE.
+ */
+enum roomcast_result roomcast_server_rooms_everywhere(const struct roomcast_server *server,
+                                                      char **rooms_json);
+
+/**
+ * The rooms joined by name on this server only, sorted, as a JSON array
+ * into `*rooms_json` (free with `roomcast_string_free`). It does not wait:
+ * callable from callbacks.
+ *
+ * # Safety
+ * `server` is live; `rooms_json` is writable.
+ */
+enum roomcast_result roomcast_server_named_rooms(const struct roomcast_server *server,
+                                                 char **rooms_json);
+
+/**
+ * How many sockets are connected on every node: `*count`, and
+ * `*missing_json` (optional) as `roomcast_server_sockets_join`.
+ *
+ * # Safety
+ * `server` is live; `count` is writable; `missing_json` is NULL or
+ * writable. From a callback it returns BAD_STATE.
+ */
+enum roomcast_result roomcast_server_socket_count_everywhere(const struct roomcast_server *server,
+                                                             size_t *count,
+                                                             char **missing_json);
+
+/**
+ * The ids of the cluster's nodes registered in Redis (this one included),
+ * sorted, as a JSON array into `*nodes_json` (free with
+ * `roomcast_string_free`); "[]" without Redis.
+ *
+ * # Safety
+ * `server` is live; `nodes_json` is writable. From a callback it returns BAD_STATE.
+ */
+enum roomcast_result roomcast_server_nodes(const struct roomcast_server *server, char **nodes_json);
+
+/**
+ * Send `event` with `args_json` (a JSON array of arguments, `len` bytes)
+ * to the selected sockets on every node (`room`, `except` as
+ * `roomcast_server_fetch_sockets`) and wait for each one's ack, at most
+ * `timeout_ms` (the call itself waits up to `timeout_ms` plus the request
+ * timeout). `*replies_json` (free with `roomcast_string_free`) gets
+ * `{"value": [{"sid", "reply": [args...]} or {"sid", "error":
+ * "ERR_TIMEOUT" | "ERR_CLOSED" | ...}, ...], "missing": [node id, ...]}`.
+ *
+ * # Safety
+ * `server` is live; `room` and `except` are NULL or NUL-terminated;
+ * `event` is NUL-terminated; `args_json` points to `len` bytes;
+ * `replies_json` is writable. From a callback it returns BAD_STATE.
+ */
+enum roomcast_result roomcast_server_emit_with_ack_everywhere(const struct roomcast_server *server,
+                                                              const char *room,
+                                                              const char *except,
+                                                              const char *event,
+                                                              const char *args_json,
+                                                              size_t len,
+                                                              uint32_t timeout_ms,
+                                                              char **replies_json);
+
+/**
+ * Send `event` with `args_json` (a JSON array of arguments, `len` bytes)
+ * to every other node's `roomcast_server_on_server_event` callback
+ * (socket.io's `serverSideEmit` with acks) and wait for their replies, at
+ * most the request timeout. `*replies_json` (free with
+ * `roomcast_string_free`) gets `{"value": [{"node": id, "reply": [args...]},
+ * ...], "missing": [node id, ...]}`; a node without a handler for `event`
+ * answers nothing (it is neither in "value" nor "missing"). Without Redis:
+ * `{"value": [], "missing": []}`, nothing sent.
+ *
+ * # Safety
+ * `server` is live; `event` is NUL-terminated; `args_json` points to `len`
+ * bytes; `replies_json` is writable. From a callback it returns BAD_STATE.
+ */
+enum roomcast_result roomcast_server_server_emit(const struct roomcast_server *server,
+                                                 const char *event,
+                                                 const char *args_json,
+                                                 size_t len,
+                                                 char **replies_json);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -1,4 +1,4 @@
 import roomcast from "./index.js";
 
-export const { Server, Namespace, Socket, BroadcastOperator } = roomcast;
+export const { Server, Namespace, Socket, RemoteSocket, BroadcastOperator } = roomcast;
 export default roomcast;

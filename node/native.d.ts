@@ -45,6 +45,59 @@ export declare class NativeClient {
 }
 
 export declare class NativeServer {
+  /**
+   * The sockets of `ns` in `rooms` (all when empty), not in `except`, on
+   * every node; this node's are listed first, with its node id.
+   */
+  clusterFetchSockets(ns: string, rooms: Array<string>, except: Array<string>): Promise<{ value: Array<{ id: string, node: string | null, userId: string | null, rooms: string[], data: any, handshake: { headers: Record<string, string>, query: Record<string, string>, auth: Record<string, any>, address: string, url: string, xdomain: boolean, secure: boolean } }>, missing: string[] }>
+  /**
+   * Make the selected sockets of every node join (or leave) each of
+   * `targets`; this node's do before it returns. Resolves to how many
+   * sockets did (the most of any room).
+   */
+  clusterSocketsRoom(ns: string, rooms: Array<string>, except: Array<string>, targets: Array<string>, join: boolean): Promise<{ value: number, missing: string[] }>
+  /**
+   * Disconnect the selected sockets of every node (`close`: their whole
+   * connections); this node's before it returns. Resolves to how many.
+   */
+  clusterDisconnectSockets(ns: string, rooms: Array<string>, except: Array<string>, close: boolean): Promise<{ value: number, missing: string[] }>
+  /**
+   * Broadcast with acks on every node: resolves once every selected
+   * socket answered or `timeoutMs` passed (plus the request timeout for
+   * the other nodes' reports), to one reply per socket.
+   */
+  clusterBroadcastWithAck(ns: string, rooms: string[], except: string[], volatile: boolean, event: string, args: any[], timeoutMs: number): Promise<{ value: Array<{ sid: string, args?: any[], error?: string }>, missing: string[] }>
+  /**
+   * The rooms of `ns` joined by name (not the sockets' own rooms) on
+   * every node, sorted.
+   */
+  clusterRooms(ns: string): Promise<{ value: string[], missing: string[] }>
+  /** How many sockets `ns` has on every node. */
+  clusterCount(ns: string): Promise<{ value: number, missing: string[] }>
+  /** The ids of the cluster's nodes (this one included); none without Redis. */
+  nodes(): Promise<string[]>
+  /**
+   * `handler(args)` answers server-side events named `event` from the
+   * other nodes; its ack is what the promise resolves to (an array; none
+   * is an empty ack). Never called without Redis.
+   */
+  onServerEvent(event: string, handler: (args: any[]) => Promise<any[] | undefined>): void
+  /**
+   * Send `event` to the other nodes' server-side handlers; resolves to
+   * each one's ack with its node id (a node without a handler is in
+   * neither list).
+   */
+  serverEmit(event: string, args: any[]): Promise<{ value: Array<{ node: string, args: any[] }>, missing: string[] }>
+  /**
+   * Replace socket `sid`'s data (what other nodes' `fetchSockets` see):
+   * JSON values and binary.
+   */
+  setData(ns: string, sid: string, data: any): void
+  /**
+   * Send `event` to the selected sockets of this node only (socket.io's
+   * `local` flag); how many it was sent to.
+   */
+  broadcastLocal(ns: string, rooms: string[], except: string[], event: string, args: any[]): number
   constructor(options?: ServerOptions | undefined | null)
   /**
    * Listen on `host:port` (0 = a free port); resolves to the bound port.
@@ -100,10 +153,47 @@ export declare class NativeServer {
   broadcastWithAck(ns: string, rooms: string[], except: string[], event: string, args: any[], timeoutMs: number): Promise<Array<{ sid: string, args?: any[] }>>
   /** The ids of the sockets of `ns` in `rooms` (all when empty), not in `except`. */
   socketIds(ns: string, rooms: Array<string>, except: Array<string>): Array<string>
-  /** Make the selected sockets join `room` (or leave it). */
-  socketsRoom(ns: string, rooms: Array<string>, except: Array<string>, room: string, join: boolean): void
-  /** Disconnect the selected sockets (with `close`, their whole connections). */
-  disconnectSockets(ns: string, rooms: Array<string>, except: Array<string>, close: boolean): void
+  /**
+   * Make the selected sockets of this node join each of `targets` (or
+   * leave them); how many sockets were selected.
+   */
+  socketsRoom(ns: string, rooms: Array<string>, except: Array<string>, targets: Array<string>, join: boolean): number
+  /**
+   * Disconnect the selected sockets of this node (with `close`, their
+   * whole connections); how many.
+   */
+  disconnectSockets(ns: string, rooms: Array<string>, except: Array<string>, close: boolean): number
+  /** Track presence in `room` of `ns`, or in every named room of it. */
+  enablePresence(ns: string, room?: string | undefined | null): void
+  /** The members of `room` in `ns` (on every node of a cluster). */
+  presence(ns: string, room: string): Promise<Array<{ userId: string, anonymous?: boolean, connections: number, meta: Record<string, any>, joinedAt: number, lastSeen: number }>>
+  /** How many members `room` in `ns` has (on every node of a cluster). */
+  presenceCount(ns: string, room: string): Promise<number>
+  /**
+   * Name the user of socket `sid`: only while its connect hooks run
+   * (`io.use`), before it joins rooms.
+   */
+  setUserId(ns: string, sid: string, userId: string): void
+  /** The user id of socket `sid`; null without one or once it is gone. */
+  userId(ns: string, sid: string): string | null
+  /**
+   * Replace the presence metadata of socket `sid` (an object; `status`
+   * online, away or busy).
+   */
+  setPresence(ns: string, sid: string, meta: Record<string, any>): void
+  /** The presence metadata of socket `sid`; null once it is gone. */
+  presenceMeta(ns: string, sid: string): Record<string, any> | null
+  /** Whether `userId` has a connection (on any node of a cluster). */
+  isOnline(userId: string): Promise<boolean>
+  /** Each of `userIds` with whether it has a connection, in one call. */
+  onlineUsers(userIds: Array<string>): Promise<Array<[string, boolean]>>
+  /**
+   * `handler(lost)` runs once for each socket of a cluster node found
+   * dead, on the node that cleaned up after it (never without Redis).
+   */
+  onNodeLost(handler: (lost: { node: string, namespace: string, sid: string, userId: string | null }) => void): void
+  /** This server's cluster node id; null without Redis. */
+  nodeId(): string | null
 }
 
 /** Client options, in socket.io-client's names and units (milliseconds). */
@@ -120,6 +210,23 @@ export interface ClientOptions {
   timeout?: number
 }
 
+/**
+ * A cluster over Redis: servers on the same Redis and prefix share
+ * broadcasts, rooms and presence. Durations in milliseconds.
+ */
+export interface RedisOptions {
+  /** `redis://`, `rediss://`, `redis-cluster://host:port?node=…` or `redis-sentinel://…`. */
+  url: string
+  /** Prefix of every key and channel, `roomcast` by default. */
+  prefix?: string
+  /** A node silent this long is dead (10000 by default, 300 at least). */
+  nodeTtl?: number
+  /** How long `listen` waits for Redis (5000 by default). */
+  connectTimeout?: number
+  /** How long a cluster query waits for the other nodes (5000 by default). */
+  requestTimeout?: number
+}
+
 /** Server options, in socket.io's names and units (milliseconds, bytes). */
 export interface ServerOptions {
   pingInterval?: number
@@ -130,4 +237,6 @@ export interface ServerOptions {
   path?: string
   /** Allowed origins for CORS and WebSocket upgrades; any when absent. */
   corsOrigins?: Array<string>
+  /** Join a cluster over Redis. */
+  redis?: RedisOptions
 }

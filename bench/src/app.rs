@@ -1,6 +1,6 @@
 //! The benchmark app (`bench/APP.md`) on roomcast's Rust API: the roomcast peer.
 
-use roomcast::Server;
+use roomcast::{RedisConfig, Server};
 
 /// The room every benchmark client is in.
 pub const ROOM: &str = "bench";
@@ -10,7 +10,17 @@ pub const ROOM: &str = "bench";
 /// arguments as `msg` to the room except the sender, `echo` acks with its
 /// arguments.
 pub fn build() -> roomcast::Result<Server> {
-    let server = Server::builder().build()?;
+    build_with(None)
+}
+
+/// The same app, as a node of a cluster on the Redis at `redis_url` when
+/// given (B4): the room's broadcasts then reach its members on every node.
+pub fn build_with(redis_url: Option<&str>) -> roomcast::Result<Server> {
+    let mut builder = Server::builder();
+    if let Some(url) = redis_url {
+        builder = builder.redis(RedisConfig::new(url));
+    }
+    let server = builder.build()?;
     server.on_connection(|socket| async move {
         if socket.handshake().path != roomcast::server::WS_PATH {
             let _ = socket.join(ROOM);

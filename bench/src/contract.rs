@@ -1,6 +1,8 @@
 //! The peer process contract of `bench/APP.md`: listen on 127.0.0.1:`$PORT`
 //! (0 = any free port), print `PORT <n>` as the first stdout line, exit when
-//! stdin closes or on SIGTERM.
+//! stdin closes or on SIGTERM. Peers that take part in B4 join a cluster on
+//! the Redis at `$REDIS_URL` when it is set, and print their port once Redis
+//! answered.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -8,13 +10,18 @@ use std::net::SocketAddr;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 
-/// Bind 127.0.0.1:`$PORT` (default 0).
-pub async fn bind_from_env() -> anyhow::Result<TcpListener> {
+/// 127.0.0.1:`$PORT` (default 0).
+pub fn addr_from_env() -> anyhow::Result<SocketAddr> {
     let port: u16 = match std::env::var("PORT") {
         Ok(p) => p.trim().parse().map_err(|_| anyhow::anyhow!("PORT must be a port number, not {p:?}"))?,
         Err(_) => 0,
     };
-    Ok(TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?)
+    Ok(SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+/// Bind 127.0.0.1:`$PORT` (default 0).
+pub async fn bind_from_env() -> anyhow::Result<TcpListener> {
+    Ok(TcpListener::bind(addr_from_env()?).await?)
 }
 
 /// Announce the port on stdout (first line).

@@ -6,6 +6,7 @@
 //! in place from one read buffer and client frames are batched into one
 //! write, so a received frame costs little more than its share of a `read`
 //! syscall. The app every peer implements is specified in `bench/APP.md`.
+//! B4 runs two nodes of a peer on a `redis-server` of its own ([`redis`]).
 
 pub mod app;
 pub mod clock;
@@ -15,6 +16,7 @@ pub mod orchestrate;
 pub mod payload;
 pub mod procfs;
 pub mod proto;
+pub mod redis;
 pub mod report;
 pub mod scenario;
 pub mod stats;

@@ -1,6 +1,7 @@
 //! The orchestrator: starts every peer pinned to the server core, drives it
 //! with the scenarios from this (generator) process, repeats, and collects
-//! the results for [`crate::report`].
+//! the results for [`crate::report`]. For B4 it starts a `redis-server` and
+//! two nodes of the peer on it, all three pinned to the server core.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -18,26 +19,41 @@ use crate::proto::Proto;
 use crate::scenario::b1::{B1Params, B1Result};
 use crate::scenario::b2::{B2Params, B2Result};
 use crate::scenario::b3::{B3Params, B3Result};
-use crate::scenario::{Target, b1, b2, b3};
+use crate::scenario::b4::{B4Params, B4Result, ClusterTarget};
+use crate::scenario::{Target, b1, b2, b3, b4};
 
-/// A scenario of issue 4.
+/// A scenario of issue 4 (B4: fan-out across two nodes of a cluster).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Scenario {
     B1,
     B2,
     B3,
+    B4,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 3] = [Scenario::B1, Scenario::B2, Scenario::B3];
+    pub const ALL: [Scenario; 4] = [Scenario::B1, Scenario::B2, Scenario::B3, Scenario::B4];
 
     pub fn parse(s: &str) -> Option<Self> {
         match s.trim().to_ascii_lowercase().as_str() {
             "b1" | "fanout" | "fan-out" => Some(Self::B1),
             "b2" | "idle" | "memory" => Some(Self::B2),
             "b3" | "ack" | "acks" => Some(Self::B3),
+            "b4" | "cluster" | "redis" => Some(Self::B4),
             _ => None,
         }
+    }
+
+    /// Parse a list, sorted and without repeats.
+    pub fn parse_list(list: &[String]) -> anyhow::Result<Vec<Self>> {
+        let mut v: Vec<Scenario> = list
+            .iter()
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| Scenario::parse(s).with_context(|| format!("unknown scenario {s:?} (b1, b2, b3, b4)")))
+            .collect::<anyhow::Result<_>>()?;
+        v.sort_by_key(|s| *s as u8);
+        v.dedup();
+        Ok(v)
     }
 }
 
@@ -47,6 +63,7 @@ impl fmt::Display for Scenario {
             Self::B1 => "B1",
             Self::B2 => "B2",
             Self::B3 => "B3",
+            Self::B4 => "B4",
         })
     }
 }
@@ -106,9 +123,13 @@ impl Peer {
         PEERS.iter().copied().find(|p| p.name == name.trim())
     }
 
-    /// The scenarios this peer takes part in.
+    /// The scenarios this peer takes part in. B4 needs a cluster over Redis:
+    /// roomcast (both protocols) and socket.io with @socket.io/redis-adapter.
     pub fn runs(&self, s: Scenario) -> bool {
-        self.kind != PeerKind::Limit || s == Scenario::B1
+        match s {
+            Scenario::B4 => matches!(self.kind, PeerKind::Roomcast | PeerKind::Node("socketio.mjs")),
+            _ => self.kind != PeerKind::Limit || s == Scenario::B1,
+        }
     }
 
     /// The roomcast peer its figures are compared with.
@@ -223,6 +244,27 @@ pub fn peer_command(peer: &Peer, paths: &Paths) -> anyhow::Result<Vec<OsString>>
     }
 }
 
+/// What B4 needs beyond the peer itself: `redis-server`, and the socket.io
+/// peer's Redis adapter and client.
+pub fn cluster_requirements(peer: &Peer, paths: &Paths) -> anyhow::Result<()> {
+    if crate::redis::program().is_none() {
+        bail!(
+            "B4 needs redis-server (Debian package redis-server: `apt-get install redis-server`; make bench installs it)"
+        );
+    }
+    if let PeerKind::Node(_) = peer.kind {
+        for module in ["@socket.io/redis-adapter", "redis"] {
+            if !paths.node_dir().join("node_modules").join(module).join("package.json").is_file() {
+                bail!(
+                    "peer {}: {module} is not installed: run `npm ci --prefix bench/peers/node` (make bench does)",
+                    peer.name
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A running peer process.
 #[derive(Debug)]
 pub struct RunningPeer {
@@ -234,9 +276,15 @@ pub struct RunningPeer {
 }
 
 impl RunningPeer {
-    /// Start `command` (pinned to `core` with taskset if given), `PORT=0`,
-    /// and wait for its `PORT <n>` line.
-    pub async fn start(command: &[OsString], core: Option<usize>, cwd: &Path, log: PathBuf) -> anyhow::Result<Self> {
+    /// Start `command` (pinned to `core` with taskset if given), `PORT=0`
+    /// and `env`, and wait for its `PORT <n>` line.
+    pub async fn start(
+        command: &[OsString],
+        core: Option<usize>,
+        cwd: &Path,
+        log: PathBuf,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let (program, args) = command.split_first().ok_or_else(|| anyhow::anyhow!("empty command"))?;
         let mut cmd = match core {
             Some(core) => {
@@ -247,6 +295,7 @@ impl RunningPeer {
             None => Command::new(program),
         };
         cmd.args(args).current_dir(cwd).env("PORT", "0").env("NODE_ENV", "production");
+        cmd.envs(env.iter().copied());
         if let Some(parent) = log.parent() {
             std::fs::create_dir_all(parent)?;
         }
@@ -297,6 +346,8 @@ pub struct Plan {
     pub b1: B1Params,
     pub b2: B2Params,
     pub b3: B3Params,
+    #[serde(default)]
+    pub b4: B4Params,
     pub server_core: Option<usize>,
     pub generator_core: Option<usize>,
     pub quick: bool,
@@ -309,6 +360,7 @@ pub enum Outcome {
     B1(B1Result),
     B2(B2Result),
     B3(B3Result),
+    B4(B4Result),
     Failed { error: String },
 }
 
@@ -350,11 +402,17 @@ pub async fn run_plan(plan: &Plan, paths: &Paths) -> anyhow::Result<Vec<RunRecor
     let mut commands = Vec::new();
     let mut problems = Vec::new();
     for peer in &plan.peers {
-        match peer_command(peer, paths) {
+        let cluster = if plan.scenarios.iter().any(|&s| s == Scenario::B4 && peer.runs(s)) {
+            cluster_requirements(peer, paths)
+        } else {
+            Ok(())
+        };
+        match cluster.and_then(|()| peer_command(peer, paths)) {
             Ok(c) => commands.push((*peer, c)),
             Err(e) => problems.push(e.to_string()),
         }
     }
+    problems.dedup();
     if !problems.is_empty() {
         bail!("{}\n(leave unavailable peers out with --peers)", problems.join("\n"));
     }
@@ -434,12 +492,16 @@ async fn one_run(
     log: PathBuf,
     progress: &dyn Fn(&str),
 ) -> anyhow::Result<Outcome> {
-    let server = RunningPeer::start(command, plan.server_core, &paths.repo, log).await?;
+    if scenario == Scenario::B4 {
+        return cluster_run(plan, peer, command, paths, &log, progress).await;
+    }
+    let server = RunningPeer::start(command, plan.server_core, &paths.repo, log, &[]).await?;
     let target = Target { addr: server.addr, proto: peer.proto, pid: Some(server.pid) };
     let result = match scenario {
         Scenario::B1 => b1::run(target, &plan.b1, progress).await.map(Outcome::B1),
         Scenario::B2 => b2::run(target, &plan.b2, progress).await.map(Outcome::B2),
         Scenario::B3 => b3::run(target, &plan.b3, progress).await.map(Outcome::B3),
+        Scenario::B4 => unreachable!("B4 runs on a cluster"),
     };
     let alive = std::fs::metadata(format!("/proc/{}", server.pid)).is_ok();
     let log = server.log.clone();
@@ -448,6 +510,57 @@ async fn one_run(
         Ok(o) => Ok(o),
         Err(e) if !alive => Err(e.context(format!("the peer died (see {})", log.display()))),
         Err(e) => Err(e),
+    }
+}
+
+/// B4: a fresh `redis-server`, node A and node B of `peer` on it (the same
+/// app, `REDIS_URL` set), all pinned to the server core; logs beside `log`.
+async fn cluster_run(
+    plan: &Plan,
+    peer: &Peer,
+    command: &[OsString],
+    paths: &Paths,
+    log: &Path,
+    progress: &dyn Fn(&str),
+) -> anyhow::Result<Outcome> {
+    let beside = |suffix: &str| log.with_extension(format!("{suffix}.log"));
+    let redis = crate::redis::RedisServer::start(plan.server_core, beside("redis")).await?;
+    let url = redis.url();
+    let env = [("REDIS_URL", url.as_str())];
+    let core = plan.server_core;
+    let a = match RunningPeer::start(command, core, &paths.repo, beside("a"), &env).await {
+        Ok(a) => a,
+        Err(e) => {
+            redis.stop().await;
+            return Err(e.context("starting node A"));
+        }
+    };
+    let b = match RunningPeer::start(command, core, &paths.repo, beside("b"), &env).await {
+        Ok(b) => b,
+        Err(e) => {
+            a.stop().await;
+            redis.stop().await;
+            return Err(e.context("starting node B"));
+        }
+    };
+    let cluster = ClusterTarget {
+        a: Target { addr: a.addr, proto: peer.proto, pid: Some(a.pid) },
+        b: Target { addr: b.addr, proto: peer.proto, pid: Some(b.pid) },
+        redis_pid: Some(redis.pid),
+    };
+    let result = b4::run(cluster, &plan.b4, progress).await.map(Outcome::B4);
+    let dead: Vec<String> =
+        [("node A", a.pid, &a.log), ("node B", b.pid, &b.log), ("redis-server", redis.pid, &redis.log)]
+            .into_iter()
+            .filter(|(_, pid, _)| std::fs::metadata(format!("/proc/{pid}")).is_err())
+            .map(|(what, _, log)| format!("{what} died (see {})", log.display()))
+            .collect();
+    a.stop().await;
+    b.stop().await;
+    redis.stop().await;
+    match result {
+        Err(e) if !dead.is_empty() => Err(e.context(dead.join("; "))),
+        r => r,
     }
 }
 
@@ -467,6 +580,13 @@ pub struct Machine {
     pub python_socketio: String,
     pub aiohttp: String,
     pub socketioxide: String,
+    /// B4.
+    #[serde(default)]
+    pub redis_server: String,
+    #[serde(default)]
+    pub socket_io_redis_adapter: String,
+    #[serde(default)]
+    pub node_redis: String,
 }
 
 fn command_output(program: &Path, args: &[&str], cwd: &Path) -> String {
@@ -531,6 +651,11 @@ pub fn machine(paths: &Paths) -> Machine {
             .ok()
             .and_then(|l| cargo_lock_version(&l, "socketioxide"))
             .unwrap_or_else(|| "n/a".into()),
+        redis_server: crate::redis::version(),
+        socket_io_redis_adapter: package_json_version(
+            &paths.node_dir().join("node_modules/@socket.io/redis-adapter/package.json"),
+        ),
+        node_redis: package_json_version(&paths.node_dir().join("node_modules/redis/package.json")),
     }
 }
 
@@ -552,6 +677,12 @@ mod tests {
         assert!(limit.runs(Scenario::B1) && !limit.runs(Scenario::B2));
         assert_eq!(Peer::by_name("node-ws").unwrap().baseline(), "roomcast-json");
         assert_eq!(Scenario::parse("B3"), Some(Scenario::B3));
+        assert_eq!(Scenario::parse("b4"), Some(Scenario::B4));
         assert_eq!(Scenario::parse("b9"), None);
+        let b4: Vec<&str> = PEERS.iter().filter(|p| p.runs(Scenario::B4)).map(|p| p.name).collect();
+        assert_eq!(b4, ["roomcast-sio", "roomcast-json", "node-sio"]);
+        let list = ["b4".to_owned(), "B1".to_owned(), "b4".to_owned()];
+        assert_eq!(Scenario::parse_list(&list).unwrap(), [Scenario::B1, Scenario::B4]);
+        assert!(Scenario::parse_list(&["b5".to_owned()]).is_err());
     }
 }

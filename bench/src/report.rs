@@ -13,6 +13,7 @@ use crate::orchestrate::{Machine, Outcome, PEERS, Peer, Plan, RunRecord, Scenari
 use crate::scenario::b1::B1Result;
 use crate::scenario::b2::B2Result;
 use crate::scenario::b3::B3Result;
+use crate::scenario::b4::B4Result;
 use crate::stats::Spread;
 
 /// Below this share of its core the generator is not the bottleneck.
@@ -24,6 +25,78 @@ pub struct Results {
     pub machine: Machine,
     pub plan: Plan,
     pub records: Vec<RunRecord>,
+    /// Scenarios whose runs come from earlier sessions (`run --only` keeps
+    /// them); `machine` and `plan.runs` describe the latest session.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kept: Vec<KeptSession>,
+}
+
+/// Scenarios measured in an earlier session and kept by `run --only`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeptSession {
+    pub scenarios: Vec<Scenario>,
+    pub date: String,
+    pub roomcast_commit: String,
+    pub runs: usize,
+}
+
+/// `new` (a `run --only` session) with the records of `old` for every
+/// scenario `new` did not run; the plan's parameters of those scenarios and
+/// its peers are carried over, and `kept` says when they were measured.
+pub fn merge(old: Results, new: Results) -> Results {
+    let new_scenarios = new.plan.scenarios.clone();
+    let ran = |s: &Scenario| new_scenarios.contains(s);
+    let mut kept: Vec<KeptSession> = old
+        .kept
+        .iter()
+        .map(|k| KeptSession { scenarios: k.scenarios.iter().copied().filter(|s| !ran(s)).collect(), ..k.clone() })
+        .filter(|k| !k.scenarios.is_empty())
+        .collect();
+    let earlier_own: Vec<Scenario> = old
+        .plan
+        .scenarios
+        .iter()
+        .copied()
+        .filter(|s| !ran(s) && !old.kept.iter().any(|k| k.scenarios.contains(s)))
+        .collect();
+    if !earlier_own.is_empty() {
+        kept.push(KeptSession {
+            scenarios: earlier_own,
+            date: old.machine.date.clone(),
+            roomcast_commit: old.machine.roomcast_commit.clone(),
+            runs: old.plan.runs,
+        });
+    }
+    let mut plan = new.plan;
+    let mut scenarios: Vec<Scenario> =
+        plan.scenarios.iter().chain(old.plan.scenarios.iter().filter(|s| !ran(s))).copied().collect();
+    scenarios.sort_by_key(|s| *s as u8);
+    scenarios.dedup();
+    let kept_scenario = |s: Scenario| !plan.scenarios.contains(&s) && old.plan.scenarios.contains(&s);
+    if kept_scenario(Scenario::B1) {
+        plan.b1 = old.plan.b1.clone();
+    }
+    if kept_scenario(Scenario::B2) {
+        plan.b2 = old.plan.b2.clone();
+    }
+    if kept_scenario(Scenario::B3) {
+        plan.b3 = old.plan.b3.clone();
+    }
+    if kept_scenario(Scenario::B4) {
+        plan.b4 = old.plan.b4.clone();
+    }
+    let names: Vec<String> = PEERS
+        .iter()
+        .map(|p| p.name.to_owned())
+        .filter(|n| plan.peer_names.contains(n) || old.plan.peer_names.contains(n))
+        .collect();
+    plan.peers = names.iter().filter_map(|n| Peer::by_name(n)).collect();
+    plan.peer_names = names;
+    plan.scenarios = scenarios;
+    let mut records: Vec<RunRecord> = old.records.into_iter().filter(|r| !ran(&r.scenario)).collect();
+    records.extend(new.records);
+    records.sort_by_key(|r| r.scenario as u8);
+    Results { machine: new.machine, plan, records, kept }
 }
 
 /// Above this share of a core used by other processes, a run is flagged.
@@ -38,6 +111,11 @@ pub fn other_load(o: &Outcome) -> Option<f64> {
             .filter_map(|c| c.other_share())
             .collect(),
         Outcome::B3(r) => r.cpu.other_share().into_iter().collect(),
+        Outcome::B4(r) => [r.throughput.as_ref().map(|t| t.cpu), r.latency.as_ref().map(|l| l.cpu)]
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.other_share())
+            .collect(),
         Outcome::B2(_) | Outcome::Failed { .. } => Vec::new(),
     };
     samples.into_iter().reduce(f64::max)
@@ -96,6 +174,34 @@ fn one_line_inner(o: &Outcome) -> String {
             pct(Some(r.cpu.gen_share())),
             if r.errors > 0 { format!("; {} errors: {:?}", r.errors, r.error_samples.first()) } else { String::new() }
         ),
+        Outcome::B4(r) => {
+            let mut s = String::new();
+            if let Some(t) = &r.throughput {
+                let share = |v: Option<f64>| pct(v.map(|c| c / t.cpu.wall_s));
+                let _ = write!(
+                    s,
+                    "{}/s cross-node deliveries ({}/s in all), servers {} µs/cross-node delivery, node A {} node B {} redis {} of the server core, generator core {}",
+                    human(t.cross_deliveries_per_sec),
+                    human(t.deliveries_per_sec),
+                    opt(t.server_us_per_cross_delivery, 3),
+                    share(t.processes.node_a_s),
+                    share(t.processes.node_b_s),
+                    share(t.processes.redis_s),
+                    pct(Some(t.cpu.gen_share()))
+                );
+            }
+            if let Some(l) = &r.latency {
+                let _ = write!(s, "; cross-node latency p50 {:.2} ms p99 {:.2} ms", l.p50_us / 1e3, l.p99_us / 1e3);
+            }
+            let _ = write!(s, "; {} (node B: {})", r.tally, r.cross_tally);
+            if r.errors > 0 {
+                let _ = write!(s, "; {} errors (first: {})", r.errors, r.error_samples.first().map_or("", |e| e));
+            }
+            if let Some(f) = &r.failure {
+                let _ = write!(s, "; ENDED EARLY: {f}");
+            }
+            s
+        }
         Outcome::Failed { error } => format!("FAILED: {error}"),
     }
 }
@@ -183,6 +289,10 @@ impl<'a> PeerRuns<'a> {
     fn b3(&self) -> Vec<&'a B3Result> {
         self.outcomes.iter().filter_map(|o| if let Outcome::B3(r) = o { Some(r) } else { None }).collect()
     }
+
+    fn b4(&self) -> Vec<&'a B4Result> {
+        self.outcomes.iter().filter_map(|o| if let Outcome::B4(r) = o { Some(r) } else { None }).collect()
+    }
 }
 
 fn runs_of<'a>(results: &'a Results, scenario: Scenario) -> Vec<PeerRuns<'a>> {
@@ -226,6 +336,18 @@ struct Figures {
     b3_p99: Option<Spread>,
     b3_gen_share: Option<Spread>,
     b3_server_share: Option<Spread>,
+    b4_rate: Option<Spread>,
+    b4_all_rate: Option<Spread>,
+    b4_cpu: Option<Spread>,
+    b4_a_share: Option<Spread>,
+    b4_b_share: Option<Spread>,
+    b4_redis_share: Option<Spread>,
+    b4_gen_share: Option<Spread>,
+    b4_lat_rate: Option<Spread>,
+    b4_lat_p50: Option<Spread>,
+    b4_lat_p99: Option<Spread>,
+    b4_lat_cpu: Option<Spread>,
+    b4_clean: Option<bool>,
 }
 
 impl Figures {
@@ -235,6 +357,10 @@ impl Figures {
 
     fn b3_valid(&self) -> Option<bool> {
         self.b3_gen_share.map(|g| g.median < GENERATOR_LIMIT)
+    }
+
+    fn b4_valid(&self) -> Option<bool> {
+        self.b4_gen_share.map(|g| g.median < GENERATOR_LIMIT)
     }
 }
 
@@ -269,6 +395,25 @@ fn figures(results: &Results, peer: &str) -> Figures {
         f.b3_p99 = spread(b3.iter().map(|r| r.p99_us));
         f.b3_gen_share = spread(b3.iter().map(|r| r.cpu.gen_share()));
         f.b3_server_share = spread(b3.iter().filter_map(|r| r.cpu.server_share()));
+    }
+    if let Some(r) = pick(Scenario::B4) {
+        let b4 = r.b4();
+        let thr: Vec<_> = b4.iter().filter_map(|r| r.throughput.as_ref()).collect();
+        f.b4_rate = spread(thr.iter().map(|t| t.cross_deliveries_per_sec));
+        f.b4_all_rate = spread(thr.iter().map(|t| t.deliveries_per_sec));
+        f.b4_cpu = spread(thr.iter().filter_map(|t| t.server_us_per_cross_delivery));
+        f.b4_a_share = spread(thr.iter().filter_map(|t| t.processes.node_a_s.map(|c| c / t.cpu.wall_s)));
+        f.b4_b_share = spread(thr.iter().filter_map(|t| t.processes.node_b_s.map(|c| c / t.cpu.wall_s)));
+        f.b4_redis_share = spread(thr.iter().filter_map(|t| t.processes.redis_s.map(|c| c / t.cpu.wall_s)));
+        f.b4_gen_share = spread(thr.iter().map(|t| t.cpu.gen_share()));
+        let lat: Vec<_> = b4.iter().filter_map(|r| r.latency.as_ref()).collect();
+        f.b4_lat_rate = spread(lat.iter().map(|l| l.cross_deliveries_per_sec));
+        f.b4_lat_p50 = spread(lat.iter().map(|l| l.p50_us / 1e3));
+        f.b4_lat_p99 = spread(lat.iter().map(|l| l.p99_us / 1e3));
+        f.b4_lat_cpu = spread(lat.iter().filter_map(|l| l.server_us_per_cross_delivery));
+        if !b4.is_empty() {
+            f.b4_clean = Some(b4.iter().all(|r| r.tally.is_clean() && r.failure.is_none()));
+        }
     }
     f
 }
@@ -313,18 +458,47 @@ fn markdown(results: &Results, charts: &[String]) -> String {
     let mut s = String::new();
     let w = &mut s;
     let _ = writeln!(w, "# roomcast benchmarks\n");
+    let now: Vec<String> = plan
+        .scenarios
+        .iter()
+        .filter(|s| !results.kept.iter().any(|k| k.scenarios.contains(s)))
+        .map(ToString::to_string)
+        .collect();
+    let generated = if results.kept.is_empty() {
+        format!(
+            "Generated by `{}` on {}. Every figure is measured in the same session, side by side; cells read \
+             `median (min–max)` over {} run(s).",
+            if plan.quick { "make bench-quick" } else { "make bench" },
+            m.date,
+            plan.runs
+        )
+    } else {
+        format!(
+            "Generated by `roomcast-bench run --only {}` on {}, which re-ran {} and kept the other scenarios' runs \
+             from earlier sessions (listed below). Within a scenario every figure is measured in the same session, \
+             side by side; cells read `median (min–max)` over the runs.",
+            now.join(",").to_lowercase(),
+            m.date,
+            now.join(", ")
+        )
+    };
     let _ = writeln!(
         w,
-        "Generated by `{}` on {}. Every figure is measured in the same session, side by side; \
-         cells read `median (min–max)` over {} run(s). Ratios divide a peer's median by roomcast's \
-         (\"vs roomcast\" ×2.00 = twice roomcast's figure; Socket.IO peers and the limit are compared with roomcast \
-         (Socket.IO), JSON-protocol peers with roomcast (JSON)).\n",
-        if plan.quick { "make bench-quick" } else { "make bench" },
-        m.date,
-        plan.runs
+        "{generated} Ratios divide a peer's median by roomcast's (\"vs roomcast\" ×2.00 = twice roomcast's figure; \
+         Socket.IO peers and the limit are compared with roomcast (Socket.IO), JSON-protocol peers with roomcast \
+         (JSON)).\n"
     );
     if plan.quick {
         let _ = writeln!(w, "**Quick run: tiny parameters, for development only — not comparable with a full run.**\n");
+    }
+    if !results.kept.is_empty() {
+        let _ = writeln!(w, "| scenarios | measured | roomcast commit | runs |\n|---|---|---|---|");
+        let _ = writeln!(w, "| {} | {} | {} | {} |", now.join(", "), m.date, m.roomcast_commit, plan.runs);
+        for k in &results.kept {
+            let names: Vec<String> = k.scenarios.iter().map(ToString::to_string).collect();
+            let _ = writeln!(w, "| {} | {} | {} | {} |", names.join(", "), k.date, k.roomcast_commit, k.runs);
+        }
+        let _ = writeln!(w);
     }
     let _ = writeln!(w, "## Machine and versions\n");
     let _ = writeln!(w, "| | |\n|---|---|");
@@ -334,12 +508,21 @@ fn markdown(results: &Results, charts: &[String]) -> String {
         (
             "pinning",
             format!(
-                "server on core {}, generator on core {}",
+                "server on core {}{}, generator on core {}",
                 plan.server_core.map_or("(not pinned)".into(), |c| c.to_string()),
+                if plan.scenarios.contains(&Scenario::B4) { " (B4: both nodes and redis-server)" } else { "" },
                 plan.generator_core.map_or("(not pinned)".into(), |c| c.to_string())
             ),
         ),
-        ("roomcast", format!("commit {} ({})", m.roomcast_commit, m.rustc)),
+        (
+            "roomcast",
+            format!(
+                "commit {} ({}){}",
+                m.roomcast_commit,
+                m.rustc,
+                if results.kept.is_empty() { "" } else { "; the latest session's, see the sessions above" }
+            ),
+        ),
         ("Node.js", m.node.clone()),
         ("socket.io", m.socket_io.clone()),
         ("ws", m.ws.clone()),
@@ -349,6 +532,14 @@ fn markdown(results: &Results, charts: &[String]) -> String {
     ];
     for (k, v) in rows {
         let _ = writeln!(w, "| {k} | {v} |");
+    }
+    if plan.scenarios.contains(&Scenario::B4) {
+        let _ = writeln!(w, "| redis-server (B4) | {} |", m.redis_server);
+        let _ = writeln!(
+            w,
+            "| @socket.io/redis-adapter (B4) | {} (node-redis {}) |",
+            m.socket_io_redis_adapter, m.node_redis
+        );
     }
     let _ = writeln!(w);
     let peers: Vec<(Peer, Figures)> = PEERS
@@ -498,6 +689,10 @@ fn markdown(results: &Results, charts: &[String]) -> String {
         let _ = writeln!(w);
     }
 
+    if plan.scenarios.contains(&Scenario::B4) {
+        b4_section(w, results, &peers);
+    }
+
     let failures: Vec<String> = results
         .records
         .iter()
@@ -517,6 +712,17 @@ fn markdown(results: &Results, charts: &[String]) -> String {
             Outcome::B3(b) if b.errors > 0 => {
                 Some(format!("- {} B3 run {}: {} errors, e.g. {:?}", r.peer, r.run, b.errors, b.error_samples))
             }
+            Outcome::B4(b) if b.failure.is_some() || b.errors > 0 => Some(format!(
+                "- {} B4 run {}: {}{}",
+                r.peer,
+                r.run,
+                b.failure.as_deref().map_or(String::new(), |f| format!("ended early: {f}; ")),
+                if b.errors > 0 {
+                    format!("{} client errors, e.g. {:?}", b.errors, b.error_samples)
+                } else {
+                    String::new()
+                }
+            )),
             _ => None,
         })
         .collect();
@@ -589,7 +795,15 @@ the idle connections.
 `/proc/PID/stat` at nanosecond resolution). Before each run the orchestrator waits (up to 3 minutes) until \
 other processes use less than 15% of a core; the \"Machine load\" section lists windows that were disturbed anyway.
 - The limit server does no protocol work at all: it encodes each incoming text frame once as a server \
-frame and writes those bytes to every other connection, batching whatever is queued into one write.";
+frame and writes those bytes to every other connection, batching whatever is queued into one write.
+- B4: each run starts a fresh `redis-server` (no persistence) on a free port and two processes of the same \
+peer on it (`REDIS_URL`; roomcast: `Server::builder().redis(..)`, socket.io: `@socket.io/redis-adapter` on \
+node-redis). With two cores, the generator keeps its own core and both nodes and `redis-server` share the \
+server core, so every peer's whole cluster gets the same one core and the figures compare what one message \
+costs the cluster (node A's local fan-out and publish, Redis, node B's fan-out). The room is split half and \
+half, the publisher is on node A, and only deliveries to node B's subscribers (they crossed Redis) count as \
+cross-node; the server CPU per cross-node delivery is both nodes' and Redis's CPU over the window divided by \
+those deliveries, so it includes node A's local fan-out. Every delivery on both nodes is validated as in B1.";
 
 fn b1_check(results: &Results, peer: &str) -> String {
     let runs = runs_of(results, Scenario::B1);
@@ -608,6 +822,125 @@ fn b1_check(results: &Results, peer: &str) -> String {
         let _ = write!(s, ", {failed} run(s) failed");
     }
     s
+}
+
+fn b4_check(results: &Results, peer: &str) -> String {
+    let runs = runs_of(results, Scenario::B4);
+    let Some(r) = runs.iter().find(|r| r.peer.name == peer) else { return "—".into() };
+    let (mut total, mut cross) = (crate::validate::Tally::default(), crate::validate::Tally::default());
+    for b in r.b4() {
+        total.add(&b.tally);
+        cross.add(&b.cross_tally);
+    }
+    let failed = r.failures().len() + r.b4().iter().filter(|b| b.failure.is_some()).count();
+    let mut s = if total.is_clean() {
+        format!("{} ok ({} cross-node)", human(total.received as f64), human(cross.received as f64))
+    } else {
+        format!("**{total}** of {} (node B: {cross})", human(total.expected as f64))
+    };
+    if failed > 0 {
+        let _ = write!(s, ", {failed} run(s) failed");
+    }
+    s
+}
+
+fn b4_section(w: &mut String, results: &Results, peers: &[(Peer, Figures)]) {
+    let b = &results.plan.b4;
+    let on_b = b.subscribers.max(2) - b.subscribers.max(2) / 2;
+    let _ = writeln!(
+        w,
+        "## B4 cluster fan-out: 2 nodes + Redis, 1 room × {} subscribers split across the nodes, one publisher on node A\n",
+        b.subscribers
+    );
+    let _ = writeln!(
+        w,
+        "Node A holds {} subscribers and the publisher, node B {on_b} subscribers; a message reaches node B only \
+         through Redis. The figure is **cross-node deliveries** per second (deliveries to node B's subscribers). \
+         As in B1 the publisher keeps {} messages in flight (until every subscriber on both nodes has it), {:.1} s \
+         measured after {:.1} s of warm-up. Server CPU is node A + node B + redis-server, all three on the server \
+         core; the core columns are each process's share of that core. The throughput counts only while the \
+         generator's core is below {:.0}% busy; otherwise the CPU per cross-node delivery is the comparison.\n",
+        b.subscribers.max(2) / 2,
+        b.window,
+        b.measure.as_secs_f64(),
+        b.warmup.as_secs_f64(),
+        GENERATOR_LIMIT * 100.0
+    );
+    let _ = writeln!(
+        w,
+        "| peer | cross-node deliveries/s | vs roomcast | all deliveries/s | server CPU µs/cross-node delivery | vs roomcast | node A core | node B core | redis core | generator core | throughput counts | deliveries checked |"
+    );
+    let _ = writeln!(w, "|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let base =
+        |p: &Peer| peers.iter().find(|(q, _)| q.name == p.baseline()).map(|(_, f)| f.clone()).unwrap_or_default();
+    let b4_peers: Vec<&(Peer, Figures)> =
+        peers.iter().filter(|(p, f)| p.runs(Scenario::B4) && (f.b4_rate.is_some() || f.b4_clean.is_some())).collect();
+    for (p, f) in &b4_peers {
+        let bf = base(p);
+        let _ = writeln!(
+            w,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            p.title,
+            cell(f.b4_rate, num),
+            ratio(f.b4_rate, bf.b4_rate),
+            cell(f.b4_all_rate, num),
+            cell(f.b4_cpu, num),
+            ratio(f.b4_cpu, bf.b4_cpu),
+            percent_cell(f.b4_a_share),
+            percent_cell(f.b4_b_share),
+            percent_cell(f.b4_redis_share),
+            percent_cell(f.b4_gen_share),
+            yes_no(f.b4_valid()),
+            b4_check(results, p.name)
+        );
+    }
+    let get = |name: &str| peers.iter().find(|(p, _)| p.name == name).map(|(_, f)| f);
+    if let (Some(rc), Some(ns)) = (get("roomcast-sio"), get("node-sio")) {
+        let quotient = |a: Option<Spread>, b: Option<Spread>| match (a, b) {
+            (Some(a), Some(b)) if b.median > 0.0 => Some(a.median / b.median),
+            _ => None,
+        };
+        if let (Some(rate), Some(cpu)) = (quotient(rc.b4_rate, ns.b4_rate), quotient(ns.b4_cpu, rc.b4_cpu)) {
+            let _ = writeln!(
+                w,
+                "\nroomcast (Socket.IO) ÷ socket.io + @socket.io/redis-adapter: **×{rate:.1} cross-node deliveries/s**{}, \
+                 and socket.io's cluster spends ×{cpu:.1} roomcast's CPU per cross-node delivery.",
+                if rc.b4_valid() == Some(false) {
+                    " (a lower bound: the generator's core was saturated by roomcast's deliveries)"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+    if b.latency_rate > 0.0 {
+        let _ = writeln!(
+            w,
+            "\nCross-node latency at a fixed offered load of {} messages/s ({} cross-node deliveries/s) for {:.1} s, \
+             from the send time in each payload to its arrival at node B's subscribers:\n",
+            b.latency_rate,
+            num(b.latency_rate * on_b as f64),
+            b.latency_duration.as_secs_f64()
+        );
+        let _ = writeln!(
+            w,
+            "| peer | achieved cross-node deliveries/s | p50 ms | p99 ms | server CPU µs/cross-node delivery | vs roomcast |"
+        );
+        let _ = writeln!(w, "|---|---|---|---|---|---|");
+        for (p, f) in &b4_peers {
+            let _ = writeln!(
+                w,
+                "| {} | {} | {} | {} | {} | {} |",
+                p.title,
+                cell(f.b4_lat_rate, num),
+                cell(f.b4_lat_p50, num),
+                cell(f.b4_lat_p99, num),
+                cell(f.b4_lat_cpu, num),
+                ratio(f.b4_lat_cpu, base(p).b4_lat_cpu)
+            );
+        }
+    }
+    let _ = writeln!(w);
 }
 
 fn targets(w: &mut String, peers: &[(Peer, Figures)]) {
@@ -712,6 +1045,43 @@ fn targets(w: &mut String, peers: &[(Peer, Figures)]) {
             ),
         ],
     );
+    // B4: cross-node deliveries/s ≥ 10× socket.io's on its Redis adapter.
+    let ns = get("node-sio");
+    match (rc.and_then(|f| f.b4_rate), ns.and_then(|f| f.b4_rate)) {
+        (Some(a), Some(b)) if b.median > 0.0 => {
+            let r = a.median / b.median;
+            let verdict = if r >= 10.0 {
+                "met"
+            } else if rc.and_then(Figures::b4_valid) == Some(false) {
+                "n/a: generator saturated, see CPU per cross-node delivery"
+            } else {
+                "**not met**"
+            };
+            let _ = writeln!(
+                w,
+                "| B4 cluster (2 nodes + Redis): cross-node deliveries/s ≥ 10× socket.io + redis-adapter's | {} | {} | ×{r:.1} | {verdict} |",
+                cell(Some(a), num),
+                cell(Some(b), num)
+            );
+        }
+        _ => {
+            let _ = writeln!(
+                w,
+                "| B4 cluster (2 nodes + Redis): cross-node deliveries/s ≥ 10× socket.io + redis-adapter's | — | — | — | not measured |"
+            );
+        }
+    }
+    let b4_cpu: fn(&Figures) -> Option<Spread> = |f| f.b4_cpu;
+    ratio_rows(
+        w,
+        &[(
+            "B4 (the same target in CPU): server CPU (2 nodes + Redis) per cross-node delivery ≤ 1/10 of socket.io's (µs)",
+            "roomcast-sio",
+            "node-sio",
+            b4_cpu,
+            0.1,
+        )],
+    );
     for (name, f) in [("roomcast (Socket.IO)", rc), ("roomcast (JSON)", rcj)] {
         let verdict = match f.and_then(|f| f.b1_clean) {
             Some(true) => "met",
@@ -720,9 +1090,18 @@ fn targets(w: &mut String, peers: &[(Peer, Figures)]) {
         };
         let _ = writeln!(w, "| B1 ordering: {name} delivers every message once, in publish order | | | | {verdict} |");
     }
+    for (name, f) in [("roomcast (Socket.IO)", rc), ("roomcast (JSON)", rcj)] {
+        if let Some(clean) = f.and_then(|f| f.b4_clean) {
+            let verdict = if clean { "met" } else { "**not met** (see B4 table)" };
+            let _ = writeln!(
+                w,
+                "| B4 ordering: {name} delivers every message once, in publish order, on both nodes | | | | {verdict} |"
+            );
+        }
+    }
     let unclean: Vec<&str> = peers
         .iter()
-        .filter(|(p, f)| !p.name.starts_with("roomcast") && f.b1_clean == Some(false))
+        .filter(|(p, f)| !p.name.starts_with("roomcast") && (f.b1_clean == Some(false) || f.b4_clean == Some(false)))
         .map(|(p, _)| p.title)
         .collect();
     if !unclean.is_empty() {
@@ -886,12 +1265,15 @@ fn charts(results: &Results, dir: &Path) -> anyhow::Result<Vec<String>> {
         |file: &str, title: &str, y: &str, series: &[&str], bars: Vec<Bar>, note: &str| -> anyhow::Result<()> {
             if bars.iter().any(|b| b.values.iter().any(Option::is_some)) {
                 // Peers differ by orders of magnitude in CPU and rates; memory and latency do not.
-                let scale =
-                    if file.starts_with("b1_cpu") || file.starts_with("b1_throughput") || file.starts_with("b3_") {
-                        Scale::Log
-                    } else {
-                        Scale::Linear
-                    };
+                let scale = if file.starts_with("b1_cpu")
+                    || file.starts_with("b1_throughput")
+                    || file.starts_with("b3_")
+                    || file.starts_with("b4_")
+                {
+                    Scale::Log
+                } else {
+                    Scale::Linear
+                };
                 bar_chart(&dir.join(file), title, y, series, &bars, note, scale)?;
                 files.push(file.to_owned());
             }
@@ -967,5 +1349,123 @@ fn charts(results: &Results, dir: &Path) -> anyhow::Result<Vec<String>> {
             "faded bars: generator core ≥ 90% busy, the figure is a lower bound for that server",
         )?;
     }
+    if plan.scenarios.contains(&Scenario::B4) {
+        let measured = || only(Scenario::B4).filter(|(_, f)| f.b4_rate.is_some() || f.b4_cpu.is_some());
+        chart(
+            "b4_cross_node_throughput.png",
+            &format!(
+                "B4 cluster: cross-node deliveries/s, {} subscribers (higher is better), log scale",
+                plan.b4.subscribers
+            ),
+            "cross-node deliveries/s",
+            &[],
+            measured()
+                .map(|(p, f)| Bar { label: p.name.into(), values: vec![f.b4_rate], faded: f.b4_valid() == Some(false) })
+                .collect(),
+            "faded bars: generator core ≥ 90% busy, the figure is a lower bound for that server",
+        )?;
+        chart(
+            "b4_cpu_per_cross_delivery.png",
+            "B4: CPU of 2 nodes + Redis per cross-node delivery (lower is better), log scale",
+            "µs of server CPU per cross-node delivery",
+            &[],
+            measured().map(|(p, f)| Bar { label: p.name.into(), values: vec![f.b4_cpu], faded: false }).collect(),
+            spread_note,
+        )?;
+    }
     Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(date: &str, peers: &[&str], scenarios: &[Scenario], runs: usize) -> Results {
+        let peers: Vec<Peer> = peers.iter().map(|n| Peer::by_name(n).unwrap()).collect();
+        let records = scenarios
+            .iter()
+            .flat_map(|&scenario| {
+                peers.iter().filter(move |p| p.runs(scenario)).flat_map(move |p| {
+                    (1..=runs).map(move |run| RunRecord {
+                        peer: p.name.to_owned(),
+                        scenario,
+                        run,
+                        outcome: Outcome::Failed { error: date.to_owned() },
+                    })
+                })
+            })
+            .collect();
+        Results {
+            machine: Machine { date: date.into(), roomcast_commit: format!("commit-{date}"), ..Machine::default() },
+            plan: Plan {
+                peer_names: peers.iter().map(|p| p.name.to_owned()).collect(),
+                peers,
+                scenarios: scenarios.to_vec(),
+                runs,
+                b1: Default::default(),
+                b2: Default::default(),
+                b3: Default::default(),
+                b4: Default::default(),
+                server_core: Some(0),
+                generator_core: Some(1),
+                quick: false,
+            },
+            records,
+            kept: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn only_replaces_the_scenarios_it_ran() {
+        let mut old = session("old", &["roomcast-sio", "node-sio", "limit"], &[Scenario::B1, Scenario::B2], 3);
+        old.plan.b1.subscribers = 777;
+        let mut new = session("new", &["roomcast-sio", "node-sio"], &[Scenario::B4], 3);
+        new.plan.b1.subscribers = 1;
+        let merged = merge(old, new);
+        assert_eq!(merged.plan.scenarios, [Scenario::B1, Scenario::B2, Scenario::B4]);
+        assert_eq!(merged.plan.peer_names, ["roomcast-sio", "node-sio", "limit"]);
+        assert_eq!(merged.plan.peers.len(), 3);
+        assert_eq!(merged.plan.b1.subscribers, 777, "B1's parameters come with B1's runs");
+        assert_eq!(merged.machine.date, "new");
+        assert_eq!(
+            merged.kept,
+            [KeptSession {
+                scenarios: vec![Scenario::B1, Scenario::B2],
+                date: "old".into(),
+                roomcast_commit: "commit-old".into(),
+                runs: 3
+            }]
+        );
+        let from = |s: Scenario| -> Vec<&str> {
+            let mut v: Vec<&str> = merged
+                .records
+                .iter()
+                .filter(|r| r.scenario == s)
+                .map(|r| match &r.outcome {
+                    Outcome::Failed { error } => error.as_str(),
+                    _ => "",
+                })
+                .collect();
+            v.dedup();
+            v
+        };
+        assert_eq!((from(Scenario::B1), from(Scenario::B4)), (vec!["old"], vec!["new"]));
+        assert_eq!(merged.records.len(), 3 * 3 + 2 * 3 + 2 * 3);
+
+        // B4 again: the kept B1 and B2 stay described as they were; the markdown says so.
+        let again = merge(merged, session("newer", &["roomcast-sio", "node-sio"], &[Scenario::B4], 1));
+        assert_eq!(again.kept.len(), 1);
+        assert_eq!(again.kept[0].date, "old");
+        assert_eq!(again.records.iter().filter(|r| r.scenario == Scenario::B4).count(), 2);
+        let md = markdown(&again, &[]);
+        assert!(md.contains("run --only b4` on newer"), "{md}");
+        assert!(md.contains("| B4 | newer | commit-newer | 1 |"), "{md}");
+        assert!(md.contains("| B1, B2 | old | commit-old | 3 |"), "{md}");
+
+        // Re-running a kept scenario takes it out of `kept`.
+        let b1 = merge(again, session("latest", &["roomcast-sio"], &[Scenario::B1, Scenario::B2], 1));
+        assert_eq!(b1.kept.len(), 1);
+        assert_eq!(b1.kept[0].scenarios, [Scenario::B4]);
+        assert_eq!(b1.kept[0].date, "newer");
+    }
 }

@@ -1,6 +1,8 @@
 //! The generator's B1 and B3 logic, in-process with tiny parameters, against
 //! the roomcast benchmark app (both protocols) and the limit server: every
-//! delivery arrives once and in order, every ack matches.
+//! delivery arrives once and in order, every ack matches. B4 against two
+//! in-process nodes of the app on a real `redis-server` started here (the
+//! test fails if it cannot start: `make deps-redis` installs it).
 #![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
@@ -9,6 +11,7 @@ use std::time::Duration;
 use roomcast_bench::proto::Proto;
 use roomcast_bench::scenario::b1::{self, B1Params};
 use roomcast_bench::scenario::b3::{self, B3Params};
+use roomcast_bench::scenario::b4::{self, B4Params, ClusterTarget};
 use roomcast_bench::scenario::{Target, b2};
 
 /// Serve on a runtime of its own, on its own thread (the generator below runs
@@ -36,6 +39,20 @@ fn roomcast_server() -> SocketAddr {
         server.serve(listener).unwrap();
         std::future::pending::<()>().await;
     })
+}
+
+/// A node of the app on the Redis at `url`, listening once Redis answered.
+fn roomcast_node(url: String) -> SocketAddr {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        rt.block_on(async move {
+            let server = roomcast_bench::app::build_with(Some(&url)).unwrap();
+            tx.send(server.listen("127.0.0.1:0").await.unwrap()).unwrap();
+            std::future::pending::<()>().await;
+        });
+    });
+    rx.recv_timeout(Duration::from_secs(15)).unwrap()
 }
 
 fn limit_server() -> SocketAddr {
@@ -120,4 +137,47 @@ fn idle_memory_needs_a_pid_and_measures_this_process() {
     let r = rt.block_on(b2::run(own, &params, &|_| {})).unwrap();
     assert_eq!(r.clients, 50);
     assert!(r.rss_after_kib > 0);
+}
+
+#[test]
+fn cluster_fanout_across_two_nodes() {
+    let rt = generator();
+    let log = std::env::temp_dir().join(format!("roomcast-bench-test-redis-{}.log", std::process::id()));
+    let redis = rt.block_on(roomcast_bench::redis::RedisServer::start(None, log.clone())).unwrap();
+    let (a, b) = (roomcast_node(redis.url()), roomcast_node(redis.url()));
+    let params = B4Params {
+        subscribers: 20,
+        window: 16,
+        warmup: Duration::from_millis(150),
+        measure: Duration::from_millis(500),
+        latency_rate: 100.0,
+        latency_duration: Duration::from_millis(300),
+        settle: Duration::from_millis(200),
+        stall_timeout: Duration::from_secs(5),
+        connect_timeout: Duration::from_secs(10),
+    };
+    for proto in [Proto::SocketIo, Proto::Json] {
+        let cluster = ClusterTarget {
+            a: Target { addr: a, proto, pid: None },
+            b: Target { addr: b, proto, pid: None },
+            redis_pid: Some(redis.pid),
+        };
+        let r = rt.block_on(b4::run(cluster, &params, &|_| {})).unwrap();
+        assert_eq!(r.failure, None, "{proto:?}: {r:?}");
+        assert_eq!(r.errors, 0, "{proto:?}: {:?}", r.error_samples);
+        assert!(r.tally.is_clean() && r.cross_tally.is_clean(), "{proto:?}: {} / {}", r.tally, r.cross_tally);
+        assert!(r.sent > 0);
+        assert_eq!((r.subscribers, r.on_node_b), (20, 10));
+        assert_eq!(r.tally.received, r.sent * 20);
+        assert_eq!(r.cross_tally.received, r.sent * 10);
+        let t = r.throughput.as_ref().unwrap();
+        assert!(t.cross_deliveries > 0 && t.deliveries_per_sec >= t.cross_deliveries_per_sec, "{t:?}");
+        // Only Redis's pid is known here: its CPU is measured, the nodes' are not.
+        assert!(t.processes.redis_s.is_some() && t.processes.node_a_s.is_none(), "{t:?}");
+        let l = r.latency.as_ref().unwrap();
+        assert!(l.p50_us > 0.0 && l.p99_us >= l.p50_us, "{l:?}");
+    }
+    assert!(redis.alive());
+    rt.block_on(redis.stop());
+    let _ = std::fs::remove_file(log);
 }

@@ -74,6 +74,8 @@ pub struct ServerConfig {
     /// Time a Socket.IO client has to connect to a namespace after the
     /// Engine.IO handshake.
     pub connect_timeout: Duration,
+    /// Join a cluster over Redis (`None`: a single node, all in memory).
+    pub redis: Option<crate::cluster::RedisConfig>,
 }
 
 impl Default for ServerConfig {
@@ -94,6 +96,7 @@ impl Default for ServerConfig {
             ack_timeout: Duration::from_secs(10),
             socketio_path: "/socket.io/".to_owned(),
             connect_timeout: Duration::from_secs(45),
+            redis: None,
         }
     }
 }

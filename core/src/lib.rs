@@ -18,15 +18,18 @@
 
 pub mod auth;
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod hub;
 mod metrics;
+pub mod presence;
 pub mod protocol;
 pub mod server;
 pub mod transport;
 
 pub use auth::{Identity, JwtVerifier, Rejection};
+pub use cluster::{AckReply, LostSocket, Partial, RedisConfig, RemoteHandshake, RemoteSocket};
 pub use config::{AuthRejection, RateLimit, ServerConfig};
 pub use error::{Error, ErrorKind, Result};
 pub use hub::args::{Args, Data};
@@ -36,4 +39,5 @@ pub use hub::handler::{IntoReply, Reply};
 pub use hub::namespace::Namespace;
 pub use hub::socket::{DisconnectReason, Handshake, Sid, Socket};
 pub use metrics::Stats;
+pub use presence::{Member, PresenceEvent, PresenceKind};
 pub use server::{Server, ServerBuilder};

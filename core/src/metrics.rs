@@ -14,6 +14,10 @@ pub(crate) struct Counters {
     pub slow_consumer_closes: AtomicU64,
     pub rate_limited: AtomicU64,
     pub refused_connections: AtomicU64,
+    pub cluster_messages_in: AtomicU64,
+    pub cluster_messages_out: AtomicU64,
+    pub cluster_errors: AtomicU64,
+    pub cluster_request_timeouts: AtomicU64,
 }
 
 impl Counters {
@@ -47,6 +51,15 @@ pub struct Stats {
     pub rate_limited: u64,
     /// Connections refused before the upgrade (limits, origin, auth).
     pub refused_connections: u64,
+    /// Messages received from other nodes over Redis (every channel this
+    /// node is subscribed to, its own publishes included).
+    pub cluster_messages_in: u64,
+    /// Messages published for other nodes.
+    pub cluster_messages_out: u64,
+    /// Redis commands or publishes that failed, and messages lost in between.
+    pub cluster_errors: u64,
+    /// Cluster queries answered partially (a node did not answer in time).
+    pub cluster_request_timeouts: u64,
 }
 
 impl Counters {
@@ -63,6 +76,10 @@ impl Counters {
             slow_consumer_closes: self.slow_consumer_closes.load(Relaxed),
             rate_limited: self.rate_limited.load(Relaxed),
             refused_connections: self.refused_connections.load(Relaxed),
+            cluster_messages_in: self.cluster_messages_in.load(Relaxed),
+            cluster_messages_out: self.cluster_messages_out.load(Relaxed),
+            cluster_errors: self.cluster_errors.load(Relaxed),
+            cluster_request_timeouts: self.cluster_request_timeouts.load(Relaxed),
         }
     }
 }

@@ -111,7 +111,10 @@ async fn rooms_relay_messages_and_presence() {
         assert_eq!(a.rooms(), ["r"]);
         let b_id = b.id().unwrap();
         let joined = next_event(&mut a_events, |e| matches!(e, ClientEvent::UserJoined { .. })).await;
-        assert_eq!(joined, ClientEvent::UserJoined { room: "r".into(), client_id: b_id.clone(), user_id: None });
+        assert_eq!(
+            joined,
+            ClientEvent::UserJoined { room: "r".into(), client_id: Some(b_id.clone()), user_id: None, member: None }
+        );
 
         b.send("r", json!({"text": "hi"})).unwrap();
         let msg = next_event(&mut a_events, |e| matches!(e, ClientEvent::Message { .. })).await;
@@ -128,7 +131,10 @@ async fn rooms_relay_messages_and_presence() {
         b.leave("r").await.unwrap();
         assert!(b.rooms().is_empty());
         let left = next_event(&mut a_events, |e| matches!(e, ClientEvent::UserLeft { .. })).await;
-        assert_eq!(left, ClientEvent::UserLeft { room: "r".into(), client_id: b_id, user_id: None });
+        assert_eq!(
+            left,
+            ClientEvent::UserLeft { room: "r".into(), client_id: Some(b_id), user_id: None, member: None }
+        );
 
         // Errors nobody awaits reach the event stream.
         let mut b_events = b.events();

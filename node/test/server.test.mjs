@@ -7,33 +7,7 @@ import { Manager, io as sioClient } from "socket.io-client";
 import WebSocket from "ws";
 import { Server } from "roomcast";
 import { io as rcClient } from "roomcast/client";
-
-/** A server on a free port; closed when the test ends. */
-async function serve(t, opts) {
-  const io = new Server(opts);
-  const port = await io.listen(0);
-  t.after(() => io.close());
-  return { io, url: `http://127.0.0.1:${port}`, port };
-}
-
-/** A connected socket.io-client (websocket only unless told); closed at the end. */
-async function client(t, url, opts = {}) {
-  const socket = sioClient(url, { transports: ["websocket"], reconnection: false, ...opts });
-  t.after(() => socket.close());
-  await once(socket, "connect");
-  return socket;
-}
-
-/** The next value `emitter` emits for `event` (first argument), within 5 s. */
-function next(emitter, event) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no ${event} within 5 s`)), 5000);
-    emitter.once(event, (value) => {
-      clearTimeout(timer);
-      resolve(value);
-    });
-  });
-}
+import { connect, exitsByItself, next, serve } from "../test-fixtures/helpers.mjs";
 
 test("connection, handshake, events and acks both ways, binary, catch-all", async (t) => {
   const { io, url } = await serve(t);
@@ -45,22 +19,24 @@ test("connection, handshake, events and acks both ways, binary, catch-all", asyn
     socket.on("double", (buf, ack) => ack(Buffer.concat([buf, buf]), buf.length));
     socket.on("no-ack", (value) => socket.emit("got", value));
   });
-  const c = await client(t, url, { auth: { token: "t" }, query: { room: "a b" }, extraHeaders: { "x-app": "tests" } });
+  const c = await connect(t, url, { auth: { token: "t", at: 1_795_000_000_000 }, query: { room: "a b" }, extraHeaders: { "x-app": "tests" } });
   const [socket] = seen;
   assert.equal(socket.id, c.id);
-  assert.deepEqual(socket.handshake.auth, { token: "t" });
+  assert.deepEqual(socket.handshake.auth, { token: "t", at: 1_795_000_000_000 });
   assert.equal(socket.handshake.query.room, "a b");
   assert.equal(socket.handshake.address, "127.0.0.1");
   assert.deepEqual([...socket.rooms], [socket.id]);
 
   assert.deepEqual(await c.emitWithAck("echo", 1, { a: [null, "x"] }), 1);
+  // Integers beyond 32 bits (timestamps) arrive as numbers, not BigInts.
+  assert.equal(await c.emitWithAck("echo", 1_795_000_000_000, -1_795_000_000_000), 1_795_000_000_000);
   assert.deepEqual(await new Promise((r) => c.emit("echo", "a", 2, (...args) => r(args))), ["a", 2]);
   const [doubled, length] = await new Promise((r) => c.emit("double", Buffer.from([1, 2]), (...args) => r(args)));
   assert.deepEqual([...new Uint8Array(doubled)], [1, 2, 1, 2]);
   assert.equal(length, 2);
   c.emit("no-ack", { fire: "forget" });
   assert.deepEqual(await next(c, "got"), { fire: "forget" });
-  assert.deepEqual(socket.data.events, ["echo", "echo", "double", "no-ack"]);
+  assert.deepEqual(socket.data.events, ["echo", "echo", "echo", "double", "no-ack"]);
 
   // Server → client: callback, emitWithAck, and a timeout when it never answers.
   c.on("ask", (n, bin, ack) => ack(n + 1, Buffer.from(bin).reverse()));
@@ -86,7 +62,7 @@ test("rooms: join, leave, to, except, broadcast, fetchSockets, socketsJoin, disc
     socket.on("shout", (room, text) => socket.to(room).emit("said", text));
     socket.on("all-but-me", (text) => socket.broadcast.emit("said", text));
   });
-  const [a, b, c] = [await client(t, url), await client(t, url), await client(t, url)];
+  const [a, b, c] = [await connect(t, url), await connect(t, url), await connect(t, url)];
   assert.deepEqual(await a.emitWithAck("join", "blue"), [a.id, "blue"]);
   await b.emitWithAck("join", "blue");
   await c.emitWithAck("join", "red");
@@ -121,8 +97,8 @@ test("rooms: join, leave, to, except, broadcast, fetchSockets, socketsJoin, disc
 
 test("broadcast acks collect every reply, or reject with those that came", async (t) => {
   const { io, url } = await serve(t);
-  const a = await client(t, url);
-  const b = await client(t, url);
+  const a = await connect(t, url);
+  const b = await connect(t, url);
   a.on("vote", (ack) => ack("a"));
   b.on("vote", (ack) => ack("b"));
   assert.deepEqual((await io.timeout(2000).emitWithAck("vote")).sort(), ["a", "b"]);
@@ -159,8 +135,8 @@ test("middlewares refuse with message and data; namespaces are separate", async 
   assert.equal(e.message, "who are you?");
   assert.deepEqual(e.data, { retry: false });
 
-  const root = await client(t, url, { auth: { token: "ok" } });
-  const adm = await client(t, `${url}/admin`);
+  const root = await connect(t, url, { auth: { token: "ok" } });
+  const adm = await connect(t, `${url}/admin`);
   assert.equal(await root.emitWithAck("where"), "/");
   assert.equal(await adm.emitWithAck("where"), "/admin");
   assert.deepEqual(roles, ["admin"]);
@@ -195,7 +171,7 @@ test("disconnect reasons both ways; a throwing handler is reported and the conne
   const original = console.error;
   console.error = (...args) => errors.push(args.join(" "));
   t.after(() => (console.error = original));
-  const c = await client(t, url);
+  const c = await connect(t, url);
   c.emit("boom");
   c.emit("async-boom");
   assert.equal(await c.emitWithAck("ok"), "still here");
@@ -204,7 +180,7 @@ test("disconnect reasons both ways; a throwing handler is reported and the conne
 
   c.emit("kick");
   assert.equal(await next(c, "disconnect"), "io server disconnect");
-  const d = await client(t, url);
+  const d = await connect(t, url);
   const left = new Promise((r) => io.sockets.sockets.get(d.id).on("disconnect", r));
   d.disconnect();
   assert.equal(await left, "client namespace disconnect");
@@ -251,7 +227,7 @@ test("JSON-protocol WebSocket clients share the rooms and events", async (t) => 
   ws.send(JSON.stringify({ type: "event", event: "add", data: { a: 2, b: 3 }, id: 7 }));
   assert.deepEqual(await message((m) => m.type === "ack"), { type: "ack", id: 7, data: 5 });
   ws.send(JSON.stringify({ type: "event", event: "enter", data: "mixed" }));
-  const sio = await client(t, url);
+  const sio = await connect(t, url);
   await new Promise((r) => setTimeout(r, 50));
   io.to("mixed").emit("news", { n: 1 });
   const news = await message((m) => m.type === "event");
@@ -307,7 +283,6 @@ test("roomcast's client: events, acks both ways, refusal, reconnection after a r
 });
 
 test("a process exits by itself once its server and clients are closed", { timeout: 20_000 }, async () => {
-  const { spawn } = await import("node:child_process");
   const script = `
     const { Server } = require("roomcast");
     const { io } = require("roomcast/client");
@@ -322,15 +297,7 @@ test("a process exits by itself once its server and clients are closed", { timeo
         server.close();
       });
     })();`;
-  const child = spawn(process.execPath, ["-e", script], { cwd: new URL("..", import.meta.url).pathname });
-  let out = "";
-  child.stdout.on("data", (d) => (out += d));
-  child.stderr.on("data", (d) => (out += d));
-  const killer = setTimeout(() => child.kill("SIGKILL"), 15_000);
-  const [code, signal] = await once(child, "exit");
-  clearTimeout(killer);
-  assert.equal(signal, null, `killed: it did not exit by itself (${out})`);
-  assert.equal(code, 0, out);
+  const out = await exitsByItself(script);
   assert.equal(out.trim(), "pong");
 });
 

@@ -1,5 +1,16 @@
 // Type-checked by `tsc --noEmit` (make test): the facade's types as an app uses them.
-import { Server, type Socket } from "roomcast";
+import {
+  RemoteSocket,
+  Server,
+  type BroadcastTimeoutError,
+  type ClusterCount,
+  type LostSocket,
+  type Member,
+  type PartialArray,
+  type PresenceEvent,
+  type ServerSideTimeoutError,
+  type Socket,
+} from "roomcast";
 import { io } from "roomcast/client";
 
 async function main(): Promise<void> {
@@ -18,10 +29,83 @@ async function main(): Promise<void> {
   client.on("connect_error", (err) => console.log(err.message, err.data));
   const ok: boolean = await client.timeout(1000).emitWithAck("chat", "hello");
   const replies: unknown[] = await server.timeout(1000).emitWithAck("ping");
-  const sockets: Socket[] = await server.in("lobby").fetchSockets();
+  const sockets: PartialArray<Socket | RemoteSocket> = await server.in("lobby").fetchSockets();
   console.log(ok, replies.length, sockets.map((s) => [...s.rooms]));
   client.disconnect();
   await server.close();
 }
 
+// Presence, on a node of a cluster.
+async function presence(): Promise<void> {
+  const server = new Server({ redis: { url: "redis://127.0.0.1:6379", prefix: "chat", nodeTtl: 5000 } });
+  const other = new Server({ redis: "redis://127.0.0.1:6379" });
+  server.enablePresence().of("/rooms").enablePresence("lobby");
+  server.use((socket, next) => {
+    socket.setUserId(String(socket.handshake.auth.userId));
+    next();
+  });
+  server.on("connection", (socket) => {
+    socket.join("lobby");
+    const user: string | null = socket.userId;
+    socket.on("away", () => socket.setPresence({ status: "away", note: "lunch" }));
+    console.log(user, socket.presence?.status);
+  });
+  server.on("node_lost", (lost: LostSocket) => console.log(lost.node, lost.namespace, lost.sid, lost.userId ?? "-"));
+  const port = await server.listen(0);
+  const members: Member[] = await server.presence("lobby");
+  const count: number = await server.of("/rooms").presenceCount("lobby");
+  const online: boolean = await server.isOnline("alice");
+  const many: Record<string, boolean> = await server.onlineUsers(["alice", "bob"]);
+  const node: string | null = server.nodeId;
+  console.log(members.map((m) => [m.userId, m.connections, m.meta.status, m.joinedAt]), count, online, many.bob, node);
+  const client = io(`http://127.0.0.1:${port}`, { auth: { userId: 7 } });
+  client.on("presence:join", (m: PresenceEvent) => console.log(m.room, m.userId, m.anonymous === true));
+  client.disconnect();
+  await Promise.all([server.close(), other.close()]);
+}
+
+// Operations across the servers of a cluster.
+async function cluster(): Promise<void> {
+  const server = new Server({ redis: { url: "redis://127.0.0.1:6379", requestTimeout: 1000 } });
+  server.on("whoami", (greeting: string, ack: (answer: { node: string | null }) => void) => {
+    ack({ node: server.nodeId });
+  });
+  await server.listen(0);
+  const found = await server.fetchSockets();
+  const missing: string[] = found.missing;
+  for (const s of found) {
+    const rooms: Set<string> = s.rooms;
+    if (s instanceof RemoteSocket) {
+      const node: string = s.nodeId;
+      const address: string = s.handshake.address;
+      s.emit("hello", s.data, rooms.size, node, address);
+      const left: ClusterCount = await s.leave("lobby");
+      s.disconnect(true);
+      console.log(left.count);
+    } else {
+      s.on("bye", () => s.disconnect());
+    }
+  }
+  const joined: ClusterCount = await server.in("lobby").socketsJoin(["news"]);
+  await server.local.socketsLeave("news");
+  const gone: ClusterCount = await server.of("/admin").disconnectSockets(true);
+  const rooms: PartialArray<string> = await server.allRooms();
+  const count: ClusterCount = await server.of("/admin").socketsCount();
+  const nodes: string[] = await server.nodes();
+  server.serverSideEmit("note", "hi");
+  server.serverSideEmit("whoami", "you?", (err: Error | null, replies: any[]) => console.log(err, replies));
+  try {
+    const answers = await server.serverSideEmitWithAck("whoami", "you?");
+    console.log(answers.nodes[0], answers.missing);
+    const votes = await server.timeout(1000).emitWithAck("vote");
+    console.log(votes.missing);
+  } catch (e) {
+    const err = e as ServerSideTimeoutError | BroadcastTimeoutError;
+    console.log(err.code, err.responses, err.missing, "nodes" in err ? err.nodes : []);
+  }
+  console.log(missing, joined.count, gone.missing, rooms.missing, count.count, nodes.length);
+  await server.close();
+}
+
 void main();
+void cluster();

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Optional, TypeVar, Union
+from typing import Any, AsyncIterator, Awaitable, Callable, Dict, Iterable, List, Optional, TypeVar, Union, overload
 
 from . import _native
 from ._native import *  # noqa: F403  (the exception classes)
@@ -19,10 +19,21 @@ from ._native import InvalidArgumentError
 
 __version__ = _native.__version__
 
-#: AsyncServer and the exception hierarchy under RoomcastError.
-__all__ = ["AsyncClient", "AsyncServer", *(name for name in _native.__all__ if name.endswith("Error"))]
+#: AsyncServer, AsyncClient, AsyncRedisManager, the cluster-wide answers and the
+#: exception hierarchy under RoomcastError.
+__all__ = [
+    "AckReplies",
+    "AsyncClient",
+    "AsyncRedisManager",
+    "AsyncServer",
+    "PartialCount",
+    "PartialDict",
+    "PartialList",
+    *(name for name in _native.__all__ if name.endswith("Error")),
+]
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 def _as_coroutine_function(f: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
@@ -82,6 +93,72 @@ def _rooms(value: Union[str, Iterable[str], None]) -> list[str]:
     return list(value)
 
 
+class _Partial:
+    """``missing`` and ``complete``, which every cluster-wide answer has alike."""
+
+    missing: list[str]
+
+    @property
+    def complete(self) -> bool:
+        """Whether every node answered."""
+        return not self.missing
+
+
+class PartialList(_Partial, List[T]):
+    """A list gathered from every node of a cluster. ``missing`` names the
+    nodes that did not answer within the request timeout (dead, frozen or
+    overloaded): what they hold is absent. Empty when the answer is complete,
+    and always without a ``client_manager``."""
+
+    def __init__(self, items: Iterable[T] = (), missing: Iterable[str] = ()) -> None:
+        super().__init__(items)
+        self.missing = list(missing)
+
+    def __repr__(self) -> str:
+        return f"PartialList({list(self)!r}, missing={self.missing!r})"
+
+
+class PartialDict(_Partial, Dict[str, T]):
+    """A dict gathered from every node of a cluster, with ``missing`` as
+    :class:`PartialList` has it."""
+
+    def __init__(self, items: Iterable[tuple[str, T]] = (), missing: Iterable[str] = ()) -> None:
+        super().__init__(items)
+        self.missing = list(missing)
+
+    def __repr__(self) -> str:
+        return f"PartialDict({dict(self)!r}, missing={self.missing!r})"
+
+
+class AckReplies(PartialDict[Any]):
+    """The acks of a broadcast on every node: ``{sid: ack}`` (one argument as
+    is, several as a tuple, none as ``None``). ``errors`` maps the clients that
+    did not ack to the error code why (``"ERR_TIMEOUT"``, ``"ERR_CLOSED"``);
+    ``missing`` names the nodes that did not report in time."""
+
+    def __init__(
+        self, items: Iterable[tuple[str, Any]] = (), missing: Iterable[str] = (), errors: Optional[dict[str, str]] = None
+    ) -> None:
+        super().__init__(items, missing)
+        self.errors: dict[str, str] = dict(errors or {})
+
+    def __repr__(self) -> str:
+        return f"AckReplies({dict(self)!r}, missing={self.missing!r}, errors={self.errors!r})"
+
+
+class PartialCount(_Partial, int):
+    """A count over every node of a cluster (an ``int``), with ``missing`` as
+    :class:`PartialList` has it."""
+
+    def __new__(cls, value: int = 0, missing: Iterable[str] = ()) -> PartialCount:
+        count = super().__new__(cls, value)
+        count.missing = list(missing)
+        return count
+
+    def __repr__(self) -> str:
+        return f"PartialCount({int(self)}, missing={self.missing!r})"
+
+
 class _Handlers:
     """``on`` and ``event`` as python-socketio has them, for server and client."""
 
@@ -111,22 +188,67 @@ class _Handlers:
         return register if handler is None else register(handler)
 
 
+class AsyncRedisManager:
+    """A cluster over Redis, as python-socketio's ``AsyncRedisManager``: every
+    ``AsyncServer(client_manager=AsyncRedisManager(url))`` on the same Redis
+    and ``channel`` shares broadcasts, rooms, presence and ``is_online``.
+
+    ``url`` is ``redis://``, ``rediss://`` (TLS), ``redis-cluster://host:port?node=host:port``
+    or ``redis-sentinel://host:port?sentinelServiceName=name``; ``channel`` prefixes
+    every key and channel. A node whose heartbeat is older than ``node_ttl``
+    seconds is dead: the others remove its members. ``serve()`` waits at most
+    ``connect_timeout`` seconds for Redis. A cluster query (``fetch_sockets``,
+    ``server_emit``, ...) waits at most ``request_timeout`` seconds for the other
+    nodes; those that did not answer by then are named in its ``missing``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        channel: str = "roomcast",
+        *,
+        node_ttl: float = 10.0,
+        connect_timeout: float = 5.0,
+        request_timeout: float = 5.0,
+    ) -> None:
+        self.url = url
+        self.channel = channel
+        self.node_ttl = float(node_ttl)
+        self.connect_timeout = float(connect_timeout)
+        self.request_timeout = float(request_timeout)
+
+    def __repr__(self) -> str:
+        return (
+            f"AsyncRedisManager({self.url!r}, {self.channel!r}, node_ttl={self.node_ttl}, "
+            f"connect_timeout={self.connect_timeout}, request_timeout={self.request_timeout})"
+        )
+
+
 class AsyncServer(_Handlers):
     """A Socket.IO (and JSON-protocol) server, shaped like python-socketio's."""
 
     def __init__(
         self,
         *,
+        client_manager: Optional[AsyncRedisManager] = None,
         ping_interval: float = 25.0,
         ping_timeout: float = 20.0,
         max_http_buffer_size: int = 1_000_000,
         cors_allowed_origins: Union[str, Iterable[str], None] = None,
     ) -> None:
+        if client_manager is not None and not isinstance(client_manager, AsyncRedisManager):
+            raise InvalidArgumentError("client_manager must be a roomcast.AsyncRedisManager")
+        redis = client_manager
         self._native = _native.Server(
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
             max_payload=max_http_buffer_size,
             allowed_origins=_rooms(cors_allowed_origins),
+            redis_url=None if redis is None else redis.url,
+            redis_prefix=None if redis is None else redis.channel,
+            node_ttl=10.0 if redis is None else redis.node_ttl,
+            redis_connect_timeout=5.0 if redis is None else redis.connect_timeout,
+            redis_request_timeout=5.0 if redis is None else redis.request_timeout,
         )
 
     def _register(self, event: str, f: Callable[..., Any], namespace: str) -> None:
@@ -184,34 +306,167 @@ class AsyncServer(_Handlers):
         namespace: str = "/",
         timeout: float = 60,
     ) -> Any:
-        """Send ``event`` to one client and wait for its ack: one argument is
-        returned as is, several as a tuple, none as ``None``."""
+        """Send ``event`` to one client (in a cluster, on any node) and wait for
+        its ack: one argument is returned as is, several as a tuple, none as ``None``."""
         target = to if to is not None else sid
         if target is None:
             raise InvalidArgumentError("call() needs the sid of the client (to=...)")
         args = _args(data)
         return _ack(await self._native.call(event, args, target, timeout, namespace))
 
+    @property
+    def _clustered(self) -> bool:
+        return self._native.node_id is not None
+
     async def enter_room(self, sid: str, room: str, namespace: str = "/") -> None:
-        """Put client ``sid`` in ``room``."""
-        self._native.enter_room(sid, room, namespace)
+        """Put client ``sid`` in ``room``; in a cluster, a client of any node
+        (done when that node confirmed it)."""
+        if not self._native.enter_room(sid, room, namespace) and self._clustered:
+            await self._native.sockets_join(room, [sid], [], namespace)
 
     async def leave_room(self, sid: str, room: str, namespace: str = "/") -> None:
-        """Take client ``sid`` out of ``room``."""
-        self._native.leave_room(sid, room, namespace)
+        """Take client ``sid`` out of ``room``; in a cluster, a client of any node."""
+        if not self._native.leave_room(sid, room, namespace) and self._clustered:
+            await self._native.sockets_leave(room, [sid], [], namespace)
 
     async def close_room(self, room: str, namespace: str = "/") -> None:
-        """Take every client out of ``room``."""
-        self._native.close_room(room, namespace)
+        """Take every client out of ``room`` (in a cluster, on every node)."""
+        if self._clustered:
+            await self._native.sockets_leave(room, [room], [], namespace)
+        else:
+            self._native.close_room(room, namespace)
 
     def rooms(self, sid: str, namespace: str = "/") -> list[str]:
         """The rooms client ``sid`` is in, its own room (named by its sid) first."""
         return self._native.rooms(sid, namespace)
 
     async def disconnect(self, sid: str, namespace: str = "/", *, close: bool = False) -> None:
-        """Disconnect client ``sid`` from ``namespace``; with ``close`` (a
-        roomcast extension), from every namespace, closing its connection."""
-        self._native.disconnect(sid, namespace, close)
+        """Disconnect client ``sid`` from ``namespace`` (in a cluster, a client
+        of any node); with ``close`` (a roomcast extension), from every
+        namespace, closing its connection."""
+        if not self._native.disconnect(sid, namespace, close) and self._clustered:
+            await self._native.disconnect_sockets([sid], [], close, namespace)
+
+    async def fetch_sockets(
+        self,
+        room: Union[str, Iterable[str], None] = None,
+        namespace: str = "/",
+        *,
+        skip_sid: Union[str, Iterable[str], None] = None,
+    ) -> PartialList[dict[str, Any]]:
+        """The clients in ``room`` (a room or sid, or several; every client
+        when ``None``) but not in ``skip_sid``, on every node of the cluster:
+        one dict per client with ``id``, ``node`` (its node id, ``None``
+        without a ``client_manager``), ``namespace``, ``userId``, ``rooms``
+        (its own room first), ``data`` and ``handshake`` (``headers``,
+        ``query`` as ``[key, value]`` pairs, ``address``, ``path``, ``auth``)."""
+        found, missing = await self._native.fetch_sockets(_rooms(room), _rooms(skip_sid), namespace)
+        return PartialList(found, missing)
+
+    async def sockets_join(
+        self,
+        room: str,
+        to: Union[str, Iterable[str], None] = None,
+        namespace: str = "/",
+        *,
+        skip_sid: Union[str, Iterable[str], None] = None,
+    ) -> PartialCount:
+        """Put the clients in ``to`` (rooms or sids; everyone when ``None``) but
+        not in ``skip_sid``, on every node, in ``room``; returns how many."""
+        joined, missing = await self._native.sockets_join(room, _rooms(to), _rooms(skip_sid), namespace)
+        return PartialCount(joined, missing)
+
+    async def sockets_leave(
+        self,
+        room: str,
+        to: Union[str, Iterable[str], None] = None,
+        namespace: str = "/",
+        *,
+        skip_sid: Union[str, Iterable[str], None] = None,
+    ) -> PartialCount:
+        """Take the clients in ``to`` but not in ``skip_sid``, on every node,
+        out of ``room``; returns how many."""
+        left, missing = await self._native.sockets_leave(room, _rooms(to), _rooms(skip_sid), namespace)
+        return PartialCount(left, missing)
+
+    async def disconnect_sockets(
+        self,
+        to: Union[str, Iterable[str], None] = None,
+        namespace: str = "/",
+        *,
+        skip_sid: Union[str, Iterable[str], None] = None,
+        close: bool = False,
+    ) -> PartialCount:
+        """Disconnect the clients in ``to`` but not in ``skip_sid`` on every
+        node (``close``: from every namespace, closing their connections);
+        returns how many."""
+        gone, missing = await self._native.disconnect_sockets(_rooms(to), _rooms(skip_sid), close, namespace)
+        return PartialCount(gone, missing)
+
+    async def call_everywhere(
+        self,
+        event: str,
+        data: Any = None,
+        to: Union[str, Iterable[str], None] = None,
+        room: Union[str, Iterable[str], None] = None,
+        skip_sid: Union[str, Iterable[str], None] = None,
+        namespace: str = "/",
+        timeout: float = 60,
+    ) -> AckReplies:
+        """Send ``event`` as ``emit`` does (to everyone, or to ``to``/``room``)
+        on every node and wait, at most ``timeout`` seconds, for each client's
+        ack: ``{sid: ack}``; ``errors`` names the clients without one and
+        ``missing`` the nodes that did not report within ``timeout`` plus the
+        request timeout."""
+        replies, missing = await self._native.call_everywhere(
+            event, _args(data), _rooms(to) + _rooms(room), _rooms(skip_sid), float(timeout), namespace
+        )
+        acks = [(sid, _ack(reply)) for sid, reply, error in replies if reply is not None]
+        errors = {sid: error for sid, reply, error in replies if error is not None}
+        return AckReplies(acks, missing, errors)
+
+    async def rooms_everywhere(self, namespace: str = "/") -> PartialList[str]:
+        """The rooms joined by name (not the clients' own rooms) on every node, sorted."""
+        rooms, missing = await self._native.rooms_everywhere(namespace)
+        return PartialList(rooms, missing)
+
+    async def count_everywhere(self, namespace: str = "/") -> PartialCount:
+        """How many clients ``namespace`` has on every node."""
+        count, missing = await self._native.count_everywhere(namespace)
+        return PartialCount(count, missing)
+
+    async def nodes(self) -> list[str]:
+        """The node ids of the cluster (this server's too), sorted; ``[]``
+        without a ``client_manager``."""
+        return await self._native.nodes()
+
+    @overload
+    def on_server_event(self, event: str) -> Callable[[Handler], Handler]: ...
+
+    @overload
+    def on_server_event(self, event: str, handler: Handler) -> Handler: ...
+
+    def on_server_event(self, event: str, handler: Optional[Handler] = None) -> Any:
+        """Register ``handler(*args)`` for the server event ``event`` that
+        another node sends with ``server_emit``; its return value is the reply
+        (as an ack: ``None`` none, a tuple several arguments). Sync or async;
+        usable as a decorator: ``@sio.on_server_event("reload")``. Never
+        called without a ``client_manager``."""
+
+        def register(f: Handler) -> Handler:
+            self._native.on_server_event(event, _as_coroutine_function(f))
+            return f
+
+        return register if handler is None else register(handler)
+
+    async def server_emit(self, event: str, data: Any = None) -> PartialDict[Any]:
+        """Send ``event`` to every other node's ``on_server_event`` handler and
+        wait (at most the request timeout) for their replies: ``{node_id:
+        reply}`` (one argument as is, several as a tuple, none as ``None``).
+        A node without a handler for ``event`` is in neither the dict nor
+        ``missing``. Without a ``client_manager``, empty: nothing is sent."""
+        replies, missing = await self._native.server_emit(event, _args(data))
+        return PartialDict(((node, _ack(reply)) for node, reply in replies), missing)
 
     async def get_session(self, sid: str, namespace: str = "/") -> Any:
         """The session of client ``sid``: a dict that lives as long as its connection."""
@@ -227,6 +482,70 @@ class AsyncServer(_Handlers):
         session = await self.get_session(sid, namespace)
         yield session
         await self.save_session(sid, session, namespace)
+
+    def enable_presence(self, room: Optional[str] = None, namespace: str = "/") -> None:
+        """Track presence in ``room``, or in every named room of ``namespace``:
+        its members get ``presence:join``, ``presence:leave`` and
+        ``presence:update`` events. Rooms already joined count from their next join."""
+        self._native.enable_presence(room, namespace)
+
+    async def presence(self, room: str, namespace: str = "/") -> list[dict[str, Any]]:
+        """The members of ``room`` (on every node): one dict per user with
+        ``userId``, ``connections``, ``meta``, ``joinedAt`` and ``lastSeen``
+        (``anonymous: True`` for a socket without a user id)."""
+        members: list[dict[str, Any]] = await self._native.presence(room, namespace)
+        return members
+
+    async def presence_count(self, room: str, namespace: str = "/") -> int:
+        """How many members ``room`` has (on every node)."""
+        count: int = await self._native.presence_count(room, namespace)
+        return count
+
+    async def is_online(self, user_id: str) -> bool:
+        """Whether ``user_id`` has a connection (on any node)."""
+        online: bool = await self._native.is_online(user_id)
+        return online
+
+    async def online_users(self, user_ids: Iterable[str]) -> dict[str, bool]:
+        """``{user_id: online}`` for each of ``user_ids``, in one query."""
+        return dict(await self._native.online_users(list(user_ids)))
+
+    def set_user_id(self, sid: str, user_id: str, namespace: str = "/") -> None:
+        """Name the user of client ``sid``, from its ``connect`` handler (before
+        it joins rooms): its connections are one member in presence, it counts
+        for ``is_online`` and it is in the room ``user:<user_id>``."""
+        self._native.set_user_id(sid, user_id, namespace)
+
+    def get_user_id(self, sid: str, namespace: str = "/") -> Optional[str]:
+        """The user of client ``sid``, if one was named."""
+        return self._native.get_user_id(sid, namespace)
+
+    def set_presence(self, sid: str, meta: dict[str, Any], namespace: str = "/") -> None:
+        """Replace the presence metadata of client ``sid``: a dict whose
+        ``status`` is ``"online"`` (the default), ``"away"`` or ``"busy"``. Its
+        rooms with presence get ``presence:update``."""
+        self._native.set_presence(sid, meta, namespace)
+
+    def get_presence(self, sid: str, namespace: str = "/") -> dict[str, Any]:
+        """The presence metadata of client ``sid``."""
+        return self._native.get_presence(sid, namespace)
+
+    def on_node_lost(self, handler: Optional[Handler] = None) -> Any:
+        """Register ``handler(info)`` for each client of a cluster node found
+        dead, called once, on the node that cleaned up after it; ``info`` is
+        ``{"node", "namespace", "sid", "userId"}``. Usable as a decorator;
+        never called without a ``client_manager``."""
+
+        def register(f: Handler) -> Handler:
+            self._native.on_node_lost(_as_coroutine_function(f))
+            return f
+
+        return register if handler is None else register(handler)
+
+    @property
+    def node_id(self) -> Optional[str]:
+        """This server's node id in the cluster (``None`` without a ``client_manager``)."""
+        return self._native.node_id
 
     async def serve(self, host: str = "127.0.0.1", port: int = 0) -> int:
         """Listen on ``host:port`` (0 picks a free port); returns the port."""

@@ -1,6 +1,7 @@
 //! The roomcast peer of the benchmarks: the app of `bench/APP.md` on
 //! roomcast's Rust API, Socket.IO at `/socket.io/` and the JSON protocol at
-//! `/ws` on one port.
+//! `/ws` on one port. With `REDIS_URL` set it is a node of a cluster on that
+//! Redis (B4), and announces its port once Redis answered.
 //!
 //! It uses tokio's multi-thread runtime, as an application would; the
 //! orchestrator pins the process to one core with `taskset`, and tokio sizes
@@ -9,9 +10,14 @@
 fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
-        let server = roomcast_bench::app::build()?;
-        let listener = roomcast_bench::contract::bind_from_env().await?;
-        let addr = server.serve(listener)?;
+        let redis_url = std::env::var("REDIS_URL").ok().filter(|u| !u.trim().is_empty());
+        let server = roomcast_bench::app::build_with(redis_url.as_deref())?;
+        let addr = if redis_url.is_some() {
+            // `listen` waits for Redis (and this node's subscriptions) before serving.
+            server.listen(roomcast_bench::contract::addr_from_env()?).await?
+        } else {
+            server.serve(roomcast_bench::contract::bind_from_env().await?)?
+        };
         roomcast_bench::contract::announce(addr)?;
         roomcast_bench::contract::wait_for_exit().await;
         anyhow::Ok(())

@@ -1,13 +1,16 @@
 //! `roomcast-bench`: the load generator and the orchestrator of `make bench`.
 //!
 //! ```text
-//! roomcast-bench run [--quick] [--runs N] [--peers a,b] [--scenarios b1,b2,b3]   # everything, writes bench/results/
-//! roomcast-bench gen --addr 127.0.0.1:3000 --proto sio --scenario b1 [--pid P]   # one scenario against a running server
-//! roomcast-bench report                                                           # redraw RESULTS.md from results.json
+//! roomcast-bench run [--quick] [--runs N] [--peers a,b] [--scenarios b1,b2,b3,b4]   # everything, writes bench/results/
+//! roomcast-bench run --only b4 [--quick] [--runs N]                                 # B4 only, updated in bench/results/
+//! roomcast-bench gen --addr 127.0.0.1:3000 --proto sio --scenario b1 [--pid P]      # one scenario against a running server
+//! roomcast-bench gen --addr A --addr-b B --proto sio --scenario b4                  # B4 against two running cluster nodes
+//! roomcast-bench report                                                              # redraw RESULTS.md from results.json
 //! ```
 //!
 //! The generator runs on one current-thread tokio runtime pinned to its own
-//! core; peers are pinned to the other core with `taskset`.
+//! core; peers (B4: both nodes and redis-server) are pinned to the other core
+//! with `taskset`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -21,7 +24,8 @@ use roomcast_bench::report::{self, Results};
 use roomcast_bench::scenario::b1::B1Params;
 use roomcast_bench::scenario::b2::B2Params;
 use roomcast_bench::scenario::b3::B3Params;
-use roomcast_bench::scenario::{Target, b1, b2, b3};
+use roomcast_bench::scenario::b4::{B4Params, ClusterTarget};
+use roomcast_bench::scenario::{Target, b1, b2, b3, b4};
 
 #[derive(Parser)]
 #[command(name = "roomcast-bench", about = "Side-by-side benchmarks of roomcast and other real-time servers")]
@@ -46,22 +50,22 @@ enum Cmd {
 
 #[derive(Args, Clone)]
 struct Params {
-    /// B1 subscribers.
+    /// B1 and B4 subscribers (B4: half on each node).
     #[arg(long)]
     subscribers: Option<usize>,
-    /// B1 messages in flight during the throughput phase.
+    /// B1 and B4 messages in flight during the throughput phase.
     #[arg(long)]
     window: Option<usize>,
-    /// Measured seconds (B1 throughput, B3).
+    /// Measured seconds (B1 and B4 throughput, B3).
     #[arg(long)]
     duration: Option<f64>,
     /// Warm-up seconds before each measurement.
     #[arg(long)]
     warmup: Option<f64>,
-    /// B1 latency phase: offered messages per second (0 skips the phase).
+    /// B1 and B4 latency phase: offered messages per second (0 skips the phase).
     #[arg(long)]
     latency_rate: Option<f64>,
-    /// B1 latency phase seconds.
+    /// B1 and B4 latency phase seconds.
     #[arg(long)]
     latency_duration: Option<f64>,
     /// B2 idle clients.
@@ -74,7 +78,7 @@ struct Params {
 
 #[derive(Args)]
 struct RunArgs {
-    /// Tiny parameters for development: 100 subscribers, 2 s, 1 run, 1000 idle clients.
+    /// Tiny parameters for development: 100 subscribers (B4: 50 per node), 2 s, 1 run, 1000 idle clients.
     #[arg(long)]
     quick: bool,
     /// Repetitions of every measurement (default 3; 1 with --quick).
@@ -83,13 +87,17 @@ struct RunArgs {
     /// Comma-separated peers (default all): roomcast-sio, roomcast-json, node-sio, socketioxide, python-sio, node-ws, limit.
     #[arg(long, value_delimiter = ',')]
     peers: Option<Vec<String>>,
-    /// Comma-separated scenarios (default b1,b2,b3).
-    #[arg(long, value_delimiter = ',')]
+    /// Comma-separated scenarios (default b1,b2,b3,b4); results.json is written afresh.
+    #[arg(long, value_delimiter = ',', conflicts_with = "only")]
     scenarios: Option<Vec<String>>,
+    /// Run only these scenarios (e.g. `--only b4`) and update them in the existing results.json,
+    /// keeping the other scenarios' runs (RESULTS.md says when each was measured).
+    #[arg(long, value_delimiter = ',')]
+    only: Option<Vec<String>>,
     /// Results directory (default bench/results).
     #[arg(long)]
     results: Option<PathBuf>,
-    /// Core the servers are pinned to.
+    /// Core the servers are pinned to (B4: both nodes and redis-server).
     #[arg(long, default_value_t = 0)]
     server_core: usize,
     /// Core the generator is pinned to.
@@ -111,17 +119,26 @@ enum ProtoArg {
 
 #[derive(Args)]
 struct GenArgs {
-    /// Server address.
+    /// Server address (B4: node A, with the publisher).
     #[arg(long)]
     addr: SocketAddr,
+    /// B4: node B's address.
+    #[arg(long)]
+    addr_b: Option<SocketAddr>,
     #[arg(long, value_enum)]
     proto: ProtoArg,
-    /// b1, b2 or b3.
+    /// b1, b2, b3 or b4.
     #[arg(long)]
     scenario: String,
-    /// The server's pid, for its CPU time and RSS.
+    /// The server's pid, for its CPU time and RSS (B4: node A's).
     #[arg(long)]
     pid: Option<u32>,
+    /// B4: node B's pid.
+    #[arg(long)]
+    pid_b: Option<u32>,
+    /// B4: redis-server's pid.
+    #[arg(long)]
+    redis_pid: Option<u32>,
     /// Pin the generator to this core.
     #[arg(long)]
     generator_core: Option<usize>,
@@ -135,8 +152,16 @@ fn secs(v: Option<f64>, default: Duration) -> Duration {
     v.filter(|s| s.is_finite() && *s >= 0.0).map_or(default, Duration::from_secs_f64)
 }
 
-fn build_params(p: &Params, quick: bool) -> (B1Params, B2Params, B3Params) {
+struct AllParams {
+    b1: B1Params,
+    b2: B2Params,
+    b3: B3Params,
+    b4: B4Params,
+}
+
+fn build_params(p: &Params, quick: bool) -> AllParams {
     let (mut b1p, mut b2p, mut b3p) = (B1Params::default(), B2Params::default(), B3Params::default());
+    let mut b4p = B4Params::default();
     if quick {
         b1p.subscribers = 100;
         b1p.warmup = Duration::from_millis(500);
@@ -147,28 +172,38 @@ fn build_params(p: &Params, quick: bool) -> (B1Params, B2Params, B3Params) {
         b3p.clients = 20;
         b3p.warmup = Duration::from_millis(500);
         b3p.measure = Duration::from_secs(2);
+        b4p.subscribers = 100;
+        b4p.warmup = Duration::from_millis(500);
+        b4p.measure = Duration::from_secs(2);
+        b4p.latency_duration = Duration::from_secs(2);
     }
     if let Some(n) = p.subscribers {
         b1p.subscribers = n.max(1);
+        b4p.subscribers = n.max(2);
     }
     if let Some(w) = p.window {
         b1p.window = w.max(1);
+        b4p.window = w.max(1);
     }
     b1p.measure = secs(p.duration, b1p.measure);
     b3p.measure = secs(p.duration, b3p.measure);
+    b4p.measure = secs(p.duration, b4p.measure);
     b1p.warmup = secs(p.warmup, b1p.warmup);
     b3p.warmup = secs(p.warmup, b3p.warmup);
+    b4p.warmup = secs(p.warmup, b4p.warmup);
     if let Some(r) = p.latency_rate {
         b1p.latency_rate = r.max(0.0);
+        b4p.latency_rate = r.max(0.0);
     }
     b1p.latency_duration = secs(p.latency_duration, b1p.latency_duration);
+    b4p.latency_duration = secs(p.latency_duration, b4p.latency_duration);
     if let Some(n) = p.idle_clients {
         b2p.clients = n.max(1);
     }
     if let Some(n) = p.ack_clients {
         b3p.clients = n.max(1);
     }
-    (b1p, b2p, b3p)
+    AllParams { b1: b1p, b2: b2p, b3: b3p, b4: b4p }
 }
 
 /// Pin this process's (single) thread to `core`; threads started later inherit it.
@@ -240,19 +275,44 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             })
             .collect::<anyhow::Result<_>>()?,
     };
-    let scenarios: Vec<Scenario> = match &args.scenarios {
+    let scenarios: Vec<Scenario> = match args.only.as_ref().or(args.scenarios.as_ref()) {
         None => Scenario::ALL.to_vec(),
-        Some(list) => {
-            let mut v: Vec<Scenario> = list
-                .iter()
-                .map(|s| Scenario::parse(s).with_context(|| format!("unknown scenario {s:?} (b1, b2, b3)")))
-                .collect::<anyhow::Result<_>>()?;
-            v.sort_by_key(|s| *s as u8);
-            v.dedup();
-            v
-        }
+        Some(list) => Scenario::parse_list(list)?,
     };
-    let (b1p, b2p, b3p) = build_params(&args.params, args.quick);
+    if scenarios.is_empty() {
+        bail!("no scenario to run");
+    }
+    // A peer that takes part in none of the scenarios is left out (B4 runs three of them).
+    let named = args.peers.is_some();
+    let (peers, idle): (Vec<Peer>, Vec<Peer>) = peers.into_iter().partition(|p| scenarios.iter().any(|&s| p.runs(s)));
+    if named && !idle.is_empty() {
+        eprintln!(
+            "roomcast-bench: {} take(s) no part in {}; left out",
+            idle.iter().map(|p| p.name).collect::<Vec<_>>().join(", "),
+            scenarios.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+        );
+    }
+    if peers.is_empty() {
+        bail!("no peer takes part in the scenarios asked for");
+    }
+    // --only updates the existing results: read them now, not after a long run.
+    let earlier = match &args.only {
+        Some(_) if paths.results.join("results.json").is_file() => {
+            let old = report::read(&paths.results)
+                .with_context(|| format!("--only updates {}/results.json, which", paths.results.display()))?;
+            if old.plan.quick != args.quick {
+                bail!(
+                    "{}/results.json holds a {} run: --only would mix it with a {} one (use --results DIR)",
+                    paths.results.display(),
+                    if old.plan.quick { "--quick" } else { "full" },
+                    if args.quick { "--quick" } else { "full" }
+                );
+            }
+            Some(old)
+        }
+        _ => None,
+    };
+    let AllParams { b1: b1p, b2: b2p, b3: b3p, b4: b4p } = build_params(&args.params, args.quick);
     let (server_core, generator_core) =
         if args.no_pin { (None, None) } else { (Some(args.server_core), Some(args.generator_core)) };
     if let Some(core) = generator_core {
@@ -270,6 +330,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         b1: b1p,
         b2: b2p,
         b3: b3p,
+        b4: b4p,
         server_core,
         generator_core,
         quick: args.quick,
@@ -282,7 +343,10 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         paths.results.display()
     );
     let records = runtime()?.block_on(orchestrate::run_plan(&plan, &paths))?;
-    let results = Results { machine: orchestrate::machine(&paths), plan, records };
+    let mut results = Results { machine: orchestrate::machine(&paths), plan, records, kept: Vec::new() };
+    if let Some(old) = earlier {
+        results = report::merge(old, results);
+    }
     let path = report::write(&results, &paths.results)?;
     eprintln!("wrote {}", path.display());
     Ok(())
@@ -292,8 +356,8 @@ fn generate(args: GenArgs) -> anyhow::Result<()> {
     if let Some(core) = args.generator_core {
         pin_self(core)?;
     }
-    let (b1p, b2p, b3p) = build_params(&args.params, args.quick);
-    raise_nofile(b2p.clients + 256);
+    let params = build_params(&args.params, args.quick);
+    raise_nofile(params.b2.clients + 256);
     let proto = match args.proto {
         ProtoArg::Sio => Proto::SocketIo,
         ProtoArg::Json => Proto::Json,
@@ -304,9 +368,18 @@ fn generate(args: GenArgs) -> anyhow::Result<()> {
     let progress = |m: &str| eprintln!("{scenario}: {m}");
     let rt = runtime()?;
     let json = match scenario {
-        Scenario::B1 => serde_json::to_string_pretty(&rt.block_on(b1::run(target, &b1p, &progress))?)?,
-        Scenario::B2 => serde_json::to_string_pretty(&rt.block_on(b2::run(target, &b2p, &progress))?)?,
-        Scenario::B3 => serde_json::to_string_pretty(&rt.block_on(b3::run(target, &b3p, &progress))?)?,
+        Scenario::B1 => serde_json::to_string_pretty(&rt.block_on(b1::run(target, &params.b1, &progress))?)?,
+        Scenario::B2 => serde_json::to_string_pretty(&rt.block_on(b2::run(target, &params.b2, &progress))?)?,
+        Scenario::B3 => serde_json::to_string_pretty(&rt.block_on(b3::run(target, &params.b3, &progress))?)?,
+        Scenario::B4 => {
+            let addr_b = args.addr_b.context("B4 needs node B's address (--addr-b)")?;
+            let cluster = ClusterTarget {
+                a: target,
+                b: Target { addr: addr_b, proto, pid: args.pid_b },
+                redis_pid: args.redis_pid,
+            };
+            serde_json::to_string_pretty(&rt.block_on(b4::run(cluster, &params.b4, &progress))?)?
+        }
     };
     println!("{json}");
     Ok(())

@@ -15,8 +15,12 @@
 //! the payload, for every delivery.
 //!
 //! Every delivery is validated per subscriber (loss, duplicates, order).
+//!
+//! B4 ([`super::b4`]) runs the same subscribers and publisher against two
+//! nodes of a cluster.
 
 use std::cell::{Cell, RefCell};
+use std::ops::Range;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -104,26 +108,64 @@ pub struct B1Result {
     pub failure: Option<String>,
 }
 
-struct State {
+/// The generator's state of one fan-out run (B1, B4): one publisher, `subscribers` subscribers.
+pub(super) struct State {
     subscribers: u32,
     /// Ring of per-message delivery counts, indexed by `n & mask`.
     counts: RefCell<Vec<u32>>,
     mask: u64,
-    sent: Cell<u64>,
+    pub(super) sent: Cell<u64>,
     /// Every message below `done` reached every subscriber.
     done: Cell<u64>,
-    deliveries: Cell<u64>,
+    /// First deliveries, every subscriber.
+    pub(super) deliveries: Cell<u64>,
+    /// Subscribers from this index on are B4's cross-node ones (on node B);
+    /// 0 in B1, where every subscriber counts.
+    cross_from: usize,
+    /// First deliveries to subscribers from `cross_from` on.
+    pub(super) cross_deliveries: Cell<u64>,
+    /// Latency is sampled for messages in this range, at subscribers from `cross_from` on.
     lat_range: Cell<(u64, u64)>,
     latencies: RefCell<Vec<u64>>,
     checks: RefCell<Vec<SeqCheck>>,
     progress: tokio::sync::Notify,
-    errors: Errors,
-    stopping: Cell<bool>,
+    pub(super) errors: Errors,
+    pub(super) stopping: Cell<bool>,
 }
 
 impl State {
+    pub(super) fn new(subscribers: usize, window: usize, cross_from: usize) -> anyhow::Result<Rc<Self>> {
+        let cap = window.max(1 << 16).next_power_of_two();
+        Ok(Rc::new(State {
+            subscribers: u32::try_from(subscribers)?,
+            counts: RefCell::new(vec![0; cap]),
+            mask: cap as u64 - 1,
+            sent: Cell::new(0),
+            done: Cell::new(0),
+            deliveries: Cell::new(0),
+            cross_from,
+            cross_deliveries: Cell::new(0),
+            lat_range: Cell::new((u64::MAX, u64::MAX)),
+            latencies: RefCell::new(Vec::new()),
+            checks: RefCell::new(vec![SeqCheck::new(); subscribers]),
+            progress: tokio::sync::Notify::new(),
+            errors: Errors::default(),
+            stopping: Cell::new(false),
+        }))
+    }
+
     fn in_flight(&self) -> u64 {
         self.sent.get() - self.done.get()
+    }
+
+    /// The deliveries of every message sent so far to the subscribers in `subs`, judged now.
+    pub(super) fn tally(&self, subs: Range<usize>) -> Tally {
+        let sent = self.sent.get();
+        let mut total = Tally::default();
+        for check in &self.checks.borrow()[subs] {
+            total.add(&check.tally(sent));
+        }
+        total
     }
 
     fn on_msg(&self, sub: usize, p: Payload, now: u64) {
@@ -136,9 +178,12 @@ impl State {
             return; // duplicates (and numbers never sent) are counted by the check
         }
         self.deliveries.set(self.deliveries.get() + 1);
-        let (lo, hi) = self.lat_range.get();
-        if p.n >= lo && p.n < hi {
-            self.latencies.borrow_mut().push(now.saturating_sub(p.t));
+        if sub >= self.cross_from {
+            self.cross_deliveries.set(self.cross_deliveries.get() + 1);
+            let (lo, hi) = self.lat_range.get();
+            if p.n >= lo && p.n < hi {
+                self.latencies.borrow_mut().push(now.saturating_sub(p.t));
+            }
         }
         let mut done = self.done.get();
         if p.n < done {
@@ -161,7 +206,8 @@ impl State {
     }
 }
 
-async fn subscriber(i: usize, mut c: Client, st: Rc<State>) {
+/// Subscriber `i`: validate and count every delivery until the connection ends.
+pub(super) async fn subscriber(i: usize, mut c: Client, st: Rc<State>) {
     let mut now = now_ns();
     loop {
         let r = c.drain(|inc| match inc {
@@ -190,20 +236,35 @@ async fn subscriber(i: usize, mut c: Client, st: Rc<State>) {
 
 /// How the publisher paces itself.
 #[derive(Clone, Copy)]
-enum Pace {
+pub(super) enum Pace {
     /// Keep this many messages in flight.
     Window(u64),
     /// One message every period (skipping ticks while the ring is full).
     Rate(Duration),
 }
 
-struct Publisher {
-    client: Client,
+/// What one measured window of a fan-out run counted.
+pub(super) struct Window {
+    pub deliveries: u64,
+    pub cross_deliveries: u64,
+    /// Server CPU: the sum over the processes measured.
+    pub cpu: CpuSample,
+    /// Each process's own CPU seconds, in the order given.
+    pub each: Vec<Option<f64>>,
+}
+
+/// The one publisher of a fan-out run.
+pub(super) struct Publisher {
+    pub(super) client: Client,
     buf: Vec<u8>,
-    throttled: u64,
+    pub(super) throttled: u64,
 }
 
 impl Publisher {
+    pub(super) fn new(client: Client) -> Self {
+        Self { client, buf: Vec::with_capacity(256), throttled: 0 }
+    }
+
     fn queue(&mut self, st: &State) {
         let n = st.sent.get();
         self.buf.clear();
@@ -229,7 +290,7 @@ impl Publisher {
     }
 
     /// Publish until `until` with `pace`.
-    async fn pump(&mut self, st: &State, pace: Pace, until: Instant, stall: Duration) -> anyhow::Result<()> {
+    pub(super) async fn pump(&mut self, st: &State, pace: Pace, until: Instant, stall: Duration) -> anyhow::Result<()> {
         let cap = st.mask + 1;
         let mut next_tick = Instant::now();
         let mut last_done = (st.done.get(), Instant::now());
@@ -276,7 +337,7 @@ impl Publisher {
     }
 
     /// Wait until every message sent so far is done.
-    async fn drain(&mut self, st: &State, stall: Duration) -> anyhow::Result<()> {
+    pub(super) async fn drain(&mut self, st: &State, stall: Duration) -> anyhow::Result<()> {
         let mut last_done = (st.done.get(), Instant::now());
         while st.in_flight() > 0 {
             if st.done.get() != last_done.0 {
@@ -299,6 +360,43 @@ impl Publisher {
         }
         Ok(())
     }
+
+    /// Publish with `pace` for `duration`, counting deliveries and the CPU
+    /// time of the server processes `pids` over that window.
+    pub(super) async fn measure(
+        &mut self,
+        st: &State,
+        pace: Pace,
+        duration: Duration,
+        pids: &[u32],
+        stall: Duration,
+    ) -> anyhow::Result<Window> {
+        let meter = CpuMeter::start_all(pids);
+        let (d0, c0) = (st.deliveries.get(), st.cross_deliveries.get());
+        self.pump(st, pace, Instant::now() + duration, stall).await?;
+        let (cpu, each) = meter.stop_each();
+        Ok(Window { deliveries: st.deliveries.get() - d0, cross_deliveries: st.cross_deliveries.get() - c0, cpu, each })
+    }
+
+    /// The latency phase: `rate` messages/s for `duration`, then wait until
+    /// they are all delivered; returns the window and the latency (ns) of
+    /// every delivery of its messages (at subscribers from `cross_from` on).
+    pub(super) async fn measure_latency(
+        &mut self,
+        st: &State,
+        rate: f64,
+        duration: Duration,
+        pids: &[u32],
+        stall: Duration,
+    ) -> anyhow::Result<(Window, Vec<u64>)> {
+        let period = Duration::from_secs_f64(1.0 / rate);
+        let lo = st.sent.get();
+        st.lat_range.set((lo, u64::MAX));
+        let window = self.measure(st, Pace::Rate(period), duration, pids, stall).await?;
+        st.lat_range.set((lo, st.sent.get()));
+        self.drain(st, stall).await?;
+        Ok((window, std::mem::take(&mut *st.latencies.borrow_mut())))
+    }
 }
 
 /// Run B1 against `target`.
@@ -307,30 +405,15 @@ pub async fn run(target: Target, params: &B1Params, progress: Progress<'_>) -> a
 }
 
 async fn run_local(target: Target, params: &B1Params, progress: Progress<'_>) -> anyhow::Result<B1Result> {
-    let cap = params.window.max(1 << 16).next_power_of_two();
     let n = params.subscribers;
-    let st = Rc::new(State {
-        subscribers: u32::try_from(n)?,
-        counts: RefCell::new(vec![0; cap]),
-        mask: cap as u64 - 1,
-        sent: Cell::new(0),
-        done: Cell::new(0),
-        deliveries: Cell::new(0),
-        lat_range: Cell::new((u64::MAX, u64::MAX)),
-        latencies: RefCell::new(Vec::new()),
-        checks: RefCell::new(vec![SeqCheck::new(); n]),
-        progress: tokio::sync::Notify::new(),
-        errors: Errors::default(),
-        stopping: Cell::new(false),
-    });
+    let st = State::new(n, params.window, 0)?;
     progress(&format!("connecting {n} subscribers"));
     let sub_state = st.clone();
     let handles = spawn_clients(target, n, true, params.connect_timeout, progress, move |i, c| {
         subscriber(i, c, sub_state.clone())
     })
     .await?;
-    let client = Client::connect(target.addr, target.proto, true).await?;
-    let mut publisher = Publisher { client, buf: Vec::with_capacity(256), throttled: 0 };
+    let mut publisher = Publisher::new(Client::connect(target.addr, target.proto, true).await?);
     // Let the last joins settle (JSON peers announce them to every member).
     tokio::time::sleep(Duration::from_millis(200)).await;
 
@@ -351,11 +434,8 @@ async fn run_local(target: Target, params: &B1Params, progress: Progress<'_>) ->
     st.stopping.set(true);
     publisher.client.conn.close().await;
     abort_all(&handles);
-    let sent = st.sent.get();
-    result.sent = sent;
-    for check in st.checks.borrow().iter() {
-        result.tally.add(&check.tally(sent));
-    }
+    result.sent = st.sent.get();
+    result.tally = st.tally(0..n);
     result.errors = st.errors.count();
     result.error_samples = st.errors.samples();
     Ok(result)
@@ -375,11 +455,8 @@ async fn phases(
     publisher.pump(st, window, Instant::now() + params.warmup, stall).await?;
 
     progress("measuring throughput");
-    let meter = CpuMeter::start(target.pid);
-    let d0 = st.deliveries.get();
-    publisher.pump(st, window, Instant::now() + params.measure, stall).await?;
-    let cpu = meter.stop();
-    let deliveries = st.deliveries.get() - d0;
+    let pids = target.pid.as_slice();
+    let Window { deliveries, cpu, .. } = publisher.measure(st, window, params.measure, pids, stall).await?;
     result.throughput = Some(Throughput {
         deliveries,
         deliveries_per_sec: deliveries as f64 / cpu.wall_s,
@@ -390,17 +467,8 @@ async fn phases(
 
     if params.latency_rate > 0.0 && !params.latency_duration.is_zero() {
         progress(&format!("measuring latency at {} msg/s", params.latency_rate));
-        let period = Duration::from_secs_f64(1.0 / params.latency_rate);
-        let lo = st.sent.get();
-        st.lat_range.set((lo, u64::MAX));
-        let meter = CpuMeter::start(target.pid);
-        let d0 = st.deliveries.get();
-        publisher.pump(st, Pace::Rate(period), Instant::now() + params.latency_duration, stall).await?;
-        let cpu = meter.stop();
-        let deliveries = st.deliveries.get() - d0;
-        st.lat_range.set((lo, st.sent.get()));
-        publisher.drain(st, stall).await?;
-        let mut lat = std::mem::take(&mut *st.latencies.borrow_mut());
+        let (Window { deliveries, cpu, .. }, mut lat) =
+            publisher.measure_latency(st, params.latency_rate, params.latency_duration, pids, stall).await?;
         let max = lat.iter().copied().max().unwrap_or(0);
         let (p50, p99) = stats::p50_p99(&mut lat).unwrap_or((0, 0));
         result.latency = Some(Latency {

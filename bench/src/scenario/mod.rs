@@ -1,5 +1,6 @@
 //! The scenarios of issue 4, as generator logic that runs against any server
-//! address: B1 fan-out, B2 idle memory, B3 ack round trips.
+//! address: B1 fan-out, B2 idle memory, B3 ack round trips, and B4 fan-out
+//! across two nodes of a cluster.
 //!
 //! They run on the caller's tokio runtime (the orchestrator's is a
 //! current-thread runtime pinned to the generator's core) inside a
@@ -8,6 +9,7 @@
 pub mod b1;
 pub mod b2;
 pub mod b3;
+pub mod b4;
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -38,7 +40,7 @@ pub type Progress<'a> = &'a dyn Fn(&str);
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, Default)]
 pub struct CpuSample {
     pub wall_s: f64,
-    /// Server CPU seconds (all threads), if its pid is known.
+    /// Server CPU seconds (all threads; B4: both nodes and Redis), if its pid is known.
     pub server_cpu_s: Option<f64>,
     /// The generator's own CPU seconds (this whole process).
     pub gen_cpu_s: f64,
@@ -70,33 +72,43 @@ impl CpuSample {
 /// Starts CPU accounting for a measured window.
 #[derive(Debug)]
 pub struct CpuMeter {
-    pid: Option<u32>,
+    /// The server's processes (one, or B4's two nodes and Redis) and their CPU seconds at the start.
+    servers: Vec<(u32, Option<f64>)>,
     t0: Instant,
-    server0: Option<f64>,
     gen0: f64,
     machine0: Option<f64>,
 }
 
 impl CpuMeter {
     pub fn start(pid: Option<u32>) -> Self {
-        let server0 = pid.and_then(|p| procfs::cpu_seconds(Some(p)).ok());
+        Self::start_all(pid.as_slice())
+    }
+
+    /// Account for several server processes: their CPU times are summed.
+    pub fn start_all(pids: &[u32]) -> Self {
+        let servers = pids.iter().map(|&p| (p, procfs::cpu_seconds(Some(p)).ok())).collect();
         let gen0 = procfs::cpu_seconds(None).unwrap_or(0.0);
         let machine0 = procfs::machine_busy_seconds().ok();
-        Self { pid, t0: Instant::now(), server0, gen0, machine0 }
+        Self { servers, t0: Instant::now(), gen0, machine0 }
     }
 
     pub fn stop(&self) -> CpuSample {
+        self.stop_each().0
+    }
+
+    /// The sample (server = the sum over every process, if each is known)
+    /// and each process's own CPU seconds, in the order given.
+    pub fn stop_each(&self) -> (CpuSample, Vec<Option<f64>>) {
         let wall_s = self.t0.elapsed().as_secs_f64();
-        let server_cpu_s = match (self.pid, self.server0) {
-            (Some(p), Some(s0)) => procfs::cpu_seconds(Some(p)).ok().map(|s1| (s1 - s0).max(0.0)),
-            _ => None,
-        };
+        let each: Vec<Option<f64>> =
+            self.servers.iter().map(|&(p, s0)| Some((procfs::cpu_seconds(Some(p)).ok()? - s0?).max(0.0))).collect();
+        let server_cpu_s = if each.is_empty() { None } else { each.iter().copied().sum::<Option<f64>>() };
         let gen_cpu_s = (procfs::cpu_seconds(None).unwrap_or(0.0) - self.gen0).max(0.0);
         let machine_busy_s = match (self.machine0, procfs::machine_busy_seconds()) {
             (Some(m0), Ok(m1)) => Some((m1 - m0).max(0.0)),
             _ => None,
         };
-        CpuSample { wall_s, server_cpu_s, gen_cpu_s, machine_busy_s }
+        (CpuSample { wall_s, server_cpu_s, gen_cpu_s, machine_busy_s }, each)
     }
 }
 

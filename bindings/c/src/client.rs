@@ -9,7 +9,7 @@ use roomcast::client::{Client as Core, ClientEvent, ClientOptions, ClientState};
 use serde_json::Value;
 
 use crate::ffi::{
-    LastError, RUNTIME, arg, block_on, bytes_arg, c_string, guard, opt_str_arg, str_arg, write_new, write_out,
+    LastError, RUNTIME, arg, block_on, bytes_arg, c_string, guard, opt_str_arg, str_arg, write_new, write_string,
 };
 use crate::result::roomcast_result;
 use crate::server::{UserData, roomcast_ack_callback};
@@ -17,7 +17,9 @@ use crate::server::{UserData, roomcast_ack_callback};
 /// Called on a runtime thread for what the server sends: `kind` is
 /// "event" (`name` the event, `json` its data), "message" (`name` the room,
 /// `json` `{"from", "userId", "payload"}`), "user_joined" / "user_left"
-/// (`name` the room, `json` `{"clientId", "userId"}`), "error" (`name` the
+/// (`name` the room, `json` `{"clientId", "userId", "member"}`; in a room
+/// with presence `member` is the member, else null), "presence" (`name`
+/// the room, `json` the member whose metadata changed), "error" (`name` the
 /// code, `json` `{"message", "room"}`) or "state" (`name` connecting,
 /// connected, reconnecting or disconnected). The strings live for the call.
 pub type roomcast_client_callback = Option<
@@ -156,12 +158,13 @@ fn describe(ev: ClientEvent) -> (&'static str, String, Value) {
         ClientEvent::Message { room, from, user_id, payload } => {
             ("message", room, serde_json::json!({"from": from, "userId": user_id, "payload": payload}))
         }
-        ClientEvent::UserJoined { room, client_id, user_id } => {
-            ("user_joined", room, serde_json::json!({"clientId": client_id, "userId": user_id}))
+        ClientEvent::UserJoined { room, client_id, user_id, member } => {
+            ("user_joined", room, serde_json::json!({"clientId": client_id, "userId": user_id, "member": member}))
         }
-        ClientEvent::UserLeft { room, client_id, user_id } => {
-            ("user_left", room, serde_json::json!({"clientId": client_id, "userId": user_id}))
+        ClientEvent::UserLeft { room, client_id, user_id, member } => {
+            ("user_left", room, serde_json::json!({"clientId": client_id, "userId": user_id, "member": member}))
         }
+        ClientEvent::Presence { room, member } => ("presence", room, member),
         ClientEvent::Error { code, message, room } => {
             ("error", code, serde_json::json!({"message": message, "room": room}))
         }
@@ -311,7 +314,7 @@ pub unsafe extern "C" fn roomcast_client_id(client: *const roomcast_client, id: 
     unsafe {
         with(client, |c| {
             let known = connected(c)?.id().ok_or(roomcast_result::ROOMCAST_RESULT_BAD_STATE)?;
-            write_out(id, c_string(known).into_raw())
+            write_string(id, known)
         })
     }
 }

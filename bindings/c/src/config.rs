@@ -3,7 +3,7 @@
 use std::ffi::c_char;
 use std::time::Duration;
 
-use crate::ffi::{arg, guard, str_arg, write_new};
+use crate::ffi::{arg, guard, opt_str_arg, str_arg, write_new};
 use crate::result::roomcast_result;
 
 /// Server settings. Made by `roomcast_server_config_new`, freed by
@@ -18,6 +18,8 @@ pub struct roomcast_server_config {
     pub(crate) origins: Vec<String>,
     pub(crate) jwt_secret: Option<String>,
     pub(crate) event_queue: bool,
+    pub(crate) redis: Option<roomcast::RedisConfig>,
+    pub(crate) redis_request_timeout: Option<Duration>,
 }
 
 /// A config with the defaults: listen on 127.0.0.1:0 (a free port), ping
@@ -40,6 +42,8 @@ pub unsafe extern "C" fn roomcast_server_config_new(out: *mut *mut roomcast_serv
                 origins: Vec::new(),
                 jwt_secret: None,
                 event_queue: false,
+                redis: None,
+                redis_request_timeout: None,
             })
         })
     })
@@ -227,6 +231,75 @@ pub unsafe extern "C" fn roomcast_server_config_set_event_queue(
             Ok(())
         })
     }
+}
+
+/// Join a cluster over Redis at `url` (`redis://host:port`, `rediss://`,
+/// `redis-cluster://`, `redis-sentinel://`): broadcasts, rooms, presence and
+/// `roomcast_server_is_online` then span every server on the same Redis
+/// and `prefix` (NULL: "roomcast"). A node whose heartbeat is older than
+/// `node_ttl_ms` (0: 10 000; at least 300) is dead: another node removes
+/// its members and calls its node-lost callback. The URL and TTL are
+/// checked by `roomcast_server_new` (CONFIG); `roomcast_server_start` waits
+/// (at most 5 s) for Redis before serving. Cluster queries wait for the
+/// other nodes at most the request timeout
+/// (`roomcast_server_config_set_redis_request_timeout`, default 5 s).
+///
+/// # Safety
+/// `config` is live; `url` is NUL-terminated; `prefix` is NULL or NUL-terminated.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roomcast_server_config_set_redis(
+    config: *mut roomcast_server_config,
+    url: *const c_char,
+    prefix: *const c_char,
+    node_ttl_ms: u32,
+) -> roomcast_result {
+    let (url, prefix) = unsafe { (str_arg(url), opt_str_arg(prefix)) };
+    unsafe {
+        with(config, |c| {
+            let mut redis = roomcast::RedisConfig::new(url?);
+            if let Some(prefix) = prefix? {
+                redis.prefix = prefix.to_owned();
+            }
+            if node_ttl_ms > 0 {
+                redis.node_ttl = Duration::from_millis(node_ttl_ms.into());
+            }
+            c.redis = Some(redis);
+            Ok(())
+        })
+    }
+}
+
+/// How long a cluster query (`roomcast_server_fetch_sockets`,
+/// `roomcast_server_server_emit`, …) waits for the other nodes' answers,
+/// in milliseconds (above 0; default 5000). A node that does not answer in
+/// time is listed as missing in the answer. Applies with
+/// `roomcast_server_config_set_redis`, before or after it.
+///
+/// # Safety
+/// `config` is live.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roomcast_server_config_set_redis_request_timeout(
+    config: *mut roomcast_server_config,
+    timeout_ms: u32,
+) -> roomcast_result {
+    unsafe {
+        with(config, |c| {
+            if timeout_ms == 0 {
+                return Err(roomcast_result::ROOMCAST_RESULT_INVALID_ARGUMENT);
+            }
+            c.redis_request_timeout = Some(Duration::from_millis(timeout_ms.into()));
+            Ok(())
+        })
+    }
+}
+
+/// The Redis settings with every Redis option applied, if any.
+pub(crate) fn redis(c: &roomcast_server_config) -> Option<roomcast::RedisConfig> {
+    let mut redis = c.redis.clone()?;
+    if let Some(timeout) = c.redis_request_timeout {
+        redis.request_timeout = timeout;
+    }
+    Some(redis)
 }
 
 /// Read access for the server constructor.

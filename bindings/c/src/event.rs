@@ -1,5 +1,6 @@
 //! `roomcast_event`: what the server tells the application (a connection
-//! to decide on, an event, a disconnect), through a callback or the queue.
+//! to decide on, an event, a disconnect, a dead cluster node's socket, an
+//! event from another cluster node), through a callback or the queue.
 
 use std::collections::VecDeque;
 use std::ffi::{CString, c_char};
@@ -30,6 +31,15 @@ pub enum roomcast_event_type {
     ROOMCAST_EVENT_MESSAGE = 3,
     /// A socket went away; its name is the reason.
     ROOMCAST_EVENT_DISCONNECT = 4,
+    /// A socket of a dead cluster node (Redis): its socket and user ids,
+    /// its name the dead node's id, its data `{"node", "namespace", "sid",
+    /// "userId"}`. Once per socket, on the node that cleaned up after it.
+    ROOMCAST_EVENT_NODE_LOST = 5,
+    /// An event from another cluster node (`roomcast_server_server_emit`
+    /// there, `roomcast_server_on_server_event` here): its name, its
+    /// arguments as a JSON array, no socket. `roomcast_event_reply` answers
+    /// it (without a reply the node answers with no arguments, `[]`).
+    ROOMCAST_EVENT_SERVER_EVENT = 6,
 }
 
 /// One event. Borrowed inside a callback (do not free), owned from
@@ -114,11 +124,32 @@ impl roomcast_event {
         (ev, rx)
     }
 
+    /// An event from another node; the receiver gets the reply (dropped
+    /// unanswered: an empty reply).
+    pub(crate) fn server_event(event: &str, args: &Args) -> (Self, oneshot::Receiver<Reply>) {
+        let mut ev = Self::new(roomcast_event_type::ROOMCAST_EVENT_SERVER_EVENT);
+        ev.name = c_string(event);
+        ev.data = crate::ffi::args_to_json(args);
+        args.as_slice().iter().for_each(|d| collect_binaries(d, &mut ev.binaries));
+        let (tx, rx) = oneshot::channel();
+        *ev.reply.get_mut() = Some(tx);
+        (ev, rx)
+    }
+
     pub(crate) fn disconnect(socket: &roomcast::Socket, reason: roomcast::DisconnectReason) -> Self {
         let mut ev = Self::new(roomcast_event_type::ROOMCAST_EVENT_DISCONNECT);
         ev.socket_id = c_string(socket.id().as_str());
         ev.user_id = c_string(socket.user_id().unwrap_or_default());
         ev.name = c_string(reason.as_str());
+        ev
+    }
+
+    pub(crate) fn node_lost(lost: &roomcast::LostSocket) -> Self {
+        let mut ev = Self::new(roomcast_event_type::ROOMCAST_EVENT_NODE_LOST);
+        ev.socket_id = c_string(lost.sid.as_str());
+        ev.user_id = c_string(lost.user_id.as_deref().unwrap_or_default());
+        ev.name = c_string(lost.node.as_str());
+        ev.data = c_string(serde_json::to_string(lost).unwrap_or_default());
         ev
     }
 }
@@ -190,8 +221,9 @@ pub unsafe extern "C" fn roomcast_event_get_type(ev: *const roomcast_event) -> s
     unsafe { ev.as_ref() }.map_or(0, |e| e.kind as std::ffi::c_uint)
 }
 
-/// The socket id ("" for CONNECT), its user id ("" if anonymous), the
-/// event's name (MESSAGE) or reason (DISCONNECT). Owned by the event.
+/// The socket id ("" for CONNECT and SERVER_EVENT) and its user id ("" if
+/// anonymous).
+/// Owned by the event.
 ///
 /// # Safety
 /// `ev` is a live event; the out-pointers are writable.
@@ -212,7 +244,8 @@ pub unsafe extern "C" fn roomcast_event_get_socket(
     }
 }
 
-/// The event's name (MESSAGE) or the disconnect reason (DISCONNECT); "" otherwise.
+/// The event's name (MESSAGE, SERVER_EVENT), the disconnect reason
+/// (DISCONNECT) or the dead node's id (NODE_LOST); "" otherwise.
 ///
 /// # Safety
 /// `ev` is a live event; `name` is writable.
@@ -224,9 +257,10 @@ pub unsafe extern "C" fn roomcast_event_get_name(
     unsafe { with(ev, |e| write_out(name, e.name.as_ptr())) }
 }
 
-/// The event's JSON: the arguments as an array (MESSAGE; binary values
-/// appear as `{"$binary": "<base64>"}`), the auth payload (CONNECT), or ""
-/// otherwise. NUL-terminated; `len` (optional) gets its length.
+/// The event's JSON: the arguments as an array (MESSAGE, SERVER_EVENT;
+/// binary values appear as `{"$binary": "<base64>"}`), the auth payload
+/// (CONNECT), the lost socket (NODE_LOST: `{"node", "namespace", "sid",
+/// "userId"}`), or "" otherwise. NUL-terminated; `len` (optional) gets its length.
 ///
 /// # Safety
 /// `ev` is a live event; `json` is writable; `len` is NULL or writable.
@@ -319,7 +353,8 @@ pub unsafe extern "C" fn roomcast_event_get_binary(
     }
 }
 
-/// Whether the client waits for an ack of this MESSAGE.
+/// Whether the client waits for an ack of this MESSAGE (always true for a
+/// SERVER_EVENT not answered yet).
 ///
 /// # Safety
 /// `ev` is NULL or a live event.
@@ -365,8 +400,10 @@ pub unsafe extern "C" fn roomcast_event_refuse(ev: *const roomcast_event, messag
     }
 }
 
-/// Ack a MESSAGE that wants one, with `args_json` (a JSON array of
-/// arguments, `len` bytes). Without a reply no ack is sent.
+/// Ack a MESSAGE that wants one, or answer a SERVER_EVENT, with `args_json`
+/// (a JSON array of arguments, `len` bytes). Without a reply no ack is
+/// sent (a SERVER_EVENT is answered with `[]`). BAD_STATE for other
+/// events or a second reply.
 ///
 /// # Safety
 /// `ev` is a live event; `args_json` points to `len` bytes.

@@ -82,6 +82,11 @@ pub(crate) unsafe fn bytes_arg<'a>(p: *const u8, len: usize) -> Result<&'a [u8],
     Ok(unsafe { std::slice::from_raw_parts(p, len) })
 }
 
+/// `NULL_ARGUMENT` for a NULL out-pointer: checked before a call does its work.
+pub(crate) fn out_arg<T>(out: *mut T) -> Result<(), roomcast_result> {
+    if out.is_null() { Err(roomcast_result::ROOMCAST_RESULT_NULL_ARGUMENT) } else { Ok(()) }
+}
+
 /// Write `value` through an out-pointer.
 ///
 /// # Safety
@@ -109,6 +114,20 @@ pub(crate) unsafe fn write_new<T>(
     let handle = Box::into_raw(Box::new(value()?));
     // SAFETY: checked non-NULL; writable by contract.
     unsafe { out.write(handle) };
+    Ok(())
+}
+
+/// Hand a new string out through `out` (free with `roomcast_string_free`;
+/// nothing is allocated when `out` is NULL).
+///
+/// # Safety
+/// `out` is NULL or writable.
+pub(crate) unsafe fn write_string(out: *mut *mut c_char, s: impl Into<Vec<u8>>) -> Result<(), roomcast_result> {
+    if out.is_null() {
+        return Err(roomcast_result::ROOMCAST_RESULT_NULL_ARGUMENT);
+    }
+    // SAFETY: checked non-NULL; writable by contract.
+    unsafe { out.write(c_string(s).into_raw()) };
     Ok(())
 }
 
@@ -153,8 +172,12 @@ pub(crate) fn args_from_json(json: &[u8]) -> Result<roomcast::Args, String> {
 
 /// Event arguments as a JSON array (binary as `{"$binary": base64}`).
 pub(crate) fn args_to_json(args: &roomcast::Args) -> CString {
-    let items: Vec<serde_json::Value> = args.as_slice().iter().map(roomcast::hub::args::to_json).collect();
-    c_string(serde_json::Value::Array(items).to_string())
+    c_string(args_to_value(args).to_string())
+}
+
+/// Event arguments as a JSON array value (binary as `{"$binary": base64}`).
+pub(crate) fn args_to_value(args: &roomcast::Args) -> serde_json::Value {
+    serde_json::Value::Array(args.as_slice().iter().map(roomcast::hub::args::to_json).collect())
 }
 
 /// Release a string roomcast handed out (NULL is ignored).
@@ -208,5 +231,22 @@ mod tests {
         assert_eq!(args_from_json(b"[1, {\"$binary\": \"AQI=\"}]").unwrap().len(), 2);
         assert!(args_from_json(b"{}").is_err());
         assert_eq!(c_string("a\0b").as_bytes(), b"ab");
+    }
+
+    #[test]
+    fn strings_are_handed_out_only_through_a_pointer() {
+        let mut out: *mut c_char = std::ptr::null_mut();
+        // SAFETY: NULL, and a writable out-pointer, as the contract allows.
+        unsafe {
+            assert_eq!(
+                write_string(std::ptr::null_mut(), "x").unwrap_err(),
+                roomcast_result::ROOMCAST_RESULT_NULL_ARGUMENT
+            );
+            write_string(&mut out, "[\"lobby\"]").unwrap();
+            assert_eq!(CStr::from_ptr(out).to_str().unwrap(), "[\"lobby\"]");
+            roomcast_string_free(out);
+        }
+        assert!(out_arg(std::ptr::null_mut::<usize>()).is_err());
+        assert!(out_arg(&mut 0usize as *mut usize).is_ok());
     }
 }

@@ -10,3 +10,4 @@ mod event;
 mod ffi;
 mod result;
 mod server;
+mod server_cluster;

@@ -1,6 +1,7 @@
 //! `roomcast_server`: the server, its handlers (callbacks or the event
 //! queue) and what the application does with sockets and rooms.
 
+use std::collections::HashMap;
 use std::ffi::{c_char, c_void};
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,14 +12,14 @@ use roomcast::{Args, Data, Identity, Reply, Server as Core};
 use crate::config::{self, roomcast_server_config};
 use crate::event::{EventQueue, roomcast_event};
 use crate::ffi::{
-    LastError, RUNTIME, arg, args_from_json, args_to_json, block_on, bytes_arg, guard, opt_str_arg, str_arg, write_new,
-    write_out,
+    LastError, RUNTIME, arg, args_from_json, args_to_json, block_on, bytes_arg, guard, opt_str_arg, out_arg, str_arg,
+    write_new, write_out, write_string,
 };
 use crate::result::roomcast_result;
 
 /// Called on a runtime thread with an event borrowed for the call: decide
-/// on a CONNECT, reply to a MESSAGE that wants an ack, before returning.
-/// Keep it short: the connection waits for it.
+/// on a CONNECT, reply to a MESSAGE that wants an ack or to a SERVER_EVENT,
+/// before returning. Keep it short: the connection (or the asking node) waits for it.
 pub type roomcast_event_callback = Option<unsafe extern "C" fn(user_data: *mut c_void, event: *mut roomcast_event)>;
 
 /// Called on a runtime thread with the ack of `roomcast_server_emit_with_ack`:
@@ -44,11 +45,14 @@ enum Delivery {
 /// A registered callback and the pointer handed back to it.
 type Slot = Option<(unsafe extern "C" fn(*mut c_void, *mut roomcast_event), UserData)>;
 
-#[derive(Default, Clone, Copy)]
+#[derive(Default)]
 struct Callbacks {
     connect: Slot,
     event: Slot,
     disconnect: Slot,
+    node_lost: Slot,
+    /// Per event name (`roomcast_server_on_server_event`).
+    server_events: HashMap<String, Slot>,
 }
 
 impl Delivery {
@@ -77,7 +81,7 @@ impl Delivery {
 /// including from callbacks. Made by `roomcast_server_new`, freed by
 /// `roomcast_server_free` (which stops it).
 pub struct roomcast_server {
-    core: Core,
+    pub(crate) core: Core,
     delivery: Arc<Delivery>,
     listen: String,
     port: Mutex<Option<u16>>,
@@ -122,6 +126,9 @@ fn build(c: &roomcast_server_config) -> Result<roomcast_server, roomcast_result>
     }
     if let Some(secret) = &c.jwt_secret {
         b = b.jwt(roomcast::JwtVerifier::hs256(secret));
+    }
+    if let Some(redis) = config::redis(c) {
+        b = b.redis(redis);
     }
     let core = b.build().map_err(|e| roomcast_result::from(e.kind()))?;
     let delivery = if c.event_queue {
@@ -179,17 +186,23 @@ fn install(core: &Core, delivery: &Arc<Delivery>, decide_connects: bool) {
         s.deliver(roomcast_event::disconnect(&socket, reason), |c| c.disconnect);
         async {}
     });
+    // Only a server in a cluster ever calls it.
+    let s = delivery.clone();
+    core.on_node_lost(move |lost| {
+        s.deliver(roomcast_event::node_lost(&lost), |c| c.node_lost);
+        async {}
+    });
 }
 
 /// Run `f` on a live server; a core error is recorded as its last error.
-unsafe fn with(
+pub(crate) unsafe fn with(
     server: *const roomcast_server,
     f: impl FnOnce(&roomcast_server) -> Result<(), roomcast_result>,
 ) -> roomcast_result {
     guard(|| f(unsafe { arg(server) }?))
 }
 
-fn core_err(server: &roomcast_server) -> impl Fn(roomcast::Error) -> roomcast_result + '_ {
+pub(crate) fn core_err(server: &roomcast_server) -> impl Fn(roomcast::Error) -> roomcast_result + '_ {
     move |e| server.last_error.set(&e)
 }
 
@@ -232,6 +245,71 @@ pub unsafe extern "C" fn roomcast_server_on_disconnect(
     user_data: *mut c_void,
 ) -> roomcast_result {
     unsafe { set_callback(server, |c| &mut c.disconnect, cb, user_data) }
+}
+
+/// Set the callback for NODE_LOST events (sockets of a dead cluster node,
+/// see `roomcast_server_config_set_redis`). BAD_STATE with an event queue,
+/// where they come through the queue.
+///
+/// # Safety
+/// As `roomcast_server_on_connect`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roomcast_server_on_node_lost(
+    server: *const roomcast_server,
+    cb: roomcast_event_callback,
+    user_data: *mut c_void,
+) -> roomcast_result {
+    unsafe { set_callback(server, |c| &mut c.node_lost, cb, user_data) }
+}
+
+/// Answer the cluster's server events named `event` (sent by another node
+/// with `roomcast_server_server_emit`): `cb` gets a SERVER_EVENT (its name,
+/// its arguments as a JSON array) and answers it with `roomcast_event_reply`;
+/// without a reply the node answers `[]`. NULL removes the callback (the
+/// node still answers, with `[]`). On a server with an event queue `cb`
+/// must be NULL (else BAD_STATE): the events then come through the queue,
+/// and the reply may follow later, within the asking node's request
+/// timeout. Without Redis no server event ever arrives.
+///
+/// # Safety
+/// `server` is live; `event` is NUL-terminated; `cb` has the right
+/// signature; `user_data` is usable from runtime threads.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roomcast_server_on_server_event(
+    server: *const roomcast_server,
+    event: *const c_char,
+    cb: roomcast_event_callback,
+    user_data: *mut c_void,
+) -> roomcast_result {
+    let event = unsafe { str_arg(event) };
+    unsafe {
+        with(server, |s| {
+            let event = event?.to_owned();
+            match &*s.delivery {
+                Delivery::Callbacks(cbs) => {
+                    let slot = cb.map(|cb| (cb, UserData(user_data)));
+                    cbs.lock().server_events.insert(event.clone(), slot);
+                }
+                Delivery::Queue(_) if cb.is_some() => {
+                    let why = "this server delivers events through its queue: pass a NULL callback";
+                    return Err(s.last_error.set_text(roomcast_result::ROOMCAST_RESULT_BAD_STATE, why));
+                }
+                Delivery::Queue(_) => {}
+            }
+            let delivery = s.delivery.clone();
+            s.core.on_server_event(event.clone(), move |args| {
+                let (ev, replied) = roomcast_event::server_event(&event, &args);
+                delivery.deliver(ev, |c| c.server_events.get(&event).copied().flatten());
+                async move {
+                    match replied.await {
+                        Ok(Reply::Data(args)) => args,
+                        _ => Args::none(),
+                    }
+                }
+            });
+            Ok(())
+        })
+    }
 }
 
 unsafe fn set_callback(
@@ -446,7 +524,7 @@ pub unsafe extern "C" fn roomcast_server_rooms(
     unsafe {
         with(server, |s| {
             let rooms = socket(s, sid?)?.rooms();
-            write_out(rooms_json, crate::ffi::c_string(serde_json::Value::from(rooms).to_string()).into_raw())
+            write_string(rooms_json, serde_json::Value::from(rooms).to_string())
         })
     }
 }
@@ -575,14 +653,202 @@ pub(crate) fn call_ack(
     unsafe { cb(user_data.0, result, ptr, len) }
 }
 
-fn parse_args(s: &roomcast_server, json: &[u8]) -> Result<Args, roomcast_result> {
+pub(crate) fn parse_args(s: &roomcast_server, json: &[u8]) -> Result<Args, roomcast_result> {
     args_from_json(json).map_err(|why| s.last_error.set_text(roomcast_result::ROOMCAST_RESULT_INVALID_ARGUMENT, &why))
 }
 
-fn to_room(s: &roomcast_server, room: Option<&str>) -> roomcast::BroadcastOperator {
+pub(crate) fn to_room(s: &roomcast_server, room: Option<&str>) -> roomcast::BroadcastOperator {
     match room {
         Some(room) => s.core.to(room),
         None => s.core.broadcast(),
+    }
+}
+
+/// Track presence in `room` (NULL: every named room) of namespace "/":
+/// members aggregated per user id (a socket without one is a member of
+/// its own), and the room told of changes (Socket.IO `presence:join`,
+/// `presence:leave`, `presence:update`; JSON protocol `user_joined`,
+/// `user_left`, `presence`). Rooms already joined are tracked from their
+/// next join: call it before `roomcast_server_start`.
+///
+/// # Safety
+/// `server` is live; `room` is NULL or NUL-terminated.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roomcast_server_enable_presence(
+    server: *const roomcast_server,
+    room: *const c_char,
+) -> roomcast_result {
+    let room = unsafe { opt_str_arg(room) };
+    unsafe {
+        with(server, |s| {
+            match room? {
+                Some(room) => s.core.of("/").enable_presence_in(room),
+                None => s.core.of("/").enable_presence(),
+            }
+            Ok(())
+        })
+    }
+}
+
+/// The members of `room` (on every node in a cluster) as a JSON array of
+/// `{"userId", "anonymous" (only when true), "connections", "meta",
+/// "joinedAt", "lastSeen"}` (times in ms since the Unix epoch), into
+/// `*members_json` (free with `roomcast_string_free`). "[]" for a room
+/// without presence or members.
+///
+/// # Safety
+/// `server` is live; `room` is NUL-terminated; `members_json` is writable.
+/// From a callback it returns BAD_STATE (it may wait for Redis).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roomcast_server_presence(
+    server: *const roomcast_server,
+    room: *const c_char,
+    members_json: *mut *mut c_char,
+) -> roomcast_result {
+    let room = unsafe { str_arg(room) };
+    unsafe {
+        with(server, |s| {
+            out_arg(members_json)?;
+            let members = block_on(s.core.of("/").presence(room?))?.map_err(core_err(s))?;
+            let json = serde_json::to_string(&members).map_err(|_| roomcast_result::ROOMCAST_RESULT_INTERNAL)?;
+            write_string(members_json, json)
+        })
+    }
+}
+
+/// How many members `room` has (on every node in a cluster).
+///
+/// # Safety
+/// As `roomcast_server_presence`; `count` is writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roomcast_server_presence_count(
+    server: *const roomcast_server,
+    room: *const c_char,
+    count: *mut usize,
+) -> roomcast_result {
+    let room = unsafe { str_arg(room) };
+    unsafe {
+        with(server, |s| {
+            out_arg(count)?;
+            let n = block_on(s.core.of("/").presence_count(room?))?.map_err(core_err(s))?;
+            write_out(count, n)
+        })
+    }
+}
+
+/// Whether user `user_id` has a connection (on any node in a cluster).
+///
+/// # Safety
+/// `server` is live; `user_id` is NUL-terminated; `online` is writable.
+/// From a callback it returns BAD_STATE.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roomcast_server_is_online(
+    server: *const roomcast_server,
+    user_id: *const c_char,
+    online: *mut bool,
+) -> roomcast_result {
+    let user = unsafe { str_arg(user_id) };
+    unsafe {
+        with(server, |s| {
+            out_arg(online)?;
+            let on = block_on(s.core.is_online(user?))?.map_err(core_err(s))?;
+            write_out(online, on)
+        })
+    }
+}
+
+/// Which of the users in `user_ids_json` (a JSON array of strings) have a
+/// connection (on any node), in one call: a JSON object `{"<id>": true |
+/// false}` into `*online_json` (free with `roomcast_string_free`).
+///
+/// # Safety
+/// `server` is live; `user_ids_json` is NUL-terminated; `online_json` is
+/// writable. From a callback it returns BAD_STATE.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roomcast_server_online_users(
+    server: *const roomcast_server,
+    user_ids_json: *const c_char,
+    online_json: *mut *mut c_char,
+) -> roomcast_result {
+    let ids = unsafe { str_arg(user_ids_json) };
+    unsafe {
+        with(server, |s| {
+            out_arg(online_json)?;
+            let ids: Vec<String> = serde_json::from_str(ids?).map_err(|e| {
+                let why = format!("user ids must be a JSON array of strings: {e}");
+                s.last_error.set_text(roomcast_result::ROOMCAST_RESULT_INVALID_ARGUMENT, &why)
+            })?;
+            let online = block_on(s.core.online_users(&ids))?.map_err(core_err(s))?;
+            let map: serde_json::Map<String, serde_json::Value> =
+                online.into_iter().map(|(id, on)| (id, serde_json::Value::Bool(on))).collect();
+            write_string(online_json, serde_json::Value::Object(map).to_string())
+        })
+    }
+}
+
+/// Replace the presence metadata of socket `socket_id` with `meta_json`, a
+/// JSON object whose "status" is "online", "away" or "busy" (online when
+/// absent); else INVALID_ARGUMENT. Its member in every room with presence
+/// it is in takes it, and those rooms are told (`presence:update`).
+///
+/// # Safety
+/// `server` is live; the strings are NUL-terminated.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roomcast_server_set_presence(
+    server: *const roomcast_server,
+    socket_id: *const c_char,
+    meta_json: *const c_char,
+) -> roomcast_result {
+    let (sid, meta) = unsafe { (str_arg(socket_id), str_arg(meta_json)) };
+    unsafe {
+        with(server, |s| {
+            let meta: serde_json::Value = serde_json::from_str(meta?).map_err(|e| {
+                let why = format!("presence metadata is not JSON: {e}");
+                s.last_error.set_text(roomcast_result::ROOMCAST_RESULT_INVALID_ARGUMENT, &why)
+            })?;
+            socket(s, sid?)?.set_presence(meta).map_err(core_err(s))
+        })
+    }
+}
+
+/// The presence metadata of socket `socket_id` (a JSON object, `{"status":
+/// "online"}` until set), into `*meta_json` (free with `roomcast_string_free`).
+///
+/// # Safety
+/// `server` is live; `socket_id` is NUL-terminated; `meta_json` is writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roomcast_server_presence_meta(
+    server: *const roomcast_server,
+    socket_id: *const c_char,
+    meta_json: *mut *mut c_char,
+) -> roomcast_result {
+    let sid = unsafe { str_arg(socket_id) };
+    unsafe {
+        with(server, |s| {
+            out_arg(meta_json)?;
+            write_string(meta_json, socket(s, sid?)?.presence_meta().to_string())
+        })
+    }
+}
+
+/// This server's cluster node id, into `*node_id` (free with
+/// `roomcast_string_free`); NOT_FOUND without Redis.
+///
+/// # Safety
+/// `server` is live; `node_id` is writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roomcast_server_node_id(
+    server: *const roomcast_server,
+    node_id: *mut *mut c_char,
+) -> roomcast_result {
+    unsafe {
+        with(server, |s| {
+            out_arg(node_id)?;
+            let id = s.core.node_id().ok_or_else(|| {
+                s.last_error.set_text(roomcast_result::ROOMCAST_RESULT_NOT_FOUND, "not in a cluster (no Redis)")
+            })?;
+            write_string(node_id, id)
+        })
     }
 }
 
@@ -602,6 +868,16 @@ pub struct roomcast_stats {
     pub bytes_out: u64,
     /// Volatile messages dropped for full queues.
     pub dropped: u64,
+    /// Messages received from other cluster nodes over Redis (its own
+    /// publishes included); 0 without Redis.
+    pub cluster_messages_in: u64,
+    /// Messages published for other cluster nodes.
+    pub cluster_messages_out: u64,
+    /// Redis commands or publishes that failed, and messages lost in between.
+    pub cluster_errors: u64,
+    /// Cluster queries answered partially (a node did not answer within
+    /// the request timeout).
+    pub cluster_request_timeouts: u64,
 }
 
 /// Fill `*stats` with the server's counters now.
@@ -627,6 +903,10 @@ pub unsafe extern "C" fn roomcast_server_stats(
                     messages_out: st.messages_out,
                     bytes_out: st.bytes_out,
                     dropped: st.dropped,
+                    cluster_messages_in: st.cluster_messages_in,
+                    cluster_messages_out: st.cluster_messages_out,
+                    cluster_errors: st.cluster_errors,
+                    cluster_request_timeouts: st.cluster_request_timeouts,
                 },
             )
         })

@@ -3,6 +3,7 @@
 //! `node/client.js` only shape this API like socket.io's.
 
 mod client;
+mod cluster;
 mod errors;
 mod handler;
 mod server;

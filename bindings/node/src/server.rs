@@ -11,13 +11,13 @@ use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, UnknownReturnValue};
 use napi_derive::napi;
 use parking_lot::Mutex;
-use roomcast::{BroadcastOperator, Handshake, Rejection, Server as Core};
+use roomcast::{BroadcastOperator, Handshake, LostSocket, Member, RedisConfig, Rejection, Server as Core};
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::errors;
 use crate::handler::{self, EventFn};
-use crate::value::{JsArgs, JsJson, ReplyIn, args_from_js};
+use crate::value::{JsArgs, JsJson, JsPlain, ReplyIn, args_from_js};
 
 /// `(sid, event, args, wantsAck)`.
 type EventArgs = FnArgs<(String, String, JsArgs, bool)>;
@@ -33,6 +33,10 @@ type ConnectFn = ThreadsafeFunction<
 /// `(sid, reason) => void`.
 type DisconnectFn =
     ThreadsafeFunction<FnArgs<(String, String)>, UnknownReturnValue, FnArgs<(String, String)>, Status, false, true>;
+/// `(lostSocket) => void`.
+type LostFn = ThreadsafeFunction<JsJson<LostSocket>, UnknownReturnValue, JsJson<LostSocket>, Status, false, true>;
+/// Each user id with whether it has a connection.
+type Online = JsJson<Vec<(String, bool)>>;
 /// Never called: while held, Node's event loop stays alive.
 pub(crate) type Keepalive = ThreadsafeFunction<(), (), (), Status, false, false>;
 
@@ -47,6 +51,43 @@ pub struct ServerOptions {
     pub path: Option<String>,
     /// Allowed origins for CORS and WebSocket upgrades; any when absent.
     pub cors_origins: Option<Vec<String>>,
+    /// Join a cluster over Redis.
+    pub redis: Option<RedisOptions>,
+}
+
+/// A cluster over Redis: servers on the same Redis and prefix share
+/// broadcasts, rooms and presence. Durations in milliseconds.
+#[napi(object)]
+pub struct RedisOptions {
+    /// `redis://`, `rediss://`, `redis-cluster://host:port?node=…` or `redis-sentinel://…`.
+    pub url: String,
+    /// Prefix of every key and channel, `roomcast` by default.
+    pub prefix: Option<String>,
+    /// A node silent this long is dead (10000 by default, 300 at least).
+    pub node_ttl: Option<u32>,
+    /// How long `listen` waits for Redis (5000 by default).
+    pub connect_timeout: Option<u32>,
+    /// How long a cluster query waits for the other nodes (5000 by default).
+    pub request_timeout: Option<u32>,
+}
+
+impl RedisOptions {
+    fn config(self) -> RedisConfig {
+        let mut c = RedisConfig::new(self.url);
+        if let Some(prefix) = self.prefix {
+            c.prefix = prefix;
+        }
+        if let Some(ms) = self.node_ttl {
+            c.node_ttl = millis(ms);
+        }
+        if let Some(ms) = self.connect_timeout {
+            c.connect_timeout = millis(ms);
+        }
+        if let Some(ms) = self.request_timeout {
+            c.request_timeout = millis(ms);
+        }
+        c
+    }
 }
 
 /// The handshake as socket.io's `socket.handshake`.
@@ -54,7 +95,7 @@ pub struct ServerOptions {
 pub struct HandshakeJs {
     headers: BTreeMap<String, String>,
     query: BTreeMap<String, String>,
-    auth: Value,
+    auth: JsPlain,
     address: String,
     url: String,
     time: String,
@@ -78,7 +119,7 @@ impl HandshakeJs {
             headers,
             query,
             // socket.io's `handshake.auth` is `{}` when the client sent none.
-            auth: if hs.auth.is_null() { Value::Object(Default::default()) } else { hs.auth.clone() },
+            auth: if hs.auth.is_null() { JsPlain::of(&serde_json::Map::new()) } else { JsPlain::of(&hs.auth) },
             address: hs.remote_addr.ip().to_string(),
             url: if qs.is_empty() { hs.path.clone() } else { format!("{}?{}", hs.path, qs.join("&")) },
             time: format!("{}", now.as_secs()),
@@ -90,19 +131,25 @@ impl HandshakeJs {
 
 #[napi]
 pub struct NativeServer {
-    core: Core,
+    pub(crate) core: Core,
     keepalive: Mutex<Option<Keepalive>>,
 }
 
 impl NativeServer {
-    fn socket(&self, ns: &str, sid: &str) -> Result<roomcast::Socket, String> {
+    pub(crate) fn socket(&self, ns: &str, sid: &str) -> Result<roomcast::Socket, String> {
         self.core
             .of(ns)
             .socket(sid)
             .ok_or_else(|| errors::kind(roomcast::ErrorKind::NotFound, format!("no socket {sid} in namespace {ns}")))
     }
 
-    fn select(&self, ns: &str, rooms: Vec<String>, except: Vec<String>, volatile: bool) -> BroadcastOperator {
+    pub(crate) fn select(
+        &self,
+        ns: &str,
+        rooms: Vec<String>,
+        except: Vec<String>,
+        volatile: bool,
+    ) -> BroadcastOperator {
         let mut op = self.core.of(ns).broadcast();
         for room in rooms {
             op = op.to(room);
@@ -114,7 +161,7 @@ impl NativeServer {
     }
 }
 
-fn millis(ms: u32) -> Duration {
+pub(crate) fn millis(ms: u32) -> Duration {
     Duration::from_millis(u64::from(ms))
 }
 
@@ -129,6 +176,7 @@ impl NativeServer {
             max_http_buffer_size: None,
             path: None,
             cors_origins: None,
+            redis: None,
         });
         let mut b = Core::builder();
         if let Some(ms) = o.ping_interval {
@@ -148,6 +196,9 @@ impl NativeServer {
         }
         for origin in o.cors_origins.unwrap_or_default() {
             b = b.allowed_origin(origin);
+        }
+        if let Some(redis) = o.redis {
+            b = b.redis(redis.config());
         }
         let core = napi::bindgen_prelude::within_runtime_if_available(|| b.build()).map_err(|e| errors::coded(&e))?;
         Ok(Self { core, keepalive: Mutex::new(None) })
@@ -375,26 +426,133 @@ impl NativeServer {
         self.select(&ns, rooms, except, false).sockets().iter().map(|s| s.id().as_str().to_owned()).collect()
     }
 
-    /// Make the selected sockets join `room` (or leave it).
+    /// Make the selected sockets of this node join each of `targets` (or
+    /// leave them); how many sockets were selected.
     #[napi]
     pub fn sockets_room(
         &self,
         ns: String,
         rooms: Vec<String>,
         except: Vec<String>,
-        room: String,
+        targets: Vec<String>,
         join: bool,
-    ) -> Result<(), String> {
-        let selected = self.select(&ns, rooms, except, false);
-        if join { selected.join(&room) } else { selected.leave(&room) }.map_err(|e| errors::coded(&e))
+    ) -> Result<u32, String> {
+        let selected = self.select(&ns, rooms, except, false).sockets();
+        for socket in &selected {
+            for room in &targets {
+                if join { socket.join(room.clone()) } else { socket.leave(room) }.map_err(|e| errors::coded(&e))?;
+            }
+        }
+        Ok(u32::try_from(selected.len()).unwrap_or(u32::MAX))
     }
 
-    /// Disconnect the selected sockets (with `close`, their whole connections).
+    /// Disconnect the selected sockets of this node (with `close`, their
+    /// whole connections); how many.
     #[napi]
-    pub fn disconnect_sockets(&self, ns: String, rooms: Vec<String>, except: Vec<String>, close: bool) {
-        for socket in self.select(&ns, rooms, except, false).sockets() {
+    pub fn disconnect_sockets(&self, ns: String, rooms: Vec<String>, except: Vec<String>, close: bool) -> u32 {
+        let selected = self.select(&ns, rooms, except, false).sockets();
+        for socket in &selected {
             if close { socket.disconnect_connection() } else { socket.disconnect() }
         }
+        u32::try_from(selected.len()).unwrap_or(u32::MAX)
+    }
+
+    /// Track presence in `room` of `ns`, or in every named room of it.
+    #[napi]
+    pub fn enable_presence(&self, ns: String, room: Option<String>) {
+        match room {
+            Some(room) => self.core.of(&ns).enable_presence_in(&room),
+            None => self.core.of(&ns).enable_presence(),
+        }
+    }
+
+    /// The members of `room` in `ns` (on every node of a cluster).
+    #[napi(
+        ts_return_type = "Promise<Array<{ userId: string, anonymous?: boolean, connections: number, meta: Record<string, any>, joinedAt: number, lastSeen: number }>>"
+    )]
+    pub fn presence<'env>(&self, env: &'env Env, ns: String, room: String) -> Result<PromiseRaw<'env, JsPlain>> {
+        let nsp = self.core.of(&ns);
+        env.spawn_future_with_callback(async move { Ok(nsp.presence(&room).await) }, |env, members| {
+            members.map(|m: Vec<Member>| JsPlain::of(&m)).map_err(|e| errors::rejection(env, &e))
+        })
+    }
+
+    /// How many members `room` in `ns` has (on every node of a cluster).
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn presence_count<'env>(&self, env: &'env Env, ns: String, room: String) -> Result<PromiseRaw<'env, u32>> {
+        let nsp = self.core.of(&ns);
+        env.spawn_future_with_callback(async move { Ok(nsp.presence_count(&room).await) }, |env, n| {
+            n.map(|n| u32::try_from(n).unwrap_or(u32::MAX)).map_err(|e| errors::rejection(env, &e))
+        })
+    }
+
+    /// Name the user of socket `sid`: only while its connect hooks run
+    /// (`io.use`), before it joins rooms.
+    #[napi(ts_args_type = "ns: string, sid: string, userId: string")]
+    pub fn set_user_id(&self, env: &Env, ns: String, sid: String, user_id: Unknown<'_>) -> Result<(), String> {
+        let user_id: String = env.from_js_value(user_id).map_err(errors::from_napi)?;
+        self.socket(&ns, &sid)?.set_user_id(user_id).map_err(|e| errors::coded(&e))
+    }
+
+    /// The user id of socket `sid`; null without one or once it is gone.
+    #[napi]
+    pub fn user_id(&self, ns: String, sid: String) -> Option<String> {
+        self.core.of(&ns).socket(&sid).and_then(|s| s.user_id().map(str::to_owned))
+    }
+
+    /// Replace the presence metadata of socket `sid` (an object; `status`
+    /// online, away or busy).
+    #[napi(ts_args_type = "ns: string, sid: string, meta: Record<string, any>")]
+    pub fn set_presence(&self, env: &Env, ns: String, sid: String, meta: Unknown<'_>) -> Result<(), String> {
+        let meta: Value = env.from_js_value(meta).map_err(errors::from_napi)?;
+        self.socket(&ns, &sid)?.set_presence(meta).map_err(|e| errors::coded(&e))
+    }
+
+    /// The presence metadata of socket `sid`; null once it is gone.
+    #[napi(ts_return_type = "Record<string, any> | null")]
+    pub fn presence_meta(&self, ns: String, sid: String) -> Option<JsPlain> {
+        self.core.of(&ns).socket(&sid).map(|s| JsPlain::of(&s.presence_meta()))
+    }
+
+    /// Whether `userId` has a connection (on any node of a cluster).
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn is_online<'env>(&self, env: &'env Env, user_id: String) -> Result<PromiseRaw<'env, bool>> {
+        let core = self.core.clone();
+        env.spawn_future_with_callback(async move { Ok(core.is_online(&user_id).await) }, |env, online| {
+            online.map_err(|e| errors::rejection(env, &e))
+        })
+    }
+
+    /// Each of `userIds` with whether it has a connection, in one call.
+    #[napi(ts_return_type = "Promise<Array<[string, boolean]>>")]
+    pub fn online_users<'env>(&self, env: &'env Env, user_ids: Vec<String>) -> Result<PromiseRaw<'env, Online>> {
+        let core = self.core.clone();
+        env.spawn_future_with_callback(async move { Ok(core.online_users(&user_ids).await) }, |env, online| {
+            online.map(JsJson).map_err(|e| errors::rejection(env, &e))
+        })
+    }
+
+    /// `handler(lost)` runs once for each socket of a cluster node found
+    /// dead, on the node that cleaned up after it (never without Redis).
+    #[napi(
+        ts_args_type = "handler: (lost: { node: string, namespace: string, sid: string, userId: string | null }) => void"
+    )]
+    pub fn on_node_lost(&self, handler: Function<'_, JsJson<LostSocket>, UnknownReturnValue>) -> Result<()> {
+        let handler: Arc<LostFn> =
+            Arc::new(handler.build_threadsafe_function().callee_handled::<false>().weak::<true>().build()?);
+        self.core.on_node_lost(move |lost| {
+            let handler = handler.clone();
+            async move {
+                let _ = handler.call_async_catch(JsJson(lost)).await;
+            }
+        });
+        Ok(())
+    }
+
+    /// This server's cluster node id; null without Redis.
+    #[napi]
+    pub fn node_id(&self) -> Option<String> {
+        self.core.node_id().map(str::to_owned)
     }
 }
 

@@ -18,7 +18,7 @@ impl Serialize for Out<'_> {
         match self.0 {
             Data::Null => s.serialize_unit(),
             Data::Bool(b) => s.serialize_bool(*b),
-            Data::Number(n) => n.serialize(s),
+            Data::Number(n) => number(n, s),
             Data::String(v) => s.serialize_str(v),
             Data::Binary(b) => s.serialize_bytes(b),
             Data::Array(items) => {
@@ -36,6 +36,16 @@ impl Serialize for Out<'_> {
                 m.end()
             }
         }
+    }
+}
+
+/// A JSON number as a JS number: napi would make an integer beyond u32 a
+/// BigInt (e.g. `Date.now()`); as a number it is what `JSON.parse` gives.
+fn number<S: Serializer>(n: &serde_json::Number, s: S) -> std::result::Result<S::Ok, S::Error> {
+    match (n.as_i64(), n.as_f64()) {
+        (Some(i), _) => s.serialize_i64(i),
+        (None, Some(f)) => s.serialize_f64(f),
+        (None, None) => n.serialize(s),
     }
 }
 
@@ -109,11 +119,34 @@ pub(crate) fn args_from_js(env: &Env, args: Unknown<'_>) -> Result<Args> {
     Ok(Args::new(items.into_iter().map(|In(d)| d).collect()))
 }
 
+/// A JS value (JSON values, binary) as the core keeps socket data: JSON,
+/// binary as `{"$binary": base64}`.
+pub(crate) fn data_from_js(env: &Env, value: Unknown<'_>) -> Result<serde_json::Value> {
+    let In(data) = env.from_js_value(value)?;
+    Ok(roomcast::hub::args::to_json(&data))
+}
+
 /// Event arguments handed to a JS callback (a JS array, built on the JS thread).
 pub struct JsArgs(pub Args);
 
 /// JSON handed to a JS callback, built on the JS thread.
 pub struct JsJson<T: Serialize>(pub T);
+
+/// Plain JSON handed to JS (numbers as numbers): what the core serializes
+/// (members, metadata, `auth`), built on the JS thread.
+pub struct JsPlain(pub Data);
+
+impl JsPlain {
+    pub fn of<T: Serialize>(value: &T) -> Self {
+        Self(serde_json::to_value(value).map_or(Data::Null, Data::from))
+    }
+}
+
+impl Serialize for JsPlain {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        Out(&self.0).serialize(s)
+    }
+}
 
 impl Serialize for JsArgs {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -135,9 +168,15 @@ mod conversions {
 
     use roomcast::Reply;
 
-    use super::{In, JsArgs, JsJson, ReplyIn};
+    use super::{In, JsArgs, JsJson, JsPlain, ReplyIn};
 
     impl ToNapiValue for JsArgs {
+        unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> Result<sys::napi_value> {
+            unsafe { JsJson::to_napi_value(env, JsJson(val)) }
+        }
+    }
+
+    impl ToNapiValue for JsPlain {
         unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> Result<sys::napi_value> {
             unsafe { JsJson::to_napi_value(env, JsJson(val)) }
         }

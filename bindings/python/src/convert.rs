@@ -85,10 +85,63 @@ pub(crate) fn to_py<'py>(py: Python<'py>, d: &Data) -> PyResult<Bound<'py, PyAny
     })
 }
 
+/// A JSON value (a presence member, a lost socket, ...) as a Python value.
+pub(crate) fn json_to_py(py: Python<'_>, v: serde_json::Value) -> PyResult<Bound<'_, PyAny>> {
+    to_py(py, &Data::from(v))
+}
+
+/// A core value serialized by `serde_json::to_value` (a struct: a dict
+/// with camelCase keys) as a Python value.
+pub(crate) fn serialized(py: Python<'_>, v: serde_json::Result<serde_json::Value>) -> PyResult<Bound<'_, PyAny>> {
+    json_to_py(py, v.map_err(|e| crate::errors::InternalError::new_err(e.to_string()))?)
+}
+
+/// A Python value as JSON (bytes as `{"$binary": base64}`).
+pub(crate) fn to_json(v: &Bound<'_, PyAny>) -> PyResult<serde_json::Value> {
+    Ok(roomcast::hub::args::to_json(&to_data(v)?))
+}
+
 /// An ack's arguments as a Python list.
 pub(crate) fn to_py_list<'py>(py: Python<'py>, args: &Args) -> PyResult<Bound<'py, PyAny>> {
     let items = args.as_slice().iter().map(|d| to_py(py, d)).collect::<PyResult<Vec<_>>>()?;
     Ok(PyList::new(py, items)?.into_any())
+}
+
+/// A cluster-wide answer as the tuple `(value, missing node ids)`.
+pub(crate) fn partial<'py, T>(
+    py: Python<'py>,
+    answer: roomcast::Partial<T>,
+    value: impl FnOnce(Python<'py>, T) -> PyResult<Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let missing = answer.missing.into_pyobject(py)?.into_any();
+    Ok(PyTuple::new(py, [value(py, answer.value)?, missing])?.into_any())
+}
+
+/// A count as a Python int.
+pub(crate) fn count(py: Python<'_>, n: usize) -> PyResult<Bound<'_, PyAny>> {
+    Ok(n.into_pyobject(py)?.into_any())
+}
+
+/// Acks gathered across the cluster as a list of `(sid, reply, error)`:
+/// `reply` the ack's arguments (a list) or None, `error` None or the error
+/// code of a socket that did not ack (`ERR_TIMEOUT`, `ERR_CLOSED`).
+pub(crate) fn ack_replies(py: Python<'_>, replies: Vec<roomcast::AckReply>) -> PyResult<Bound<'_, PyAny>> {
+    let items = replies
+        .into_iter()
+        .map(|r| {
+            let (reply, error) = match r.reply {
+                Ok(values) => (to_py_list(py, &from_wire(values))?, py.None().into_bound(py)),
+                Err(code) => (py.None().into_bound(py), PyString::new(py, &code).into_any()),
+            };
+            PyTuple::new(py, [PyString::new(py, &r.sid).into_any(), reply, error])
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    Ok(PyList::new(py, items)?.into_any())
+}
+
+/// Arguments as the cluster carries them (JSON, bytes as `{"$binary": base64}`).
+pub(crate) fn from_wire(values: Vec<serde_json::Value>) -> Args {
+    Args::new(values.into_iter().map(roomcast::hub::args::from_json).collect())
 }
 
 /// The value of an awaitable that has none.

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use pyo3::prelude::*;
 use pyo3::types::{IntoPyDict, PyTuple};
-use roomcast::{Args, Handshake, Rejection, Server as Core};
+use roomcast::{AckReply, Args, BroadcastOperator, Handshake, Rejection, Reply, Server as Core};
 
 use crate::bridge::EventLoop;
 use crate::{convert, errors};
@@ -28,17 +28,74 @@ impl Server {
         self.find(sid, namespace)
             .ok_or_else(|| errors::NotFoundError::new_err(format!("no socket {sid} in namespace {namespace}")))
     }
+
+    /// The sockets of `namespace` in `to` (rooms or sids; all when empty)
+    /// and in none of `skip`.
+    fn select(&self, to: Vec<String>, skip: Vec<String>, namespace: &str) -> BroadcastOperator {
+        let op = to.into_iter().fold(self.core.of(namespace).broadcast(), BroadcastOperator::to);
+        skip.into_iter().fold(op, BroadcastOperator::except)
+    }
+
+    /// Whether this server is a node of a cluster.
+    fn clustered(&self) -> bool {
+        self.core.node_id().is_some()
+    }
+}
+
+/// Send `event` to socket `sid` on another node and wait for its ack.
+async fn call_remote(
+    op: BroadcastOperator,
+    sid: String,
+    namespace: String,
+    event: String,
+    args: Args,
+    timeout: std::time::Duration,
+) -> roomcast::Result<Args> {
+    use roomcast::{Error, ErrorKind};
+    let answer = op.emit_with_ack_everywhere(event, args, timeout).await?;
+    match answer.value.into_iter().find(|r| r.sid == sid) {
+        Some(AckReply { reply: Ok(values), .. }) => Ok(convert::from_wire(values)),
+        Some(AckReply { reply: Err(code), .. }) => {
+            Err(Error::new(errors::kind_of(&code), format!("socket {sid} did not ack ({code})")))
+        }
+        None if answer.missing.is_empty() => {
+            Err(Error::new(ErrorKind::NotFound, format!("no socket {sid} in namespace {namespace}")))
+        }
+        None => Err(Error::new(
+            ErrorKind::Timeout,
+            format!("no socket {sid} on the nodes that answered; {} did not", answer.missing.join(", ")),
+        )),
+    }
 }
 
 #[pymethods]
 impl Server {
+    /// With `redis_url`, the server is a node of the cluster of every server
+    /// on that Redis with the same `redis_prefix`.
     #[new]
-    #[pyo3(signature = (*, ping_interval = 25.0, ping_timeout = 20.0, max_payload = 1_000_000, allowed_origins = None))]
+    #[pyo3(signature = (
+        *,
+        ping_interval = 25.0,
+        ping_timeout = 20.0,
+        max_payload = 1_000_000,
+        allowed_origins = None,
+        redis_url = None,
+        redis_prefix = None,
+        node_ttl = 10.0,
+        redis_connect_timeout = 5.0,
+        redis_request_timeout = 5.0,
+    ))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         ping_interval: f64,
         ping_timeout: f64,
         max_payload: usize,
         allowed_origins: Option<Vec<String>>,
+        redis_url: Option<String>,
+        redis_prefix: Option<String>,
+        node_ttl: f64,
+        redis_connect_timeout: f64,
+        redis_request_timeout: f64,
     ) -> PyResult<Self> {
         let mut b = Core::builder()
             .ping_interval(convert::seconds(ping_interval, "ping_interval")?)
@@ -46,6 +103,18 @@ impl Server {
             .max_payload(max_payload);
         for origin in allowed_origins.unwrap_or_default() {
             b = b.allowed_origin(origin);
+        }
+        // The Redis clients are made inside the runtime that will drive them.
+        let _runtime = redis_url.is_some().then(|| pyo3_async_runtimes::tokio::get_runtime().enter());
+        if let Some(url) = redis_url {
+            let mut redis = roomcast::RedisConfig::new(url);
+            if let Some(prefix) = redis_prefix {
+                redis.prefix = prefix;
+            }
+            redis.node_ttl = convert::seconds(node_ttl, "node_ttl")?;
+            redis.connect_timeout = convert::seconds(redis_connect_timeout, "connect_timeout")?;
+            redis.request_timeout = convert::seconds(redis_request_timeout, "request_timeout")?;
+            b = b.redis(redis);
         }
         Ok(Self { core: b.build().map_err(errors::to_py)?, event_loop: EventLoop::default() })
     }
@@ -149,8 +218,9 @@ impl Server {
         socket.is_some()
     }
 
-    /// Send `event` to socket `sid` and resolve to the arguments of its
-    /// ack (a list), or raise `TimeoutError` after `timeout` seconds.
+    /// Send `event` to socket `sid` (in a cluster, on any node) and resolve
+    /// to the arguments of its ack (a list), or raise `TimeoutError` after
+    /// `timeout` seconds.
     #[pyo3(signature = (event, args, sid, timeout = 60.0, namespace = "/"))]
     fn call<'py>(
         &self,
@@ -163,8 +233,15 @@ impl Server {
     ) -> PyResult<Bound<'py, PyAny>> {
         let args = convert::to_args(args)?;
         let timeout = convert::seconds(timeout, "timeout")?;
-        let socket = self.socket(sid, namespace)?;
-        let reply = async move { socket.emit_args_with_ack(event, args, timeout).await };
+        // Not here: in a cluster the socket may be on another node.
+        let local = if self.clustered() { self.find(sid, namespace) } else { Some(self.socket(sid, namespace)?) };
+        let (op, sid, namespace) = (self.core.of(namespace).to(sid), sid.to_owned(), namespace.to_owned());
+        let reply = async move {
+            match local {
+                Some(socket) => socket.emit_args_with_ack(event, args, timeout).await,
+                None => call_remote(op, sid, namespace, event, args, timeout).await,
+            }
+        };
         self.event_loop.future(py, reply, |py, reply| convert::to_py_list(py, &reply))
     }
 
@@ -185,6 +262,251 @@ impl Server {
     fn save_session(&self, sid: &str, session: Py<PyAny>, namespace: &str) -> PyResult<()> {
         self.socket(sid, namespace)?.set_extension(Session(Arc::new(session)));
         Ok(())
+    }
+
+    /// Track presence in `room`, or in every named room of `namespace` when None.
+    #[pyo3(signature = (room = None, namespace = "/"))]
+    fn enable_presence(&self, room: Option<&str>, namespace: &str) {
+        match room {
+            Some(room) => self.core.of(namespace).enable_presence_in(room),
+            None => self.core.of(namespace).enable_presence(),
+        }
+    }
+
+    /// The members of `room` (on every node), as dicts.
+    #[pyo3(signature = (room, namespace = "/"))]
+    fn presence<'py>(&self, py: Python<'py>, room: String, namespace: &str) -> PyResult<Bound<'py, PyAny>> {
+        let ns = self.core.of(namespace);
+        let members = async move { ns.presence(&room).await };
+        self.event_loop.future(py, members, |py, members| convert::serialized(py, serde_json::to_value(members)))
+    }
+
+    /// How many members `room` has (on every node).
+    #[pyo3(signature = (room, namespace = "/"))]
+    fn presence_count<'py>(&self, py: Python<'py>, room: String, namespace: &str) -> PyResult<Bound<'py, PyAny>> {
+        let ns = self.core.of(namespace);
+        let count = async move { ns.presence_count(&room).await };
+        self.event_loop.future(py, count, |py, n| Ok(n.into_pyobject(py)?.into_any()))
+    }
+
+    /// Whether `user_id` has a connection (on any node).
+    fn is_online<'py>(&self, py: Python<'py>, user_id: String) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        let online = async move { core.is_online(&user_id).await };
+        self.event_loop.future(py, online, |py, on| Ok(pyo3::types::PyBool::new(py, on).to_owned().into_any()))
+    }
+
+    /// Each of `user_ids` with whether it has a connection (on any node).
+    fn online_users<'py>(&self, py: Python<'py>, user_ids: Vec<String>) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        let online = async move { core.online_users(&user_ids).await };
+        self.event_loop.future(py, online, |py, pairs| pairs.into_pyobject(py))
+    }
+
+    /// Name the user of socket `sid`: only from its connect handler, before it joins rooms.
+    #[pyo3(signature = (sid, user_id, namespace = "/"))]
+    fn set_user_id(&self, sid: &str, user_id: String, namespace: &str) -> PyResult<()> {
+        self.socket(sid, namespace)?.set_user_id(user_id).map_err(errors::to_py)
+    }
+
+    /// The user of socket `sid`, if named.
+    #[pyo3(signature = (sid, namespace = "/"))]
+    fn get_user_id(&self, sid: &str, namespace: &str) -> PyResult<Option<String>> {
+        Ok(self.socket(sid, namespace)?.user_id().map(str::to_owned))
+    }
+
+    /// Replace the presence metadata of socket `sid` (a dict; `status`
+    /// online, away or busy); its rooms with presence get `presence:update`.
+    #[pyo3(signature = (sid, meta, namespace = "/"))]
+    fn set_presence(&self, sid: &str, meta: &Bound<'_, PyAny>, namespace: &str) -> PyResult<()> {
+        let meta = convert::to_json(meta)?;
+        self.socket(sid, namespace)?.set_presence(meta).map_err(errors::to_py)
+    }
+
+    /// The presence metadata of socket `sid`.
+    #[pyo3(signature = (sid, namespace = "/"))]
+    fn get_presence<'py>(&self, py: Python<'py>, sid: &str, namespace: &str) -> PyResult<Bound<'py, PyAny>> {
+        convert::json_to_py(py, self.socket(sid, namespace)?.presence_meta())
+    }
+
+    /// `handler(info)` runs for each socket of a dead cluster node, once, on
+    /// the node that cleans up after it; never without Redis.
+    fn on_node_lost(&self, handler: Py<PyAny>) {
+        let (handler, event_loop) = (Arc::new(handler), self.event_loop.clone());
+        self.core.on_node_lost(move |lost| {
+            let (handler, event_loop) = (handler.clone(), event_loop.clone());
+            async move {
+                let args: crate::bridge::MakeArgs =
+                    Box::new(move |py| PyTuple::new(py, [convert::serialized(py, serde_json::to_value(lost))?]));
+                let _ = event_loop
+                    .run(handler, args, |py, result| {
+                        if let Err(e) = result {
+                            crate::bridge::log_exception(py, &e);
+                        }
+                    })
+                    .await;
+            }
+        });
+    }
+
+    /// The sockets in `to` (rooms or sids; all when empty) except those in
+    /// `skip`, on every node: `(list of dicts, missing node ids)`.
+    #[pyo3(signature = (to = Vec::new(), skip = Vec::new(), namespace = "/"))]
+    fn fetch_sockets<'py>(
+        &self,
+        py: Python<'py>,
+        to: Vec<String>,
+        skip: Vec<String>,
+        namespace: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let op = self.select(to, skip, namespace);
+        let found = async move { op.fetch_sockets().await };
+        self.event_loop.future(py, found, |py, found| {
+            convert::partial(py, found, |py, sockets| convert::serialized(py, serde_json::to_value(sockets)))
+        })
+    }
+
+    /// Make the selected sockets on every node join `room`: `(how many, missing node ids)`.
+    #[pyo3(signature = (room, to = Vec::new(), skip = Vec::new(), namespace = "/"))]
+    fn sockets_join<'py>(
+        &self,
+        py: Python<'py>,
+        room: String,
+        to: Vec<String>,
+        skip: Vec<String>,
+        namespace: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let op = self.select(to, skip, namespace);
+        let joined = async move { op.sockets_join(&room).await };
+        self.event_loop.future(py, joined, |py, n| convert::partial(py, n, convert::count))
+    }
+
+    /// Make the selected sockets on every node leave `room`: `(how many, missing node ids)`.
+    #[pyo3(signature = (room, to = Vec::new(), skip = Vec::new(), namespace = "/"))]
+    fn sockets_leave<'py>(
+        &self,
+        py: Python<'py>,
+        room: String,
+        to: Vec<String>,
+        skip: Vec<String>,
+        namespace: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let op = self.select(to, skip, namespace);
+        let left = async move { op.sockets_leave(&room).await };
+        self.event_loop.future(py, left, |py, n| convert::partial(py, n, convert::count))
+    }
+
+    /// Disconnect the selected sockets on every node (`close`: their whole
+    /// connections): `(how many, missing node ids)`.
+    #[pyo3(signature = (to = Vec::new(), skip = Vec::new(), close = false, namespace = "/"))]
+    fn disconnect_sockets<'py>(
+        &self,
+        py: Python<'py>,
+        to: Vec<String>,
+        skip: Vec<String>,
+        close: bool,
+        namespace: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let op = self.select(to, skip, namespace);
+        let gone = async move { op.disconnect_sockets(close).await };
+        self.event_loop.future(py, gone, |py, n| convert::partial(py, n, convert::count))
+    }
+
+    /// Send `event` to the selected sockets on every node and collect their
+    /// acks within `timeout` seconds: `(list of (sid, reply or None, error
+    /// code or None), missing node ids)`.
+    #[pyo3(signature = (event, args, to = Vec::new(), skip = Vec::new(), timeout = 60.0, namespace = "/"))]
+    #[allow(clippy::too_many_arguments)]
+    fn call_everywhere<'py>(
+        &self,
+        py: Python<'py>,
+        event: String,
+        args: &Bound<'py, PyAny>,
+        to: Vec<String>,
+        skip: Vec<String>,
+        timeout: f64,
+        namespace: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let args = convert::to_args(args)?;
+        let timeout = convert::seconds(timeout, "timeout")?;
+        let op = self.select(to, skip, namespace);
+        let replies = async move { op.emit_with_ack_everywhere(event, args, timeout).await };
+        self.event_loop.future(py, replies, |py, replies| convert::partial(py, replies, convert::ack_replies))
+    }
+
+    /// The rooms joined by name on every node, sorted: `(rooms, missing node ids)`.
+    #[pyo3(signature = (namespace = "/"))]
+    fn rooms_everywhere<'py>(&self, py: Python<'py>, namespace: &str) -> PyResult<Bound<'py, PyAny>> {
+        let ns = self.core.of(namespace);
+        let rooms = async move { ns.rooms_everywhere().await };
+        self.event_loop.future(py, rooms, |py, rooms| convert::partial(py, rooms, |py, r| r.into_pyobject(py)))
+    }
+
+    /// How many sockets `namespace` has on every node: `(count, missing node ids)`.
+    #[pyo3(signature = (namespace = "/"))]
+    fn count_everywhere<'py>(&self, py: Python<'py>, namespace: &str) -> PyResult<Bound<'py, PyAny>> {
+        let ns = self.core.of(namespace);
+        let count = async move { ns.len_everywhere().await };
+        self.event_loop.future(py, count, |py, n| convert::partial(py, n, convert::count))
+    }
+
+    /// The ids of the cluster's nodes (this one included), sorted; empty without Redis.
+    fn nodes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        let nodes = async move {
+            let mut nodes = core.nodes().await?;
+            nodes.sort();
+            Ok(nodes)
+        };
+        self.event_loop.future(py, nodes, |py, nodes| nodes.into_pyobject(py))
+    }
+
+    /// `handler(*args)` answers the server event `event` sent by another
+    /// node's `server_emit`; its result is the reply, as an ack's. Never
+    /// called without Redis.
+    fn on_server_event(&self, event: String, handler: Py<PyAny>) {
+        let (handler, event_loop) = (Arc::new(handler), self.event_loop.clone());
+        self.core.on_server_event(event, move |args| {
+            let (handler, event_loop) = (handler.clone(), event_loop.clone());
+            async move {
+                match event_loop.call(handler, Vec::new(), args).await {
+                    Reply::Data(args) => args,
+                    // An exception was logged; the sender gets no data.
+                    _ => Args::none(),
+                }
+            }
+        });
+    }
+
+    /// Send `event` to every other node's server-event handler and collect
+    /// their replies within the request timeout: `(list of (node id, reply),
+    /// missing node ids)`.
+    fn server_emit<'py>(
+        &self,
+        py: Python<'py>,
+        event: String,
+        args: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let args = convert::to_args(args)?;
+        let core = self.core.clone();
+        let replies = async move { core.server_emit(event, args).await };
+        self.event_loop.future(py, replies, |py, replies| {
+            convert::partial(py, replies, |py, replies| {
+                let items = replies
+                    .iter()
+                    .map(|(node, reply)| {
+                        PyTuple::new(py, [node.into_pyobject(py)?.into_any(), convert::to_py_list(py, reply)?])
+                    })
+                    .collect::<PyResult<Vec<_>>>()?;
+                Ok(pyo3::types::PyList::new(py, items)?.into_any())
+            })
+        })
+    }
+
+    /// This server's cluster node id (None without Redis).
+    #[getter]
+    fn node_id(&self) -> Option<String> {
+        self.core.node_id().map(str::to_owned)
     }
 
     /// Listen on `host:port` (0 = any free port) from the running asyncio
@@ -208,13 +530,7 @@ impl Server {
         namespace: &str,
     ) -> PyResult<usize> {
         let args = convert::to_args(args)?;
-        let mut op = self.core.of(namespace).broadcast();
-        for room in to {
-            op = op.to(room);
-        }
-        for room in skip {
-            op = op.except(room);
-        }
+        let op = self.select(to, skip, namespace);
         let _runtime = pyo3_async_runtimes::tokio::get_runtime().enter();
         Ok(op.emit_args(event, args))
     }

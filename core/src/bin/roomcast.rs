@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use roomcast::{AuthRejection, JwtVerifier, RateLimit, Server};
+use roomcast::{AuthRejection, JwtVerifier, RateLimit, RedisConfig, Server};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -22,7 +22,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server (in-memory, single node) with the demo page at `/`.
+    /// Run the server with the demo page at `/` (one node in memory, or a
+    /// cluster node with `--redis`). Every room has presence.
     Serve(ServeArgs),
 }
 
@@ -64,6 +65,19 @@ struct ServeArgs {
     /// Sustained inbound messages per second per connection (burst: twice that).
     #[arg(long)]
     rate_limit: Option<f64>,
+    /// Join a cluster over Redis: `redis://host:port`, `rediss://…`,
+    /// `redis-cluster://host:port?node=host:port`, `redis-sentinel://…`.
+    #[arg(long, env = "ROOMCAST_REDIS")]
+    redis: Option<String>,
+    /// Prefix of the cluster's Redis keys and channels.
+    #[arg(long, default_value = "roomcast")]
+    redis_prefix: String,
+    /// A node silent for this long is dead; its members leave (milliseconds).
+    #[arg(long, default_value_t = 10_000)]
+    node_ttl_ms: u64,
+    /// How long cluster queries wait for the other nodes (milliseconds).
+    #[arg(long, default_value_t = 5_000)]
+    request_timeout_ms: u64,
 }
 
 fn main() -> ExitCode {
@@ -120,8 +134,19 @@ async fn serve(args: ServeArgs) -> roomcast::Result<()> {
             ..RateLimit::default()
         });
     }
+    if let Some(url) = args.redis {
+        let mut redis = RedisConfig::new(url);
+        redis.prefix = args.redis_prefix;
+        redis.node_ttl = Duration::from_millis(args.node_ttl_ms);
+        redis.request_timeout = Duration::from_millis(args.request_timeout_ms);
+        b = b.redis(redis);
+    }
     let server = b.build()?;
+    server.of("/").enable_presence();
     let addr = server.listen(args.listen).await?;
+    if let Some(node) = server.node_id() {
+        tracing::info!(node, "cluster node");
+    }
     tracing::info!("roomcast serving http://{addr}/ (JSON protocol at ws://{addr}{})", roomcast::server::WS_PATH);
     wait_for_signal().await;
     tracing::info!("shutting down");

@@ -234,16 +234,21 @@ fn on_frame(shared: &Arc<Shared>, text: &str, epoch: u64) {
             user_id: user_id.map(|u| u.into_owned()),
             payload: payload.into_owned(),
         }),
-        ServerMessage::UserJoined { room, client_id, user_id } => shared.emit(ClientEvent::UserJoined {
+        ServerMessage::UserJoined { room, client_id, user_id, member } => shared.emit(ClientEvent::UserJoined {
             room: room.into_owned(),
-            client_id: client_id.into_owned(),
+            client_id: client_id.map(|c| c.into_owned()),
             user_id: user_id.map(|u| u.into_owned()),
+            member: member.map(|m| m.into_owned()),
         }),
-        ServerMessage::UserLeft { room, client_id, user_id } => shared.emit(ClientEvent::UserLeft {
+        ServerMessage::UserLeft { room, client_id, user_id, member } => shared.emit(ClientEvent::UserLeft {
             room: room.into_owned(),
-            client_id: client_id.into_owned(),
+            client_id: client_id.map(|c| c.into_owned()),
             user_id: user_id.map(|u| u.into_owned()),
+            member: member.map(|m| m.into_owned()),
         }),
+        ServerMessage::Presence { room, member } => {
+            shared.emit(ClientEvent::Presence { room: room.into_owned(), member: member.into_owned() })
+        }
         ServerMessage::Event { event, data, id } => {
             let handler = shared.handlers.read().get(event.as_ref()).cloned();
             match handler {

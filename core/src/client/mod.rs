@@ -160,10 +160,15 @@ pub enum ClientState {
 pub enum ClientEvent {
     /// Another member relayed a message to one of our rooms.
     Message { room: String, from: String, user_id: Option<String>, payload: Value },
-    /// Another socket joined one of our rooms.
-    UserJoined { room: String, client_id: String, user_id: Option<String> },
-    /// Another socket left one of our rooms (or disconnected).
-    UserLeft { room: String, client_id: String, user_id: Option<String> },
+    /// Another socket joined one of our rooms; in a room with presence, a
+    /// member's first connection did (`member` set; `client_id` absent when
+    /// another node reported it).
+    UserJoined { room: String, client_id: Option<String>, user_id: Option<String>, member: Option<Value> },
+    /// Another socket left one of our rooms (or disconnected); in a room
+    /// with presence, a member's last connection did (or its node died).
+    UserLeft { room: String, client_id: Option<String>, user_id: Option<String>, member: Option<Value> },
+    /// A member's presence metadata changed in one of our rooms.
+    Presence { room: String, member: Value },
     /// A server event with no handler registered through [`Client::on`].
     Event { event: String, data: Value },
     /// A server `error` frame nobody was waiting for (e.g. `not_in_room`, a

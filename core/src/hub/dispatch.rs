@@ -44,10 +44,16 @@ pub(crate) async fn run_event(socket: &Socket, event: String, mut args: Args) ->
             Err(why) => return Outcome::Refused(why),
         }
     }
-    match socket.0.ns.resolve_handler(socket, &event) {
+    let outcome = match socket.0.ns.resolve_handler(socket, &event) {
         Some(handler) => Outcome::Replied(handler(socket.clone(), args).await),
-        None => Outcome::NoHandler,
+        None => return Outcome::NoHandler,
+    };
+    // A client acked after joining a room gets that room's broadcasts from
+    // every node: the subscriptions the handler caused are in place.
+    if let Some(node) = socket.0.ns.cluster.as_ref().filter(|n| n.subscriptions_pending()) {
+        node.settled().await;
     }
+    outcome
 }
 
 /// Start an inbound event in the session task so handlers begin in arrival

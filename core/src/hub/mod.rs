@@ -16,6 +16,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 use crate::auth::AuthHook;
+use crate::cluster::Node;
 use crate::metrics::{Counters, Stats};
 use handler::JoinHook;
 use namespace::{Namespace, Users};
@@ -54,20 +55,63 @@ pub(crate) struct Hub {
     pub counters: Arc<Counters>,
     default_auth: Option<AuthHook>,
     default_join: Option<JoinHook>,
+    pub cluster: Option<Arc<Node>>,
 }
 
 impl Hub {
-    pub fn new(default_auth: Option<AuthHook>, default_join: Option<JoinHook>) -> Self {
-        let hub = Self {
+    pub fn new(
+        default_auth: Option<AuthHook>,
+        default_join: Option<JoinHook>,
+        cluster: Option<Arc<Node>>,
+    ) -> Arc<Self> {
+        let hub = Arc::new(Self {
             namespaces: RwLock::default(),
             dynamic: RwLock::default(),
             users: Arc::default(),
             counters: Arc::default(),
             default_auth,
             default_join,
-        };
+            cluster,
+        });
+        if let Some(node) = &hub.cluster {
+            node.attach(Arc::downgrade(&hub), hub.counters.clone());
+        }
         hub.of("/");
         hub
+    }
+
+    fn new_namespace(&self, name: String) -> Arc<Namespace> {
+        if let Some(node) = &self.cluster {
+            node.namespace_opened(&name);
+        }
+        Arc::new(Namespace::new(
+            name,
+            self.users.clone(),
+            self.cluster.clone(),
+            false,
+            self.default_auth.clone(),
+            self.default_join.clone(),
+        ))
+    }
+
+    /// The dynamic namespace registered as `label`.
+    pub fn dynamic_parent(&self, label: &str) -> Option<Arc<Namespace>> {
+        self.dynamic.read().iter().find(|(_, p)| p.name() == label).map(|(_, p)| p.clone())
+    }
+
+    /// The namespace `name` if it exists (never creates one).
+    pub fn existing(&self, name: &str) -> Option<Arc<Namespace>> {
+        self.namespaces.read().get(name).cloned()
+    }
+
+    /// Users with a connection on this node.
+    pub fn user_ids(&self) -> Vec<String> {
+        self.users.lock().keys().cloned().collect()
+    }
+
+    /// This node's connections of `user` (sockets, all namespaces).
+    pub fn user_connections(&self, user: &str) -> usize {
+        self.users.lock().get(user).copied().unwrap_or(0)
     }
 
     /// The namespace `name`, created on first use with the server's default hooks.
@@ -76,21 +120,25 @@ impl Hub {
         if let Some(ns) = self.namespaces.read().get(&name) {
             return ns.clone();
         }
-        self.namespaces
-            .write()
-            .entry(name.clone())
-            .or_insert_with(|| {
-                Arc::new(Namespace::new(name, self.users.clone(), self.default_auth.clone(), self.default_join.clone()))
-            })
-            .clone()
+        self.namespaces.write().entry(name.clone()).or_insert_with(|| self.new_namespace(name)).clone()
     }
 
     /// A dynamic namespace: a parent whose handlers and hooks serve every
     /// name `matcher` accepts; each such name gets its own child namespace
     /// on first connection.
     pub fn dynamic(&self, label: String, matcher: NamespaceMatcher) -> Arc<Namespace> {
-        let parent =
-            Arc::new(Namespace::new(label, self.users.clone(), self.default_auth.clone(), self.default_join.clone()));
+        if let Some(node) = &self.cluster {
+            // Its broadcasts reach its children on every node through this channel.
+            node.namespace_opened(&label);
+        }
+        let parent = Arc::new(Namespace::new(
+            label,
+            self.users.clone(),
+            self.cluster.clone(),
+            true,
+            self.default_auth.clone(),
+            self.default_join.clone(),
+        ));
         self.dynamic.write().push((matcher, parent.clone()));
         parent
     }
@@ -105,7 +153,16 @@ impl Hub {
         }
         let parent = self.dynamic.read().iter().find(|(m, _)| m.matches(&name)).map(|(_, p)| p.clone())?;
         let mut map = self.namespaces.write();
-        Some(map.entry(name.clone()).or_insert_with(|| Namespace::child(name, &parent)).clone())
+        Some(
+            map.entry(name.clone())
+                .or_insert_with(|| {
+                    if let Some(node) = &self.cluster {
+                        node.namespace_opened(&name);
+                    }
+                    Namespace::child(name, &parent)
+                })
+                .clone(),
+        )
     }
 
     /// Forget a child of a dynamic namespace once its last socket is gone,

@@ -17,7 +17,9 @@ use super::packet::{Packet, Protocol};
 use super::rooms::RoomIndex;
 use super::socket::{DisconnectReason, Sid, Socket};
 use crate::auth::{AuthHook, Identity, Rejection};
+use crate::cluster::{Dirty, Node, Partial, Query};
 use crate::error::{Error, ErrorKind, Result};
+use crate::presence::{self, Member, PresenceEvent, PresenceKind, Tracker};
 
 /// Connection counts per authenticated user, shared by all namespaces.
 pub(crate) type Users = Mutex<HashMap<String, usize>>;
@@ -50,12 +52,17 @@ pub struct Namespace {
     parent: Option<Arc<Namespace>>,
     /// Namespaces created from this one (when it is dynamic).
     children: RwLock<Vec<Arc<Namespace>>>,
+    /// A dynamic namespace's parent: it has no sockets, its children do.
+    dynamic: bool,
     /// Connected JSON-protocol sockets: only they get `user_joined` /
     /// `user_left`, so without them joins skip the walk over the room.
     json_sockets: AtomicUsize,
     /// Sockets whose disconnect handlers are running: still found by id,
     /// with the named rooms they were in.
     closing: Mutex<HashMap<Sid, (Socket, Vec<String>)>>,
+    /// The cluster this server belongs to, if any.
+    pub(crate) cluster: Option<Arc<Node>>,
+    presence: Tracker,
 }
 
 impl fmt::Debug for Namespace {
@@ -65,9 +72,17 @@ impl fmt::Debug for Namespace {
 }
 
 impl Namespace {
-    pub(crate) fn new(name: String, users: Arc<Users>, auth: Option<AuthHook>, join: Option<JoinHook>) -> Self {
+    pub(crate) fn new(
+        name: String,
+        users: Arc<Users>,
+        cluster: Option<Arc<Node>>,
+        dynamic: bool,
+        auth: Option<AuthHook>,
+        join: Option<JoinHook>,
+    ) -> Self {
         Self {
             name,
+            dynamic,
             index: RwLock::default(),
             handlers: RwLock::new(Handlers { auth, join, ..Handlers::default() }),
             users,
@@ -76,6 +91,8 @@ impl Namespace {
             children: RwLock::default(),
             json_sockets: AtomicUsize::new(0),
             closing: Mutex::default(),
+            cluster,
+            presence: Tracker::default(),
         }
     }
 
@@ -88,12 +105,20 @@ impl Namespace {
             users: parent.users.clone(),
             next_ack: AtomicU64::new(1),
             parent: Some(parent.clone()),
+            dynamic: false,
             children: RwLock::default(),
             json_sockets: AtomicUsize::new(0),
             closing: Mutex::default(),
+            cluster: parent.cluster.clone(),
+            presence: Tracker::default(),
         });
         parent.children.write().push(child.clone());
         child
+    }
+
+    /// Whether this is a dynamic namespace's parent (see `Server::dynamic_namespace`).
+    pub(crate) fn is_dynamic(&self) -> bool {
+        self.dynamic
     }
 
     pub(crate) fn parent(&self) -> Option<&Arc<Namespace>> {
@@ -232,6 +257,9 @@ impl Namespace {
                 return Err(rej);
             }
         }
+        if let Some(node) = self.cluster.as_ref().filter(|n| n.subscriptions_pending()) {
+            node.settled().await;
+        }
         Ok(())
     }
 
@@ -344,6 +372,28 @@ impl Namespace {
         self.index.read().room_names().map(str::to_owned).collect()
     }
 
+    /// Rooms joined by name (not the sockets' own rooms), on this node.
+    pub fn named_rooms(&self) -> Vec<String> {
+        self.index.read().named_rooms().map(str::to_owned).collect()
+    }
+
+    /// Rooms joined by name on every node, sorted (socket.io's `allRooms`).
+    pub async fn rooms_everywhere(&self) -> Result<Partial<Vec<String>>> {
+        let mut rooms: std::collections::BTreeSet<String> = self.named_rooms().into_iter().collect();
+        let Some(node) = &self.cluster else { return Ok(Partial::complete(rooms.into_iter().collect())) };
+        let remote = node.ask_with_timeout(Query::Rooms { ns: self.name.clone() }).await?;
+        for (_, body) in remote.value {
+            rooms.extend(serde_json::from_value::<Vec<String>>(body).unwrap_or_default());
+        }
+        Ok(Partial { value: rooms.into_iter().collect(), missing: remote.missing })
+    }
+
+    /// Connected sockets on every node.
+    pub async fn len_everywhere(&self) -> Result<Partial<usize>> {
+        let Some(node) = &self.cluster else { return Ok(Partial::complete(self.len())) };
+        Ok(crate::cluster::total(self.len(), node.ask_with_timeout(Query::Count { ns: self.name.clone() }).await?))
+    }
+
     /// Rooms other than the sockets' own rooms.
     pub(crate) fn named_room_count(&self) -> usize {
         self.index.read().named_rooms().count()
@@ -360,18 +410,52 @@ impl Namespace {
             self.json_sockets.fetch_add(1, Ordering::Relaxed);
         }
         let sid = socket.id().clone();
-        let mut ix = self.index.write();
-        ix.insert(sid.clone(), socket.clone());
+        self.index.write().insert(sid.clone(), socket.clone());
         if let Some(user) = socket.user_id() {
-            ix.join(&sid, &format!("{USER_ROOM_PREFIX}{user}"));
-            *self.users.lock().entry(user.to_owned()).or_default() += 1;
+            self.add_user(socket, user);
         }
+        if let Some(node) = &self.cluster {
+            node.dirty(Dirty::Socket { ns: self.name.clone(), sid: sid.to_string() });
+        }
+    }
+
+    /// Put `socket` in its user's room and count the connection.
+    fn add_user(&self, socket: &Socket, user: &str) {
+        let room = format!("{USER_ROOM_PREFIX}{user}");
+        {
+            let mut ix = self.index.write();
+            if ix.join(socket.id(), &room) && ix.room_len(&room) == 1 {
+                self.cluster.iter().for_each(|n| n.room_opened(&self.name, &room));
+            }
+        }
+        *self.users.lock().entry(user.to_owned()).or_default() += 1;
+        if let Some(node) = &self.cluster {
+            node.dirty(Dirty::User(user.to_owned()));
+            // The socket's record (for the lost-socket hook) names its user.
+            node.dirty(Dirty::Socket { ns: self.name.clone(), sid: socket.id().to_string() });
+        }
+    }
+
+    /// Name the user of a socket whose connect hooks are running.
+    pub(crate) fn set_user(&self, socket: &Socket, user: &str) -> Result<()> {
+        if self.index.read().rooms_of(socket.id()).len() > 1 {
+            return Err(Error::new(ErrorKind::InvalidArgument, "set the user id before the socket joins rooms"));
+        }
+        self.add_user(socket, user);
+        Ok(())
     }
 
     /// Take the socket out of every room and tell the other members;
     /// returns the named rooms it was in.
     pub(crate) fn remove(&self, socket: &Socket) -> Vec<String> {
-        let left = self.index.write().remove(socket.id());
+        let left = {
+            let mut ix = self.index.write();
+            let left = ix.remove(socket.id());
+            if let Some(node) = &self.cluster {
+                left.iter().filter(|r| ix.room_len(r) == 0).for_each(|r| node.room_closed(&self.name, r));
+            }
+            left
+        };
         if socket.protocol() == Protocol::Json {
             self.json_sockets.fetch_sub(1, Ordering::Relaxed);
         }
@@ -383,9 +467,15 @@ impl Namespace {
                     users.remove(user);
                 }
             }
+            if let Some(node) = &self.cluster {
+                node.dirty(Dirty::User(user.to_owned()));
+            }
+        }
+        if let Some(node) = &self.cluster {
+            node.dirty(Dirty::Socket { ns: self.name.clone(), sid: socket.id().to_string() });
         }
         for room in &left {
-            self.announce(socket, room, false);
+            self.moved(socket, room, false);
         }
         left
     }
@@ -397,18 +487,128 @@ impl Namespace {
         if !socket.connected() {
             return Err(Error::closed());
         }
-        let joined = self.index.write().join(socket.id(), &room);
+        let joined = {
+            let mut ix = self.index.write();
+            let joined = ix.join(socket.id(), &room);
+            // Subscribed in index order, under the lock, so a quick leave
+            // and join cannot reach the cluster reversed.
+            if joined && ix.room_len(&room) == 1 {
+                self.cluster.iter().for_each(|n| n.room_opened(&self.name, &room));
+            }
+            joined
+        };
         if joined {
-            self.announce(socket, &room, true);
+            self.moved(socket, &room, true);
         }
         Ok(())
     }
 
     pub(crate) fn leave(&self, socket: &Socket, room: &str) -> Result<()> {
-        if self.index.write().leave(socket.id(), room) {
-            self.announce(socket, room, false);
+        let left = {
+            let mut ix = self.index.write();
+            let left = ix.leave(socket.id(), room);
+            if left && ix.room_len(room) == 0 {
+                self.cluster.iter().for_each(|n| n.room_closed(&self.name, room));
+            }
+            left
+        };
+        if left {
+            self.moved(socket, room, false);
         }
         Ok(())
+    }
+
+    /// `socket` entered or left a named room: presence, then the per-socket
+    /// notice JSON-protocol members of rooms without presence get.
+    fn moved(&self, socket: &Socket, room: &str, entered: bool) {
+        if self.tracks(socket, room) {
+            let key = presence::member_key(socket);
+            let changed = if entered {
+                self.presence.enter(room, &key, socket.id().as_str(), &socket.presence_meta())
+            } else {
+                self.presence.exit(room, &key)
+            };
+            match &self.cluster {
+                Some(node) => node.dirty(Dirty::Member { ns: self.name.clone(), room: room.to_owned(), key }),
+                None => {
+                    if let Some(member) = changed {
+                        let kind = if entered { PresenceKind::Join } else { PresenceKind::Leave };
+                        let by = entered.then(|| socket.id().to_string());
+                        self.announce_presence(socket, PresenceEvent { kind, room: room.to_owned(), member }, by);
+                    }
+                }
+            }
+        } else {
+            self.announce(socket, room, entered);
+        }
+    }
+
+    fn tracks(&self, socket: &Socket, room: &str) -> bool {
+        let own = room == socket.id().as_str();
+        self.presence.tracks(own, room) || self.parent.as_ref().is_some_and(|p| p.presence.tracks(own, room))
+    }
+
+    /// Tell a room's members (except `by`) on every node.
+    fn announce_presence(&self, socket: &Socket, event: PresenceEvent, by: Option<String>) {
+        let op = BroadcastOperator::new(socket.0.ns.clone()).to(event.room.clone());
+        let op = by.iter().fold(op, |op, sid| op.except(sid.clone()));
+        op.send(Packet::Presence { event, by });
+    }
+
+    /// Set the presence metadata of `socket` in every tracked room it is in
+    /// and tell those rooms.
+    pub(crate) fn presence_changed(&self, socket: &Socket, meta: &serde_json::Value) {
+        let key = presence::member_key(socket);
+        for room in self.rooms_of(socket.id()) {
+            if !self.tracks(socket, &room) {
+                continue;
+            }
+            let Some(member) = self.presence.update(&room, &key, meta) else { continue };
+            if let Some(node) = &self.cluster {
+                node.dirty(Dirty::Meta { ns: self.name.clone(), room: room.clone(), key: key.clone() });
+            }
+            self.announce_presence(socket, PresenceEvent { kind: PresenceKind::Update, room, member }, None);
+        }
+    }
+
+    /// Track presence in every named room of this namespace: members
+    /// aggregated per user, `presence:join` / `presence:leave` /
+    /// `presence:update` events to the room (JSON protocol: `user_joined` /
+    /// `user_left` / `presence`). Rooms already joined are tracked from
+    /// their next join.
+    pub fn enable_presence(&self) {
+        self.presence.enable_all();
+    }
+
+    /// Track presence in `room` only (see [`Namespace::enable_presence`]).
+    pub fn enable_presence_in(&self, room: &str) {
+        self.presence.enable(room);
+    }
+
+    /// The members of `room` (on every node in a cluster).
+    pub async fn presence(&self, room: &str) -> Result<Vec<Member>> {
+        match &self.cluster {
+            Some(node) => node.members(&self.name, room).await,
+            None => Ok(self.presence.members(room)),
+        }
+    }
+
+    /// How many members `room` has (on every node in a cluster).
+    pub async fn presence_count(&self, room: &str) -> Result<usize> {
+        match &self.cluster {
+            Some(node) => node.member_count(&self.name, room).await,
+            None => Ok(self.presence.members(room).len()),
+        }
+    }
+
+    /// A local member and the socket of it that entered last.
+    pub(crate) fn presence_member(&self, room: &str, key: &str) -> Option<(Member, String)> {
+        self.presence.member(room, key)
+    }
+
+    /// Every (room, member key) with local connections.
+    pub(crate) fn presence_keys(&self) -> Vec<(String, String)> {
+        self.presence.keys()
     }
 
     pub(crate) fn contains(&self, sid: &Sid, room: &str) -> bool {

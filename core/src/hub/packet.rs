@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::args::{Args, Data};
 use super::socket::Sid;
+use crate::presence::{PresenceEvent, PresenceKind};
 use crate::protocol::native::ServerMessage;
 use crate::protocol::socketio;
 use crate::transport::Frame;
@@ -32,6 +33,9 @@ pub(crate) enum Packet {
     UserJoined { room: String, sid: Sid, user_id: Option<String> },
     /// Another socket left a room (JSON protocol only).
     UserLeft { room: String, sid: Sid, user_id: Option<String> },
+    /// A member of a room with presence joined, left or changed its
+    /// metadata; `by` is the socket that caused it, when known.
+    Presence { event: PresenceEvent, by: Option<String> },
 }
 
 impl Packet {
@@ -58,11 +62,27 @@ impl Packet {
                 user_id: opt(user_id),
                 payload: Cow::Borrowed(payload),
             },
-            Packet::UserJoined { room, sid, user_id } => {
-                ServerMessage::UserJoined { room: room.into(), client_id: sid.as_str().into(), user_id: opt(user_id) }
-            }
-            Packet::UserLeft { room, sid, user_id } => {
-                ServerMessage::UserLeft { room: room.into(), client_id: sid.as_str().into(), user_id: opt(user_id) }
+            Packet::UserJoined { room, sid, user_id } => ServerMessage::UserJoined {
+                room: room.into(),
+                client_id: Some(sid.as_str().into()),
+                user_id: opt(user_id),
+                member: None,
+            },
+            Packet::UserLeft { room, sid, user_id } => ServerMessage::UserLeft {
+                room: room.into(),
+                client_id: Some(sid.as_str().into()),
+                user_id: opt(user_id),
+                member: None,
+            },
+            Packet::Presence { event, by } => {
+                let (room, member) = (event.room.as_str().into(), Some(Cow::Owned(event.payload())));
+                let client_id = by.as_deref().map(Cow::Borrowed);
+                let user_id = (!event.member.anonymous).then_some(Cow::Borrowed(event.member.user_id.as_str()));
+                match event.kind {
+                    PresenceKind::Join => ServerMessage::UserJoined { room, client_id, user_id, member },
+                    PresenceKind::Leave => ServerMessage::UserLeft { room, client_id, user_id, member },
+                    PresenceKind::Update => ServerMessage::Presence { room, member: Cow::Owned(event.payload()) },
+                }
             }
         }
     }
@@ -76,6 +96,9 @@ impl Packet {
                 let arg =
                     serde_json::json!({"room": room, "from": from.as_str(), "userId": user_id, "payload": payload});
                 socketio_event(nsp, "message", &[Data::from(arg)], None)
+            }
+            Packet::Presence { event, .. } => {
+                socketio_event(nsp, event.kind.event(), &[Data::from(event.payload())], None)
             }
             Packet::UserJoined { .. } | Packet::UserLeft { .. } => Vec::new(),
         }

@@ -76,6 +76,11 @@ impl<K: Hash + Eq + Clone + Borrow<str>, V: Clone> RoomIndex<K, V> {
         true
     }
 
+    /// Members who joined `room` by name.
+    pub fn room_len(&self, room: &str) -> usize {
+        self.rooms.get(room).map_or(0, HashMap::len)
+    }
+
     pub fn members(&self) -> &HashMap<K, V> {
         &self.members
     }

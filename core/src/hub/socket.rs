@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -51,6 +51,29 @@ impl Sid {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// Whether `name` looks like a socket id (22 URL-safe base64 characters).
+    pub(crate) fn is_shaped(name: &str) -> bool {
+        name.len() == 22 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Sid;
+
+    #[test]
+    fn generated_ids_are_recognised() {
+        assert!(Sid::is_shaped(Sid::generate().as_str()));
+        assert!(!Sid::is_shaped("lobby") && !Sid::is_shaped("user:0123456789abcdefghij"));
+    }
+}
+
+impl From<&str> for Sid {
+    /// An id received from elsewhere (another node).
+    fn from(id: &str) -> Self {
+        Sid(id.into())
     }
 }
 
@@ -171,8 +194,11 @@ pub(crate) struct SocketInner {
     sid: Sid,
     pub(crate) ns: Arc<Namespace>,
     handshake: Arc<Handshake>,
-    user_id: Option<String>,
+    /// Set at most once: by the auth hook, or by a connect hook.
+    user_id: OnceLock<String>,
     data: Mutex<Value>,
+    /// Presence metadata (`None`: the default, status online).
+    presence: Mutex<Option<Value>>,
     outbox: Arc<Outbox>,
     protocol: Protocol,
     handlers: RwLock<HashMap<String, EventHandler>>,
@@ -224,8 +250,9 @@ impl Socket {
             sid: Sid::generate(),
             ns: n.ns,
             handshake: n.handshake,
-            user_id: n.user_id,
+            user_id: n.user_id.map(OnceLock::from).unwrap_or_default(),
             data: Mutex::new(n.data),
+            presence: Mutex::new(None),
             outbox: n.outbox,
             protocol: n.protocol,
             handlers: RwLock::default(),
@@ -248,9 +275,42 @@ impl Socket {
         &self.0.sid
     }
 
-    /// The authenticated user, if the connect hook named one.
+    /// The authenticated user, if the auth or a connect hook named one.
     pub fn user_id(&self) -> Option<&str> {
-        self.0.user_id.as_deref()
+        self.0.user_id.get().map(String::as_str)
+    }
+
+    /// Name the user this socket belongs to, from a connect hook (Python's
+    /// `connect` handler, socket.io's `use`), before it joins rooms: it
+    /// enters the room `user:<id>`, counts for `is_online`, and is one
+    /// member with the user's other sockets in presence.
+    pub fn set_user_id(&self, user_id: impl Into<String>) -> Result<()> {
+        let user_id = user_id.into();
+        if user_id.is_empty() {
+            return Err(Error::new(ErrorKind::InvalidArgument, "user id must not be empty"));
+        }
+        if !self.0.holding.load(Ordering::Acquire) {
+            return Err(Error::new(ErrorKind::InvalidArgument, "a user id can only be set while connect hooks run"));
+        }
+        if self.0.user_id.set(user_id.clone()).is_err() {
+            return Err(Error::new(ErrorKind::InvalidArgument, "the socket already has a user id"));
+        }
+        self.0.ns.set_user(self, &user_id)
+    }
+
+    /// Presence metadata: `{"status": "online" | "away" | "busy", ...}`.
+    pub fn presence_meta(&self) -> Value {
+        self.0.presence.lock().clone().unwrap_or_else(crate::presence::default_meta)
+    }
+
+    /// Replace this socket's presence metadata (a JSON object; `status`
+    /// online, away or busy, online when absent). Its member in every room
+    /// with presence it is in takes it, and those rooms get `presence:update`.
+    pub fn set_presence(&self, meta: Value) -> Result<()> {
+        let meta = crate::presence::validate_meta(meta)?;
+        *self.0.presence.lock() = Some(meta.clone());
+        self.0.ns.presence_changed(self, &meta);
+        Ok(())
     }
 
     /// The connection request.

@@ -197,14 +197,27 @@ pub enum ServerMessage<'a> {
     #[serde(rename_all = "camelCase")]
     UserJoined {
         room: Cow<'a, str>,
-        client_id: Cow<'a, str>,
+        /// The socket that entered (absent when a cluster node reports it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_id: Option<Cow<'a, str>>,
         user_id: Option<Cow<'a, str>>,
+        /// In rooms with presence: the member (one per user, not per socket).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        member: Option<Cow<'a, Value>>,
     },
     #[serde(rename_all = "camelCase")]
     UserLeft {
         room: Cow<'a, str>,
-        client_id: Cow<'a, str>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_id: Option<Cow<'a, str>>,
         user_id: Option<Cow<'a, str>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        member: Option<Cow<'a, Value>>,
+    },
+    /// A member's presence metadata changed.
+    Presence {
+        room: Cow<'a, str>,
+        member: Cow<'a, Value>,
     },
     #[serde(rename_all = "camelCase")]
     Message {
@@ -265,12 +278,19 @@ impl ServerMessage<'_> {
             }
             Self::Joined { room } => ServerMessage::Joined { room: s(room) },
             Self::Left { room } => ServerMessage::Left { room: s(room) },
-            Self::UserJoined { room, client_id, user_id } => {
-                ServerMessage::UserJoined { room: s(room), client_id: s(client_id), user_id: user_id.map(s) }
-            }
-            Self::UserLeft { room, client_id, user_id } => {
-                ServerMessage::UserLeft { room: s(room), client_id: s(client_id), user_id: user_id.map(s) }
-            }
+            Self::UserJoined { room, client_id, user_id, member } => ServerMessage::UserJoined {
+                room: s(room),
+                client_id: client_id.map(s),
+                user_id: user_id.map(s),
+                member: member.map(v),
+            },
+            Self::UserLeft { room, client_id, user_id, member } => ServerMessage::UserLeft {
+                room: s(room),
+                client_id: client_id.map(s),
+                user_id: user_id.map(s),
+                member: member.map(v),
+            },
+            Self::Presence { room, member } => ServerMessage::Presence { room: s(room), member: v(member) },
             Self::Message { room, from, user_id, payload } => {
                 ServerMessage::Message { room: s(room), from: s(from), user_id: user_id.map(s), payload: v(payload) }
             }

@@ -32,7 +32,7 @@ use crate::metrics::Stats;
 use limits::ConnectionLimiter;
 
 pub(crate) struct ServerInner {
-    pub hub: Hub,
+    pub hub: Arc<Hub>,
     pub config: ServerConfig,
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
@@ -59,16 +59,26 @@ impl Server {
         ServerBuilder::default()
     }
 
-    /// Bind `addr` and serve on it (port 0 picks a free port). Returns the bound address.
+    /// Bind `addr` and serve on it (port 0 picks a free port). Returns the
+    /// bound address. In a cluster, it first waits (at most the Redis
+    /// connect timeout) for Redis, so the first clients reach every node.
     pub async fn listen(&self, addr: impl ToSocketAddrs) -> Result<SocketAddr> {
         let listener = TcpListener::bind(addr).await?;
+        if let Some(node) = &self.inner.hub.cluster {
+            node.start();
+            node.ready().await;
+        }
         self.serve(listener)
     }
 
-    /// Serve on an already bound listener, in the background.
+    /// Serve on an already bound listener, in the background (in a cluster,
+    /// connecting to Redis meanwhile).
     pub fn serve(&self, listener: TcpListener) -> Result<SocketAddr> {
         if self.inner.shutdown.is_cancelled() {
             return Err(Error::new(ErrorKind::Closed, "server is shut down"));
+        }
+        if let Some(node) = &self.inner.hub.cluster {
+            node.start();
         }
         let addr = listener.local_addr()?;
         tracing::info!(%addr, "listening");
@@ -157,6 +167,94 @@ impl Server {
         self.inner.hub.stats()
     }
 
+    /// Whether `user_id` has a connection (on any node in a cluster).
+    pub async fn is_online(&self, user_id: &str) -> Result<bool> {
+        Ok(self.online_users(&[user_id.to_owned()]).await?.first().is_some_and(|(_, on)| *on))
+    }
+
+    /// Each of `user_ids` with whether it has a connection (on any node),
+    /// in one call.
+    pub async fn online_users(&self, user_ids: &[String]) -> Result<Vec<(String, bool)>> {
+        let online = match &self.inner.hub.cluster {
+            Some(node) => node.online(user_ids).await?,
+            None => user_ids.iter().map(|u| self.inner.hub.user_connections(u) > 0).collect(),
+        };
+        Ok(user_ids.iter().cloned().zip(online).collect())
+    }
+
+    /// Call `f` for every socket of a cluster node that died (its heartbeat
+    /// expired), once, on the node that cleans up after it. Never called
+    /// without Redis.
+    pub fn on_node_lost<F, Fut>(&self, f: F)
+    where
+        F: Fn(crate::cluster::LostSocket) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        if let Some(node) = &self.inner.hub.cluster {
+            node.on_lost(Arc::new(move |lost| Box::pin(f(lost))));
+        }
+    }
+
+    /// The ids of the cluster's nodes registered in Redis (this one
+    /// included); without Redis, none.
+    pub async fn nodes(&self) -> Result<Vec<String>> {
+        match &self.inner.hub.cluster {
+            Some(node) => node.nodes().await,
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Handle `event` sent by another node with [`Server::server_emit`];
+    /// the return value is the ack.
+    pub fn on_server_event<F, Fut, R>(&self, event: impl Into<String>, f: F)
+    where
+        F: Fn(Args) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+        R: Into<Args>,
+    {
+        if let Some(node) = &self.inner.hub.cluster {
+            let f = Arc::new(f);
+            node.on_server_event(
+                event.into(),
+                Arc::new(move |args| {
+                    let f = f.clone();
+                    Box::pin(async move { f(args).await.into() })
+                }),
+            );
+        }
+    }
+
+    /// Send `event` to every other node's [`Server::on_server_event`]
+    /// handler (socket.io's `serverSideEmit`) and collect their replies
+    /// (node id, ack) within the request timeout; nodes without a reply in
+    /// time are listed as missing. Without Redis: no node, nothing sent.
+    pub async fn server_emit(
+        &self,
+        event: impl Into<String>,
+        args: impl Into<Args>,
+    ) -> Result<crate::cluster::Partial<Vec<(String, Args)>>> {
+        let Some(node) = &self.inner.hub.cluster else { return Ok(crate::cluster::Partial::complete(Vec::new())) };
+        let query = crate::cluster::Query::ServerEvent {
+            event: event.into(),
+            args: crate::cluster::requests_wire(&args.into()),
+        };
+        let answers = node.ask_with_timeout(query).await?;
+        let value = answers
+            .value
+            .into_iter()
+            .filter_map(|(n, body)| match body {
+                serde_json::Value::Array(items) => Some((n, crate::cluster::from_wire(items))),
+                _ => None,
+            })
+            .collect();
+        Ok(crate::cluster::Partial { value, missing: answers.missing })
+    }
+
+    /// This server's cluster node id (`None` without Redis).
+    pub fn node_id(&self) -> Option<&str> {
+        self.inner.hub.cluster.as_deref().map(|n| n.id())
+    }
+
     /// Stop accepting, close every socket with 1001 and wait (at most the
     /// configured shutdown timeout) for their queued frames to be written.
     pub async fn shutdown(&self) {
@@ -165,6 +263,9 @@ impl Server {
         let deadline = self.inner.config.shutdown_timeout + Duration::from_millis(500);
         if tokio::time::timeout(deadline, self.inner.tracker.wait()).await.is_err() {
             tracing::warn!("shutdown deadline passed with connections still open");
+        }
+        if let Some(node) = &self.inner.hub.cluster {
+            node.stop().await;
         }
     }
 
@@ -296,6 +397,13 @@ impl ServerBuilder {
         self
     }
 
+    /// Join a cluster over Redis: broadcasts, presence and `is_online`
+    /// span every server configured with the same Redis and prefix.
+    pub fn redis(mut self, config: crate::cluster::RedisConfig) -> Self {
+        self.config.redis = Some(config);
+        self
+    }
+
     /// Serve files from `dir` instead of the built-in demo page.
     pub fn static_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.static_dir = Some(dir.into());
@@ -324,10 +432,17 @@ impl ServerBuilder {
         {
             return Err(Error::new(ErrorKind::Config, format!("static directory {} does not exist", dir.display())));
         }
+        let cluster = match &c.redis {
+            Some(r) if r.node_ttl < Duration::from_millis(300) => {
+                return Err(Error::new(ErrorKind::Config, "the node TTL must be at least 300 ms"));
+            }
+            Some(r) => Some(crate::cluster::Node::new(r.clone())?),
+            None => None,
+        };
         let limiter = ConnectionLimiter::new(c.max_connections, c.max_connections_per_ip);
         Ok(Server {
             inner: Arc::new(ServerInner {
-                hub: Hub::new(self.auth, self.join),
+                hub: Hub::new(self.auth, self.join, cluster),
                 config: self.config,
                 shutdown: CancellationToken::new(),
                 tracker: TaskTracker::new(),

@@ -187,6 +187,10 @@ async fn dispatch(socket: &Socket, text: &str) {
                 if let Err(e) = ns.join(socket, room.clone()) {
                     return error(socket, ErrorCode::InvalidMessage, e.message(), None, Some(&room));
                 }
+                // `joined` promises the room's broadcasts from every node.
+                if let Some(node) = ns.cluster.as_ref().filter(|n| n.subscriptions_pending()) {
+                    node.settled().await;
+                }
             }
             reply(socket, &ServerMessage::Joined { room: room.into() });
         }

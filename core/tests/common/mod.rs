@@ -1,6 +1,9 @@
 //! Test helpers: a server on 127.0.0.1:0 and a raw WebSocket test client.
 #![allow(dead_code)]
 
+pub mod redis;
+pub mod serve;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 

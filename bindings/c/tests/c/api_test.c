@@ -1,7 +1,8 @@
-/* The C API's contract without clients: results for misuse, NULL
- * arguments, errors with details, repeated start/stop, the event queue's
- * fd. Built with -Wall -Wextra -Werror -pedantic, run under ASan+UBSan and
- * valgrind by make test-c. */
+/* The C API's contract: results for misuse, NULL arguments, errors with
+ * details, repeated start/stop, the event queue's fd, the Redis settings,
+ * presence and the cluster queries without Redis (with one C client of its
+ * own). Built with -Wall -Wextra
+ * -Werror -pedantic, run under ASan+UBSan and valgrind by make test-c. */
 #include <roomcast.h>
 
 #include <poll.h>
@@ -32,6 +33,268 @@ static roomcast_server *make(const char *listen, bool queue) {
 static void on_event(void *user_data, roomcast_event *ev) {
   (void)user_data;
   (void)ev;
+}
+
+/* Every connection is user "ada". */
+static void accept_ada(void *user_data, roomcast_event *ev) {
+  (void)user_data;
+  if (roomcast_event_get_type(ev) == ROOMCAST_EVENT_CONNECT) roomcast_event_accept(ev, "ada");
+}
+
+/* Presence without Redis, on a server that is not started and on one with
+ * a client in a room with presence. */
+static void presence(void) {
+  roomcast_server *server = make("127.0.0.1:0", false);
+  char *json = NULL;
+  size_t count = 99;
+  bool online = true;
+  CHECK(roomcast_server_enable_presence(NULL, NULL) == ROOMCAST_RESULT_NULL_ARGUMENT);
+  CHECK(roomcast_server_enable_presence(server, "\xff") == ROOMCAST_RESULT_INVALID_UTF8);
+  CHECK(roomcast_server_enable_presence(server, "lobby") == ROOMCAST_RESULT_OK);
+  CHECK(roomcast_server_enable_presence(server, NULL) == ROOMCAST_RESULT_OK);
+  CHECK(roomcast_server_presence(server, NULL, &json) == ROOMCAST_RESULT_NULL_ARGUMENT);
+  CHECK(roomcast_server_presence(server, "lobby", NULL) == ROOMCAST_RESULT_NULL_ARGUMENT);
+  CHECK(roomcast_server_presence(server, "lobby", &json) == ROOMCAST_RESULT_OK && strcmp(json, "[]") == 0);
+  roomcast_string_free(json);
+  CHECK(roomcast_server_presence_count(server, "lobby", NULL) == ROOMCAST_RESULT_NULL_ARGUMENT);
+  CHECK(roomcast_server_presence_count(server, "lobby", &count) == ROOMCAST_RESULT_OK && count == 0);
+  CHECK(roomcast_server_is_online(server, NULL, &online) == ROOMCAST_RESULT_NULL_ARGUMENT);
+  CHECK(roomcast_server_is_online(server, "ada", &online) == ROOMCAST_RESULT_OK && !online);
+  CHECK(roomcast_server_online_users(server, "[\"ada\",\"bob\"]", NULL) == ROOMCAST_RESULT_NULL_ARGUMENT);
+  CHECK(roomcast_server_online_users(server, "{not json", &json) == ROOMCAST_RESULT_INVALID_ARGUMENT);
+  CHECK(strstr(roomcast_server_last_error(server), "array of strings") != NULL);
+  CHECK(roomcast_server_online_users(server, "[1]", &json) == ROOMCAST_RESULT_INVALID_ARGUMENT);
+  CHECK(roomcast_server_online_users(server, "[]", &json) == ROOMCAST_RESULT_OK && strcmp(json, "{}") == 0);
+  roomcast_string_free(json);
+  CHECK(roomcast_server_online_users(server, "[\"ada\"]", &json) == ROOMCAST_RESULT_OK);
+  CHECK(json && strcmp(json, "{\"ada\":false}") == 0);
+  roomcast_string_free(json);
+  CHECK(roomcast_server_set_presence(server, "nobody", "{}") == ROOMCAST_RESULT_NOT_FOUND);
+  CHECK(roomcast_server_set_presence(server, "nobody", "{not json") == ROOMCAST_RESULT_INVALID_ARGUMENT);
+  CHECK(roomcast_server_set_presence(server, "nobody", NULL) == ROOMCAST_RESULT_NULL_ARGUMENT);
+  CHECK(roomcast_server_presence_meta(server, "nobody", &json) == ROOMCAST_RESULT_NOT_FOUND);
+  json = NULL;
+  CHECK(roomcast_server_node_id(server, &json) == ROOMCAST_RESULT_NOT_FOUND && json == NULL);
+  CHECK(strstr(roomcast_server_last_error(server), "cluster") != NULL);
+  CHECK(roomcast_server_node_id(server, NULL) == ROOMCAST_RESULT_NULL_ARGUMENT);
+  CHECK(roomcast_server_on_node_lost(server, on_event, NULL) == ROOMCAST_RESULT_OK);
+  CHECK(roomcast_server_on_node_lost(NULL, on_event, NULL) == ROOMCAST_RESULT_NULL_ARGUMENT);
+
+  /* A client in "lobby": a member with a connection, online, with metadata. */
+  CHECK(roomcast_server_on_connect(server, accept_ada, NULL) == ROOMCAST_RESULT_OK);
+  CHECK(roomcast_server_start(server) == ROOMCAST_RESULT_OK);
+  uint16_t port = 0;
+  CHECK(roomcast_server_port(server, &port) == ROOMCAST_RESULT_OK);
+  char url[64];
+  snprintf(url, sizeof url, "ws://127.0.0.1:%u/ws", port);
+  roomcast_client *client = NULL;
+  char *sid = NULL;
+  CHECK(roomcast_client_new(url, NULL, &client) == ROOMCAST_RESULT_OK);
+  CHECK(roomcast_client_connect(client) == ROOMCAST_RESULT_OK);
+  CHECK(roomcast_client_join(client, "lobby") == ROOMCAST_RESULT_OK);
+  CHECK(roomcast_client_id(client, &sid) == ROOMCAST_RESULT_OK);
+  CHECK(roomcast_server_is_online(server, "ada", &online) == ROOMCAST_RESULT_OK && online);
+  CHECK(roomcast_server_online_users(server, "[\"ada\",\"bob\"]", &json) == ROOMCAST_RESULT_OK);
+  CHECK(json && strstr(json, "\"ada\":true") && strstr(json, "\"bob\":false"));
+  roomcast_string_free(json);
+  CHECK(roomcast_server_presence_count(server, "lobby", &count) == ROOMCAST_RESULT_OK && count == 1);
+  CHECK(roomcast_server_presence(server, "lobby", &json) == ROOMCAST_RESULT_OK);
+  CHECK(json && strstr(json, "\"userId\":\"ada\"") && strstr(json, "\"connections\":1"));
+  roomcast_string_free(json);
+  if (sid) {
+    CHECK(roomcast_server_presence_meta(server, sid, &json) == ROOMCAST_RESULT_OK);
+    CHECK(json && strcmp(json, "{\"status\":\"online\"}") == 0);
+    roomcast_string_free(json);
+    CHECK(roomcast_server_set_presence(server, sid, "{\"status\":\"asleep\"}") == ROOMCAST_RESULT_INVALID_ARGUMENT);
+    CHECK(strstr(roomcast_server_last_error(server), "status") != NULL);
+    CHECK(roomcast_server_set_presence(server, sid, "[1]") == ROOMCAST_RESULT_INVALID_ARGUMENT);
+    CHECK(roomcast_server_set_presence(server, sid, "{\"status\":\"away\",\"mood\":\"ok\"}") == ROOMCAST_RESULT_OK);
+    CHECK(roomcast_server_presence_meta(server, sid, &json) == ROOMCAST_RESULT_OK);
+    CHECK(json && strstr(json, "\"away\"") && strstr(json, "\"mood\""));
+    roomcast_string_free(json);
+    CHECK(roomcast_server_presence(server, "lobby", &json) == ROOMCAST_RESULT_OK);
+    CHECK(json && strstr(json, "\"status\":\"away\""));
+    roomcast_string_free(json);
+  }
+  roomcast_string_free(sid);
+  roomcast_stats stats;
+  CHECK(roomcast_server_stats(server, &stats) == ROOMCAST_RESULT_OK && stats.sockets == 1);
+  CHECK(stats.cluster_messages_in == 0 && stats.cluster_messages_out == 0 && stats.cluster_errors == 0);
+  CHECK(stats.cluster_request_timeouts == 0);
+  CHECK(roomcast_client_close(client) == ROOMCAST_RESULT_OK);
+  roomcast_client_free(client);
+  roomcast_server_free(server);
+
+  /* An event-queue server delivers node-lost events through its queue. */
+  server = make("127.0.0.1:0", true);
+  CHECK(roomcast_server_on_node_lost(server, on_event, NULL) == ROOMCAST_RESULT_BAD_STATE);
+  roomcast_server_free(server);
+}
+
+/* What a cluster query returned from a CONNECT callback (it waits: BAD_STATE). */
+static roomcast_result query_in_callback = ROOMCAST_RESULT_OK;
+
+/* Accept as "ada", after trying a cluster query from the callback. */
+static void accept_ada_query(void *user_data, roomcast_event *ev) {
+  char *json = NULL;
+  if (roomcast_event_get_type(ev) != ROOMCAST_EVENT_CONNECT) return;
+  query_in_callback = roomcast_server_fetch_sockets(user_data, NULL, NULL, &json);
+  roomcast_string_free(json); /* NULL unless it wrongly succeeded */
+  roomcast_event_accept(ev, "ada");
+}
+
+/* Cluster queries without Redis: this server's own answers, always
+ * complete; NULL arguments, bad JSON, server events. */
+static void cluster(void) {
+  roomcast_server *server = make("127.0.0.1:0", false);
+  char *json = NULL, *missing = NULL;
+  size_t count = 99;
+  const char *empty = "{\"value\":[],\"missing\":[]}";
+
+  /* NULL arguments and bad strings. */
+  CHECK(roomcast_server_fetch_sockets(NULL, NULL, NULL, &json) == ROOMCAST_RESULT_NULL_ARGUMENT);
+  CHECK(roomcast_server_fetch_sockets(server, NULL, NULL, NULL) == ROOMCAST_RESULT_NULL_ARGUMENT);
+  CHECK(roomcast_server_fetch_sockets(server, "\xff", NULL, &json) == ROOMCAST_RESULT_INVALID_UTF8);
+  CHECK(roomcast_server_fetch_sockets(server, NULL, "\xff", &json) == ROOMCAST_RESULT_INVALID_UTF8);
+  CHECK(roomcast_server_sockets_join(server, NULL, NULL, NULL, &count, NULL) == ROOMCAST_RESULT_NULL_ARGUMENT);
+  CHECK(roomcast_server_sockets_join(server, NULL, NULL, "r", NULL, NULL) == ROOMCAST_RESULT_NULL_ARGUMENT);
+  CHECK(roomcast_server_sockets_leave(NULL, NULL, NULL, "r", &count, NULL) == ROOMCAST_RESULT_NULL_ARGUMENT);
+  CHECK(roomcast_server_sockets_leave(server, NULL, NULL, NULL, &count, NULL) == ROOMCAST_RESULT_NULL_ARGUMENT);
+  CHECK(roomcast_server_disconnect_sockets(server, NULL, NULL, false, NULL, NULL) == ROOMCAST_RESULT_NULL_ARGUMENT);
+  CHECK(roomcast_server_rooms_everywhere(server, NULL) == ROOMCAST_RESULT_NULL_ARGUMENT);
+  CHECK(roomcast_server_named_rooms(NULL, &json) == ROOMCAST_RESULT_NULL_ARGUMENT);
+  CHECK(roomcast_server_socket_count_everywhere(server, NULL, NULL) == ROOMCAST_RESULT_NULL_ARGUMENT);
+  CHECK(roomcast_server_nodes(server, NULL) == ROOMCAST_RESULT_NULL_ARGUMENT);
+  CHECK(roomcast_server_nodes(NULL, &json) == ROOMCAST_RESULT_NULL_ARGUMENT);
+  CHECK(roomcast_server_emit_with_ack_everywhere(server, NULL, NULL, NULL, "[]", 2, 100, &json) ==
+        ROOMCAST_RESULT_NULL_ARGUMENT);
+  CHECK(roomcast_server_emit_with_ack_everywhere(server, NULL, NULL, "q", NULL, 2, 100, &json) ==
+        ROOMCAST_RESULT_NULL_ARGUMENT);
+  CHECK(roomcast_server_emit_with_ack_everywhere(server, NULL, NULL, "q", "[]", 2, 100, NULL) ==
+        ROOMCAST_RESULT_NULL_ARGUMENT);
+  CHECK(roomcast_server_emit_with_ack_everywhere(server, NULL, NULL, "q", "{not json", 9, 100, &json) ==
+        ROOMCAST_RESULT_INVALID_ARGUMENT);
+  CHECK(strstr(roomcast_server_last_error(server), "JSON") != NULL);
+  CHECK(roomcast_server_server_emit(server, "e", "{\"a\":1}", 7, &json) == ROOMCAST_RESULT_INVALID_ARGUMENT);
+  CHECK(strstr(roomcast_server_last_error(server), "array") != NULL);
+  CHECK(roomcast_server_server_emit(server, NULL, "[]", 2, &json) == ROOMCAST_RESULT_NULL_ARGUMENT);
+  CHECK(roomcast_server_server_emit(server, "e", "[]", 2, NULL) == ROOMCAST_RESULT_NULL_ARGUMENT);
+  CHECK(roomcast_server_on_server_event(NULL, "e", on_event, NULL) == ROOMCAST_RESULT_NULL_ARGUMENT);
+  CHECK(roomcast_server_on_server_event(server, NULL, on_event, NULL) == ROOMCAST_RESULT_NULL_ARGUMENT);
+  CHECK(roomcast_server_on_server_event(server, "\xff", on_event, NULL) == ROOMCAST_RESULT_INVALID_UTF8);
+  CHECK(roomcast_server_on_server_event(server, "e", on_event, NULL) == ROOMCAST_RESULT_OK);
+  CHECK(roomcast_server_on_server_event(server, "e", NULL, NULL) == ROOMCAST_RESULT_OK);
+
+  /* Not started, nobody connected: empty and complete. */
+  CHECK(roomcast_server_fetch_sockets(server, NULL, NULL, &json) == ROOMCAST_RESULT_OK && strcmp(json, empty) == 0);
+  roomcast_string_free(json);
+  CHECK(roomcast_server_nodes(server, &json) == ROOMCAST_RESULT_OK && strcmp(json, "[]") == 0);
+  roomcast_string_free(json);
+  CHECK(roomcast_server_server_emit(server, "e", "[1]", 3, &json) == ROOMCAST_RESULT_OK && strcmp(json, empty) == 0);
+  roomcast_string_free(json);
+  CHECK(roomcast_server_rooms_everywhere(server, &json) == ROOMCAST_RESULT_OK && strcmp(json, empty) == 0);
+  roomcast_string_free(json);
+
+  /* One client, "ada", in "lobby". */
+  CHECK(roomcast_server_on_connect(server, accept_ada_query, server) == ROOMCAST_RESULT_OK);
+  CHECK(roomcast_server_start(server) == ROOMCAST_RESULT_OK);
+  uint16_t port = 0;
+  CHECK(roomcast_server_port(server, &port) == ROOMCAST_RESULT_OK);
+  char url[64];
+  snprintf(url, sizeof url, "ws://127.0.0.1:%u/ws", port);
+  roomcast_client *client = NULL;
+  char *sid = NULL;
+  CHECK(roomcast_client_new(url, NULL, &client) == ROOMCAST_RESULT_OK);
+  CHECK(roomcast_client_connect(client) == ROOMCAST_RESULT_OK);
+  CHECK(roomcast_client_join(client, "lobby") == ROOMCAST_RESULT_OK);
+  CHECK(roomcast_client_id(client, &sid) == ROOMCAST_RESULT_OK && sid);
+  CHECK(query_in_callback == ROOMCAST_RESULT_BAD_STATE);
+
+  CHECK(roomcast_server_fetch_sockets(server, "lobby", NULL, &json) == ROOMCAST_RESULT_OK);
+  CHECK(json && sid && strstr(json, sid) && strstr(json, "\"userId\":\"ada\"") && strstr(json, "\"node\":null"));
+  CHECK(json && strstr(json, "\"handshake\":{") && strstr(json, "\"path\":\"/ws\""));
+  CHECK(json && strstr(json, "\"missing\":[]"));
+  roomcast_string_free(json);
+  CHECK(roomcast_server_fetch_sockets(server, NULL, "lobby", &json) == ROOMCAST_RESULT_OK && strcmp(json, empty) == 0);
+  roomcast_string_free(json);
+  CHECK(roomcast_server_fetch_sockets(server, "elsewhere", NULL, &json) == ROOMCAST_RESULT_OK);
+  CHECK(json && strcmp(json, empty) == 0);
+  roomcast_string_free(json);
+
+  CHECK(roomcast_server_sockets_join(server, NULL, NULL, "extra", &count, &missing) == ROOMCAST_RESULT_OK);
+  CHECK(count == 1 && missing && strcmp(missing, "[]") == 0);
+  roomcast_string_free(missing);
+  CHECK(roomcast_server_sockets_join(server, NULL, "lobby", "never", &count, NULL) == ROOMCAST_RESULT_OK && count == 0);
+  CHECK(roomcast_server_rooms_everywhere(server, &json) == ROOMCAST_RESULT_OK);
+  CHECK(json && strstr(json, "\"extra\"") && strstr(json, "\"lobby\"") && !strstr(json, "never"));
+  CHECK(json && sid && !strstr(json, sid)); /* not the sockets' own rooms */
+  roomcast_string_free(json);
+  CHECK(roomcast_server_named_rooms(server, &json) == ROOMCAST_RESULT_OK && strstr(json, "\"extra\""));
+  roomcast_string_free(json);
+  CHECK(roomcast_server_sockets_leave(server, "extra", NULL, "extra", &count, NULL) == ROOMCAST_RESULT_OK && count == 1);
+  CHECK(roomcast_server_named_rooms(server, &json) == ROOMCAST_RESULT_OK && !strstr(json, "\"extra\""));
+  roomcast_string_free(json);
+  count = 99;
+  CHECK(roomcast_server_socket_count_everywhere(server, &count, &missing) == ROOMCAST_RESULT_OK && count == 1);
+  CHECK(missing && strcmp(missing, "[]") == 0);
+  roomcast_string_free(missing);
+
+  /* The JSON-protocol C client does not ack server events: a timeout per socket. */
+  CHECK(roomcast_server_emit_with_ack_everywhere(server, "lobby", NULL, "q", "[1]", 3, 100, &json) ==
+        ROOMCAST_RESULT_OK);
+  CHECK(json && sid && strstr(json, sid) && strstr(json, "\"error\":\"ERR_TIMEOUT\"") && strstr(json, "\"missing\":[]"));
+  roomcast_string_free(json);
+  CHECK(roomcast_server_emit_with_ack_everywhere(server, "nobody", NULL, "q", "[]", 2, 100, &json) ==
+        ROOMCAST_RESULT_OK);
+  CHECK(json && strcmp(json, empty) == 0);
+  roomcast_string_free(json);
+
+  roomcast_stats stats;
+  CHECK(roomcast_server_stats(server, &stats) == ROOMCAST_RESULT_OK && stats.cluster_request_timeouts == 0);
+  CHECK(roomcast_server_disconnect_sockets(server, NULL, "lobby", false, &count, NULL) == ROOMCAST_RESULT_OK);
+  CHECK(count == 0);
+  CHECK(roomcast_server_disconnect_sockets(server, "lobby", NULL, true, &count, &missing) == ROOMCAST_RESULT_OK);
+  CHECK(count == 1 && missing && strcmp(missing, "[]") == 0);
+  roomcast_string_free(missing);
+  roomcast_string_free(sid);
+  roomcast_client_close(client); /* the server closed it already */
+  roomcast_client_free(client);
+  roomcast_server_free(server);
+
+  /* An event-queue server takes server events through its queue: no callback. */
+  server = make("127.0.0.1:0", true);
+  CHECK(roomcast_server_on_server_event(server, "e", on_event, NULL) == ROOMCAST_RESULT_BAD_STATE);
+  CHECK(strstr(roomcast_server_last_error(server), "queue") != NULL);
+  CHECK(roomcast_server_on_server_event(server, "e", NULL, NULL) == ROOMCAST_RESULT_OK);
+  roomcast_server_free(server);
+}
+
+/* Redis settings: checked when the server is made; its node id. */
+static void redis(void) {
+  roomcast_server_config *config = NULL;
+  roomcast_server *server = NULL;
+  char *node = NULL;
+  CHECK(roomcast_server_config_new(&config) == ROOMCAST_RESULT_OK);
+  CHECK(roomcast_server_config_set_redis(NULL, "redis://127.0.0.1:1", NULL, 0) == ROOMCAST_RESULT_NULL_ARGUMENT);
+  CHECK(roomcast_server_config_set_redis(config, NULL, NULL, 0) == ROOMCAST_RESULT_NULL_ARGUMENT);
+  CHECK(roomcast_server_config_set_redis(config, "redis://\xff", NULL, 0) == ROOMCAST_RESULT_INVALID_UTF8);
+  CHECK(roomcast_server_config_set_redis(config, "not a url", NULL, 0) == ROOMCAST_RESULT_OK);
+  CHECK(roomcast_server_new(config, &server) == ROOMCAST_RESULT_CONFIG && server == NULL);
+  CHECK(roomcast_server_config_set_redis(config, "redis://127.0.0.1:1", "app", 100) == ROOMCAST_RESULT_OK);
+  CHECK(roomcast_server_new(config, &server) == ROOMCAST_RESULT_CONFIG && server == NULL); /* TTL < 300 ms */
+  CHECK(roomcast_server_config_set_redis(config, "redis://127.0.0.1:1", "app", 1000) == ROOMCAST_RESULT_OK);
+  CHECK(roomcast_server_config_set_redis_request_timeout(NULL, 1000) == ROOMCAST_RESULT_NULL_ARGUMENT);
+  CHECK(roomcast_server_config_set_redis_request_timeout(config, 0) == ROOMCAST_RESULT_INVALID_ARGUMENT);
+  CHECK(roomcast_server_config_set_redis_request_timeout(config, 800) == ROOMCAST_RESULT_OK);
+  CHECK(roomcast_server_new(config, &server) == ROOMCAST_RESULT_OK);
+  roomcast_server_config_free(config);
+  /* Made, not started (nothing listens on port 1): it has a node id already. */
+  CHECK(roomcast_server_node_id(server, &node) == ROOMCAST_RESULT_OK && node && strlen(node) > 0);
+  roomcast_string_free(node);
+  CHECK(roomcast_server_on_node_lost(server, on_event, NULL) == ROOMCAST_RESULT_OK);
+  CHECK(roomcast_server_on_server_event(server, "e", on_event, NULL) == ROOMCAST_RESULT_OK);
+  CHECK(roomcast_server_enable_presence(server, NULL) == ROOMCAST_RESULT_OK);
+  roomcast_server_free(server);
 }
 
 int main(void) {
@@ -120,6 +383,10 @@ int main(void) {
   struct pollfd p = {.fd = fd, .events = POLLIN};
   CHECK(poll(&p, 1, 0) == 0); /* not readable while nothing waits */
   roomcast_server_free(server);
+
+  presence();
+  cluster();
+  redis();
 
   if (failures) {
     fprintf(stderr, "%d checks failed\n", failures);
