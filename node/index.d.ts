@@ -1,6 +1,9 @@
 // The typed facade of `roomcast`: socket.io's server API (v4), served by a
 // native Rust core. Event arguments are JSON values and Buffers.
 import { EventEmitter } from "node:events";
+import type { ServerStats } from "./native";
+
+export type { ServerStats };
 
 export interface ServerOptions {
   /** Engine.IO path (default "/socket.io/"). */
@@ -281,6 +284,11 @@ export declare class Server extends EventEmitter {
   onlineUsers(userIds: Iterable<string>): Promise<Record<string, boolean>>;
   /** This server's cluster node id; null without Redis. */
   readonly nodeId: string | null;
+  /** The server's counters now: sockets, rooms, users, messages and bytes in/out, drops,
+   *  slow-consumer closes, rate limiting, refused connections, and over Redis the cluster's
+   *  messages in/out, errors (failed Redis writes, messages lost during an outage) and
+   *  request timeouts (queries answered partially). */
+  stats(): ServerStats;
   /** The ids of the cluster's servers, this one included, sorted; [] without Redis. */
   nodes(): Promise<string[]>;
   /** Send `event` to the other servers' `io.on(event)` listeners (not this one's); a

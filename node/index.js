@@ -727,6 +727,11 @@ class Server extends EventEmitter {
     return this._native.nodeId();
   }
 
+  /** The server's counters now (sockets, rooms, messages and bytes in/out, drops, cluster errors, ...). */
+  stats() {
+    return this._native.stats();
+  }
+
   /** The ids of the cluster's nodes, this one included, sorted; [] without Redis. */
   async nodes() {
     return (await this._native.nodes()).sort();

@@ -194,6 +194,8 @@ export declare class NativeServer {
   onNodeLost(handler: (lost: { node: string, namespace: string, sid: string, userId: string | null }) => void): void
   /** This server's cluster node id; null without Redis. */
   nodeId(): string | null
+  /** The server's counters now. */
+  stats(): ServerStats
 }
 
 /** Client options, in socket.io-client's names and units (milliseconds). */
@@ -239,4 +241,34 @@ export interface ServerOptions {
   corsOrigins?: Array<string>
   /** Join a cluster over Redis. */
   redis?: RedisOptions
+}
+
+/** The server's counters (`roomcast::Stats`) in socket.io's naming. */
+export interface ServerStats {
+  /** Connected sockets, all namespaces. */
+  sockets: number
+  /** Rooms with at least one member, not counting each socket's own room. */
+  rooms: number
+  /** Distinct users connected. */
+  users: number
+  messagesIn: number
+  bytesIn: number
+  messagesOut: number
+  bytesOut: number
+  /** Volatile frames dropped because a queue was full. */
+  dropped: number
+  /** Connections closed because they did not read fast enough. */
+  slowConsumerCloses: number
+  /** Inbound messages rejected by the rate limiter. */
+  rateLimited: number
+  /** Connections refused before the upgrade (limits, origin, auth). */
+  refusedConnections: number
+  /** Messages received from Redis. */
+  clusterMessagesIn: number
+  /** Messages published for other nodes. */
+  clusterMessagesOut: number
+  /** Redis commands or publishes that failed, and messages lost in between. */
+  clusterErrors: number
+  /** Cluster queries answered partially (a node did not answer in time). */
+  clusterRequestTimeouts: number
 }

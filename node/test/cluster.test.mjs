@@ -50,6 +50,9 @@ test("without Redis: the cluster operations act on this server, complete", { tim
   assert.deepEqual(await io.nodes(), []);
   assert.deepEqual(await io.allRooms(), ["lobby"]);
   assert.deepEqual(await io.socketsCount(), { count: 1, missing: [] });
+  const stats = io.stats();
+  assert.deepEqual([stats.sockets, stats.rooms, stats.clusterMessagesOut, stats.clusterErrors], [1, 1, 0, 0]);
+  assert.ok(stats.messagesIn >= 1 && stats.bytesOut > 0, JSON.stringify(stats));
   const answers = await io.serverSideEmitWithAck("anyone");
   assert.deepEqual([answers, answers.missing, answers.nodes], [[], [], []]);
   assert.throws(() => io.serverSideEmit("connection"), /reserved/);

@@ -1,10 +1,11 @@
 // Presence and clusters over Redis, against the real socket.io-client 4.8:
 // one node, two nodes in this process on a redis-server the suite starts,
-// and a node in another process that is killed.
+// a node in another process that is killed, redis-server killed and started
+// again mid-traffic, and a 3-master Redis Cluster (sharded pub/sub).
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { io as sioClient } from "socket.io-client";
-import { startRedis } from "../test-fixtures/redis.mjs";
+import { startRedis, startRedisCluster } from "../test-fixtures/redis.mjs";
 import {
   client,
   connect,
@@ -229,5 +230,70 @@ describe("a cluster over Redis", () => {
       })();`;
     const out = await exitsByItself(script);
     assert.equal(out.trim(), "pong string");
+  });
+
+  test("redis-server killed and restarted: local traffic goes on, the cluster recovers", { timeout: 40_000 }, async (t) => {
+    // A Redis of this test's own: the others' stays up.
+    const own = await startRedis();
+    t.after(() => own.stop());
+    const opts = { redis: { url: own.url } };
+    const a = await serve(t, opts);
+    const b = await serve(t, opts);
+    for (const { io } of [a, b]) presenceApp(io.enablePresence());
+    const alice = await client(t, a.url, "alice");
+    const bob = await client(t, b.url, "bob");
+    await alice.emitWithAck("enter", "lobby");
+    await bob.emitWithAck("enter", "lobby");
+    const before = next(bob, "news");
+    a.io.to("lobby").emit("news", "before");
+    assert.equal(await before, "before");
+
+    await own.kill();
+    // Local joins and deliveries go on without Redis.
+    const carol = await client(t, a.url, "carol");
+    await carol.emitWithAck("enter", "lobby");
+    const during = [next(alice, "news"), next(carol, "news")];
+    a.io.to("lobby").emit("news", "during");
+    assert.deepEqual(await Promise.all(during), ["during", "during"]);
+
+    await own.restart();
+    const crossed = record(bob, "news");
+    await until(() => {
+      a.io.to("lobby").emit("news", "after");
+      return crossed.includes("after");
+    }, "a broadcast crosses again", 20_000);
+    // Presence is written again from each node's own state (Redis came back empty).
+    await until(
+      async () => byUser(await b.io.presence("lobby").catch(() => [])).map((m) => m.userId).join() === "alice,bob,carol",
+      "presence re-established",
+      10_000,
+    );
+    assert.equal(await b.io.isOnline("carol"), true);
+    assert.ok(a.io.stats().clusterErrors > 0, "the outage is counted");
+  });
+
+  test("a 3-master Redis Cluster carries sharded broadcasts and presence", { timeout: 40_000 }, async (t) => {
+    const shards = await startRedisCluster();
+    t.after(() => shards.stop());
+    const opts = { redis: { url: shards.url } };
+    const a = await serve(t, opts);
+    const b = await serve(t, opts);
+    for (const { io } of [a, b]) presenceApp(io.enablePresence());
+    const ann = await client(t, a.url, "ann");
+    const ben = await client(t, b.url, "ben");
+    // Rooms whose channels hash to different slots, on different masters.
+    const rooms = ["alpha", "bravo", "charlie", "delta"];
+    for (const room of rooms) {
+      await ann.emitWithAck("enter", room);
+      await ben.emitWithAck("enter", room);
+    }
+    const got = record(ben, "shard");
+    rooms.forEach((room, i) => a.io.to(room).emit("shard", i));
+    await until(() => got.length >= rooms.length, "every room's broadcast crossed");
+    await sleep(300);
+    assert.deepEqual(got.sort(), [0, 1, 2, 3], "once each");
+    assert.deepEqual(byUser(await b.io.presence("charlie")).map((m) => m.userId), ["ann", "ben"]);
+    assert.equal(await a.io.isOnline("ben"), true);
+    assert.equal(a.io.stats().clusterErrors, 0);
   });
 });

@@ -9,6 +9,7 @@ import {
   type PartialArray,
   type PresenceEvent,
   type ServerSideTimeoutError,
+  type ServerStats,
   type Socket,
 } from "roomcast";
 import { io } from "roomcast/client";
@@ -57,7 +58,9 @@ async function presence(): Promise<void> {
   const online: boolean = await server.isOnline("alice");
   const many: Record<string, boolean> = await server.onlineUsers(["alice", "bob"]);
   const node: string | null = server.nodeId;
-  console.log(members.map((m) => [m.userId, m.connections, m.meta.status, m.joinedAt]), count, online, many.bob, node);
+  const stats: ServerStats = server.stats();
+  const errors: number = stats.clusterErrors + stats.clusterRequestTimeouts;
+  console.log(members.map((m) => [m.userId, m.connections, m.meta.status, m.joinedAt]), count, online, many.bob, node, errors);
   const client = io(`http://127.0.0.1:${port}`, { auth: { userId: 7 } });
   client.on("presence:join", (m: PresenceEvent) => console.log(m.room, m.userId, m.anonymous === true));
   client.disconnect();

@@ -547,6 +547,15 @@ class AsyncServer(_Handlers):
         """This server's node id in the cluster (``None`` without a ``client_manager``)."""
         return self._native.node_id
 
+    def stats(self) -> dict[str, int]:
+        """The server's counters now: ``sockets``, ``rooms``, ``users``,
+        ``messages_in``/``_out``, ``bytes_in``/``_out``, ``dropped``,
+        ``slow_consumer_closes``, ``rate_limited``, ``refused_connections``,
+        and in a cluster ``cluster_messages_in``/``_out``, ``cluster_errors``
+        (failed Redis writes and lost messages, e.g. during an outage) and
+        ``cluster_request_timeouts`` (queries answered partially)."""
+        return self._native.stats()
+
     async def serve(self, host: str = "127.0.0.1", port: int = 0) -> int:
         """Listen on ``host:port`` (0 picks a free port); returns the port."""
         port_bound: int = await self._native.listen(host, port)

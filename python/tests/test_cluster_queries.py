@@ -115,6 +115,10 @@ async def test_queries_without_a_cluster_answer_for_this_server() -> None:
         count = await sio.count_everywhere()
         assert isinstance(count, roomcast.PartialCount) and count == 1 and count.missing == []
         assert await sio.nodes() == []
+        stats = sio.stats()
+        assert (stats["sockets"], stats["rooms"], stats["users"]) == (1, 2, 1)
+        assert (stats["cluster_messages_out"], stats["cluster_errors"]) == (0, 0)
+        assert stats["messages_in"] >= 1 and stats["bytes_out"] > 0
         sent = await sio.server_emit("anyone", 1)
         assert isinstance(sent, roomcast.PartialDict) and sent == {} and sent.complete
         replies = await sio.call_everywhere("question", "q", timeout=10)

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 import roomcast
+from conftest import RedisServer
 from helpers import ClientPeer, NodeProcess, bounded, name_users_from_auth, new_channel
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
@@ -270,3 +271,98 @@ async def test_a_killed_node_leaves_presence_and_its_sockets_are_reported_once(r
         await alice.close()
         await bob.close()
         await sio.shutdown()
+
+
+async def _two_nodes(url: str) -> tuple[list[roomcast.AsyncServer], list[int]]:
+    """Two servers with presence on the cluster at ``url``, serving."""
+    nodes = [presence_server(client_manager=roomcast.AsyncRedisManager(url)) for _ in range(2)]
+    for sio in nodes:
+        sio.enable_presence()
+    return nodes, [await sio.serve("127.0.0.1", 0) for sio in nodes]
+
+
+@bounded(60)
+async def test_a_redis_restart_keeps_local_traffic_and_the_cluster_recovers(redis_server: RedisServer) -> None:
+    (sio_a, sio_b), (port_a, port_b) = await _two_nodes(redis_server.url)
+    alice, bob, carol = Peer(), Peer(), Peer()
+    try:
+        await bob.connect(port_b, "bob")
+        await bob.enter("lobby")
+        await alice.connect(port_a, "alice")
+        await alice.enter("lobby")
+        await sio_a.emit("news", "before", room="lobby")
+        await asyncio.wait_for(bob.got_news.wait(), 10)
+
+        redis_server.kill()
+        # Local joins and deliveries go on without Redis.
+        await carol.connect(port_a, "carol")
+        await asyncio.wait_for(carol.enter("lobby"), 10)
+        alice.got_news.clear()
+        await sio_a.emit("news", "during", room="lobby")
+        await asyncio.wait_for(alice.got_news.wait(), 10)
+        await asyncio.wait_for(carol.got_news.wait(), 10)
+
+        redis_server.restart()
+        bob.got_news.clear()
+
+        async def crossed() -> None:
+            while not bob.got_news.is_set():
+                await sio_a.emit("news", "after", room="lobby")
+                await asyncio.sleep(0.3)
+
+        await asyncio.wait_for(crossed(), 20)
+        assert bob.news[-1] == "after"
+
+        async def present() -> None:
+            # Each node writes its presence again (Redis came back empty).
+            while True:
+                try:
+                    users = sorted(str(m["userId"]) for m in await sio_b.presence("lobby"))
+                except roomcast.RoomcastError:
+                    users = []
+                if users == ["alice", "bob", "carol"]:
+                    return
+                await asyncio.sleep(0.05)
+
+        await asyncio.wait_for(present(), 10)
+        assert await sio_b.is_online("carol")
+        assert sio_a.stats()["cluster_errors"] > 0, "the outage is counted"
+    finally:
+        for peer in (alice, bob, carol):
+            await peer.close()
+        for sio in (sio_a, sio_b):
+            await sio.shutdown()
+
+
+@bounded(60)
+async def test_a_redis_cluster_carries_sharded_broadcasts_and_presence(redis_cluster_url: str) -> None:
+    (sio_a, sio_b), (port_a, port_b) = await _two_nodes(redis_cluster_url)
+    ann, ben = Peer(), Peer()
+    got: list[object] = []
+    ben.client.on("shard", got.append)
+    # Rooms whose channels hash to different slots, on different masters.
+    rooms = ["alpha", "bravo", "charlie", "delta"]
+    try:
+        await ann.connect(port_a, "ann")
+        await ben.connect(port_b, "ben")
+        for room in rooms:
+            await ann.enter(room)
+            await ben.enter(room)
+        for i, room in enumerate(rooms):
+            await sio_a.emit("shard", i, room=room)
+
+        async def all_crossed() -> None:
+            while len(got) < len(rooms):
+                await asyncio.sleep(0.02)
+
+        await asyncio.wait_for(all_crossed(), 10)
+        await asyncio.sleep(0.3)
+        assert sorted(got) == [0, 1, 2, 3], "each room's broadcast crossed once"  # type: ignore[type-var]
+        assert sorted(str(m["userId"]) for m in await sio_b.presence("charlie")) == ["ann", "ben"]
+        assert await sio_a.is_online("ben")
+        assert sio_a.stats()["cluster_errors"] == 0
+    finally:
+        await ann.close()
+        await ben.close()
+        for sio in (sio_a, sio_b):
+            await sio.shutdown()

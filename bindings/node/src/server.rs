@@ -554,6 +554,66 @@ impl NativeServer {
     pub fn node_id(&self) -> Option<String> {
         self.core.node_id().map(str::to_owned)
     }
+
+    /// The server's counters now.
+    #[napi]
+    pub fn stats(&self) -> ServerStats {
+        self.core.stats().into()
+    }
+}
+
+/// The server's counters (`roomcast::Stats`) in socket.io's naming.
+#[napi(object)]
+pub struct ServerStats {
+    /// Connected sockets, all namespaces.
+    pub sockets: i64,
+    /// Rooms with at least one member, not counting each socket's own room.
+    pub rooms: i64,
+    /// Distinct users connected.
+    pub users: i64,
+    pub messages_in: i64,
+    pub bytes_in: i64,
+    pub messages_out: i64,
+    pub bytes_out: i64,
+    /// Volatile frames dropped because a queue was full.
+    pub dropped: i64,
+    /// Connections closed because they did not read fast enough.
+    pub slow_consumer_closes: i64,
+    /// Inbound messages rejected by the rate limiter.
+    pub rate_limited: i64,
+    /// Connections refused before the upgrade (limits, origin, auth).
+    pub refused_connections: i64,
+    /// Messages received from Redis.
+    pub cluster_messages_in: i64,
+    /// Messages published for other nodes.
+    pub cluster_messages_out: i64,
+    /// Redis commands or publishes that failed, and messages lost in between.
+    pub cluster_errors: i64,
+    /// Cluster queries answered partially (a node did not answer in time).
+    pub cluster_request_timeouts: i64,
+}
+
+impl From<roomcast::Stats> for ServerStats {
+    fn from(s: roomcast::Stats) -> Self {
+        let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        Self {
+            sockets: n(s.sockets),
+            rooms: n(s.rooms),
+            users: n(s.users),
+            messages_in: n(s.messages_in),
+            bytes_in: n(s.bytes_in),
+            messages_out: n(s.messages_out),
+            bytes_out: n(s.bytes_out),
+            dropped: n(s.dropped),
+            slow_consumer_closes: n(s.slow_consumer_closes),
+            rate_limited: n(s.rate_limited),
+            refused_connections: n(s.refused_connections),
+            cluster_messages_in: n(s.cluster_messages_in),
+            cluster_messages_out: n(s.cluster_messages_out),
+            cluster_errors: n(s.cluster_errors),
+            cluster_request_timeouts: n(s.cluster_request_timeouts),
+        }
+    }
 }
 
 /// One socket's answer to a broadcast with acks.

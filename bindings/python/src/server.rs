@@ -509,6 +509,11 @@ impl Server {
         self.core.node_id().map(str::to_owned)
     }
 
+    /// The server's counters now, as a dict keyed by `Stats`' field names.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        convert::serialized(py, serde_json::to_value(self.core.stats()))
+    }
+
     /// Listen on `host:port` (0 = any free port) from the running asyncio
     /// loop, which then runs the handlers. Resolves to the bound port.
     fn listen<'py>(&self, py: Python<'py>, host: String, port: u16) -> PyResult<Bound<'py, PyAny>> {

@@ -224,6 +224,7 @@ impl Node {
             self.tasks.spawn(self.clone().subscriptions(rx));
         }
         self.tasks.spawn(self.clone().inbound());
+        self.tasks.spawn(self.clone().connection_errors());
         self.tasks.spawn(self.clone().presence_loop());
         self.tasks.spawn(self.clone().liveness_loop());
     }
@@ -359,16 +360,31 @@ impl Node {
         let _ = self.subs_tx.send(SubOp::Subscribe(channel));
     }
 
-    /// Whether subscription changes are still on their way to Redis.
+    /// Whether subscription changes are still on their way to a reachable
+    /// Redis. While Redis is unreachable nothing is worth waiting for (the
+    /// node subscribes again once it is back), so local answers go out at once.
     pub fn subscriptions_pending(&self) -> bool {
-        self.subs_requested.load(Ordering::SeqCst) > *self.subs_done.borrow()
+        self.subs_requested.load(Ordering::SeqCst) > *self.subs_done.borrow() && self.subscriber.is_connected()
     }
 
-    /// Wait (at most 2 s) until the subscription changes asked for so far are done.
+    /// Wait (at most 2 s) until the subscription changes asked for so far
+    /// are done, or until Redis is found unreachable (an outage that began
+    /// while waiting must not hold up local answers).
     pub async fn settled(&self) {
         let target = self.subs_requested.load(Ordering::SeqCst);
         let mut rx = self.subs_done.subscribe();
-        let _ = tokio::time::timeout(Duration::from_secs(2), rx.wait_for(|done| *done >= target)).await;
+        let unreachable = async {
+            while self.subscriber.is_connected() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        let done = async {
+            tokio::select! {
+                _ = rx.wait_for(|done| *done >= target) => {}
+                () = unreachable => {}
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(2), done).await;
     }
 
     /// Apply subscription changes in order; after a reconnect, subscribe
@@ -411,6 +427,29 @@ impl Node {
                     self.mark_all_dirty();
                 }
                 () = self.shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// Log and count every lost or failed Redis connection, so that an
+    /// outage shows in the logs and in `cluster_errors` even when fred's
+    /// reconnection bridges it without a failed command.
+    async fn connection_errors(self: Arc<Self>) {
+        let (mut client, mut subscriber) = (self.client.error_rx(), self.subscriber.error_rx());
+        loop {
+            let error = tokio::select! {
+                e = client.recv() => e,
+                e = subscriber.recv() => e,
+                () = self.shutdown.cancelled() => return,
+            };
+            match error {
+                Ok((e, server)) => {
+                    self.count(|c| &c.cluster_errors, 1);
+                    let server = server.map(|s| s.to_string());
+                    tracing::warn!(error = %e, ?server, "Redis connection lost; reconnecting");
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => self.count(|c| &c.cluster_errors, n),
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             }
         }
     }

@@ -74,10 +74,13 @@ impl RedisCluster {
         let dir = std::env::temp_dir().join(format!("roomcast-redis-cluster-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("cluster dir");
-        let listeners: Vec<TcpListener> =
-            (0..3).map(|_| TcpListener::bind("127.0.0.1:0").expect("free port")).collect();
-        let ports: Vec<u16> = listeners.iter().map(|l| l.local_addr().expect("addr").port()).collect();
-        drop(listeners);
+        let mut ports: Vec<u16> = Vec::new();
+        while ports.len() < 3 {
+            let port = cluster_port();
+            if !ports.contains(&port) {
+                ports.push(port);
+            }
+        }
         let mut cluster = RedisCluster { ports: ports.clone(), children: Vec::new(), dir: dir.clone() };
         for port in &ports {
             let child = Command::new("redis-server")
@@ -120,6 +123,18 @@ impl RedisCluster {
     pub fn url(&self) -> String {
         let rest: Vec<String> = self.ports[1..].iter().map(|p| format!("node=127.0.0.1:{p}")).collect();
         format!("redis-cluster://127.0.0.1:{}?{}", self.ports[0], rest.join("&"))
+    }
+}
+
+/// A free port for a cluster node: Redis also listens on port + 10000 (its
+/// cluster bus), so the port must be at most 55535 and that one free too.
+fn cluster_port() -> u16 {
+    loop {
+        let l = TcpListener::bind("127.0.0.1:0").expect("free port");
+        let port = l.local_addr().expect("addr").port();
+        if port <= 55_535 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
     }
 }
 
