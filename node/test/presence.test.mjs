@@ -19,6 +19,13 @@ import {
   until,
 } from "../test-fixtures/helpers.mjs";
 
+/** Two servers of the cluster `opts` serving the presence app, with presence in every room. */
+async function presenceNodes(t, opts) {
+  const nodes = [await serve(t, opts), await serve(t, opts)];
+  for (const { io } of nodes) presenceApp(io.enablePresence());
+  return nodes;
+}
+
 const byUser = (members) => [...members].sort((a, b) => a.userId.localeCompare(b.userId));
 
 test("presence on one node: members per user, join/update/leave, isOnline, errors", { timeout: 20_000 }, async (t) => {
@@ -130,11 +137,9 @@ describe("a cluster over Redis", () => {
 
   test("two nodes: room broadcasts reach each client once, presence spans the nodes", { timeout: 30_000 }, async (t) => {
     const opts = cluster();
-    const a = await serve(t, opts);
-    const b = await serve(t, opts);
+    const [a, b] = await presenceNodes(t, opts);
     assert.equal(typeof a.io.nodeId, "string");
     assert.notEqual(a.io.nodeId, b.io.nodeId);
-    for (const { io } of [a, b]) presenceApp(io.enablePresence());
 
     const bob = await client(t, b.url, "bob");
     await bob.emitWithAck("enter", "lobby");
@@ -237,9 +242,7 @@ describe("a cluster over Redis", () => {
     const own = await startRedis();
     t.after(() => own.stop());
     const opts = { redis: { url: own.url } };
-    const a = await serve(t, opts);
-    const b = await serve(t, opts);
-    for (const { io } of [a, b]) presenceApp(io.enablePresence());
+    const [a, b] = await presenceNodes(t, opts);
     const alice = await client(t, a.url, "alice");
     const bob = await client(t, b.url, "bob");
     await alice.emitWithAck("enter", "lobby");
@@ -276,9 +279,7 @@ describe("a cluster over Redis", () => {
     const shards = await startRedisCluster();
     t.after(() => shards.stop());
     const opts = { redis: { url: shards.url } };
-    const a = await serve(t, opts);
-    const b = await serve(t, opts);
-    for (const { io } of [a, b]) presenceApp(io.enablePresence());
+    const [a, b] = await presenceNodes(t, opts);
     const ann = await client(t, a.url, "ann");
     const ben = await client(t, b.url, "ben");
     // Rooms whose channels hash to different slots, on different masters.

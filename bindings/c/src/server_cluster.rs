@@ -98,15 +98,7 @@ pub unsafe extern "C" fn roomcast_server_sockets_join(
     count: *mut usize,
     missing_json: *mut *mut c_char,
 ) -> roomcast_result {
-    let (room, except, join) = unsafe { (opt_str_arg(room), opt_str_arg(except), str_arg(join_room)) };
-    unsafe {
-        with(server, |s| {
-            out_arg(count)?;
-            let (op, join) = (select(s, room?, except?), join?);
-            let answer = block_on(op.sockets_join(join))?.map_err(core_err(s))?;
-            write_count(answer, count, missing_json)
-        })
-    }
+    unsafe { sockets_move(server, room, except, join_room, true, count, missing_json) }
 }
 
 /// Make the selected sockets on every node leave `leave_room`; as
@@ -123,13 +115,29 @@ pub unsafe extern "C" fn roomcast_server_sockets_leave(
     count: *mut usize,
     missing_json: *mut *mut c_char,
 ) -> roomcast_result {
-    let (room, except, leave) = unsafe { (opt_str_arg(room), opt_str_arg(except), str_arg(leave_room)) };
+    unsafe { sockets_move(server, room, except, leave_room, false, count, missing_json) }
+}
+
+/// `roomcast_server_sockets_join` (`join`) or `_leave`.
+///
+/// # Safety
+/// As `roomcast_server_sockets_join`.
+unsafe fn sockets_move(
+    server: *const roomcast_server,
+    room: *const c_char,
+    except: *const c_char,
+    target: *const c_char,
+    join: bool,
+    count: *mut usize,
+    missing_json: *mut *mut c_char,
+) -> roomcast_result {
+    let (room, except, target) = unsafe { (opt_str_arg(room), opt_str_arg(except), str_arg(target)) };
     unsafe {
         with(server, |s| {
             out_arg(count)?;
-            let (op, leave) = (select(s, room?, except?), leave?);
-            let answer = block_on(op.sockets_leave(leave))?.map_err(core_err(s))?;
-            write_count(answer, count, missing_json)
+            let (op, target) = (select(s, room?, except?), target?);
+            let moved = if join { block_on(op.sockets_join(target)) } else { block_on(op.sockets_leave(target)) };
+            write_count(moved?.map_err(core_err(s))?, count, missing_json)
         })
     }
 }

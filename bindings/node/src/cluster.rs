@@ -91,35 +91,43 @@ pub struct RemoteHandshakeJs {
     secure: bool,
 }
 
+impl RemoteHandshakeJs {
+    /// The fields as socket.io shapes them from what the core knows.
+    pub(crate) fn new(
+        headers: BTreeMap<String, String>,
+        query: &[(String, String)],
+        auth: Value,
+        address: String,
+        path: &str,
+    ) -> Self {
+        let qs: Vec<String> = query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        Self {
+            xdomain: headers.contains_key("origin"),
+            headers,
+            query: query.iter().cloned().collect(),
+            auth: object_or_empty(auth),
+            address,
+            url: if qs.is_empty() { path.to_owned() } else { format!("{path}?{}", qs.join("&")) },
+            secure: false,
+        }
+    }
+}
+
+/// socket.io's `handshake.auth` and `socket.data` are `{}` until set.
+fn object_or_empty(v: Value) -> JsPlain {
+    match v {
+        Value::Null => JsPlain::of(&serde_json::Map::new()),
+        v => JsPlain(from_json(v)),
+    }
+}
+
 impl RemoteSocketJs {
     fn of(s: RemoteSocket) -> Self {
         let h = s.handshake;
-        let qs: Vec<String> = h.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let handshake = RemoteHandshakeJs {
-            xdomain: h.headers.contains_key("origin"),
-            headers: h.headers.into_iter().collect(),
-            query: h.query.into_iter().collect(),
-            auth: match h.auth {
-                Value::Null => JsPlain::of(&serde_json::Map::new()),
-                auth => JsPlain(from_json(auth)),
-            },
-            // The core sends `ip:port`; socket.io's `address` is the IP.
-            address: h.address.parse::<SocketAddr>().map_or(h.address, |a| a.ip().to_string()),
-            url: if qs.is_empty() { h.path } else { format!("{}?{}", h.path, qs.join("&")) },
-            secure: false,
-        };
-        Self {
-            id: s.id,
-            node: s.node,
-            user_id: s.user_id,
-            rooms: s.rooms,
-            // socket.io's `socket.data` is `{}` until the app sets it.
-            data: match s.data {
-                Value::Null => JsPlain::of(&serde_json::Map::new()),
-                data => JsPlain(from_json(data)),
-            },
-            handshake,
-        }
+        // The core sends `ip:port`; socket.io's `address` is the IP.
+        let address = h.address.parse::<SocketAddr>().map_or(h.address, |a| a.ip().to_string());
+        let handshake = RemoteHandshakeJs::new(h.headers.into_iter().collect(), &h.query, h.auth, address, &h.path);
+        Self { id: s.id, node: s.node, user_id: s.user_id, rooms: s.rooms, data: object_or_empty(s.data), handshake }
     }
 }
 

@@ -3,7 +3,6 @@
 //! socket.io's. Handlers are weak threadsafe functions, so only a listening
 //! server (its keepalive) holds the process open.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +14,7 @@ use roomcast::{BroadcastOperator, Handshake, LostSocket, Member, RedisConfig, Re
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::cluster::RemoteHandshakeJs;
 use crate::errors;
 use crate::handler::{self, EventFn};
 use crate::value::{JsArgs, JsJson, JsPlain, ReplyIn, args_from_js};
@@ -93,15 +93,10 @@ impl RedisOptions {
 /// The handshake as socket.io's `socket.handshake`.
 #[derive(Serialize)]
 pub struct HandshakeJs {
-    headers: BTreeMap<String, String>,
-    query: BTreeMap<String, String>,
-    auth: JsPlain,
-    address: String,
-    url: String,
+    #[serde(flatten)]
+    fields: RemoteHandshakeJs,
     time: String,
     issued: f64,
-    xdomain: bool,
-    secure: bool,
 }
 
 impl HandshakeJs {
@@ -111,20 +106,12 @@ impl HandshakeJs {
             .iter()
             .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
             .collect();
-        let query: BTreeMap<String, String> = hs.query.iter().cloned().collect();
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        let qs: Vec<String> = hs.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let address = hs.remote_addr.ip().to_string();
         Self {
-            xdomain: hs.headers.contains_key(http::header::ORIGIN),
-            headers,
-            query,
-            // socket.io's `handshake.auth` is `{}` when the client sent none.
-            auth: if hs.auth.is_null() { JsPlain::of(&serde_json::Map::new()) } else { JsPlain::of(&hs.auth) },
-            address: hs.remote_addr.ip().to_string(),
-            url: if qs.is_empty() { hs.path.clone() } else { format!("{}?{}", hs.path, qs.join("&")) },
+            fields: RemoteHandshakeJs::new(headers, &hs.query, hs.auth.clone(), address, &hs.path),
             time: format!("{}", now.as_secs()),
             issued: now.as_millis() as f64,
-            secure: false,
         }
     }
 }

@@ -99,19 +99,32 @@ async function ask(socket, kind, ...args) {
   return { ...answer, ms: Date.now() - started };
 }
 
+/** Nodes `a` (the survivor's binary) and `b` (the victim's) on `redisUrl`, with
+ *  ada connected to `a` and bob to `b`. */
+async function adaAndBob(t, redisUrl, settings = {}) {
+  const a = await startNode(t, survivorBinary, redisUrl, settings);
+  const b = await startNode(t, victimBinary, redisUrl, settings);
+  const ada = connect(t, a.url, "ada");
+  const bob = connect(t, b.url, "bob");
+  await Promise.all([once(ada, "connect"), once(bob, "connect")]);
+  return { a, b, ada, bob };
+}
+
+/** SIGTERM a node: it must exit 0 (under ASan: without leaks). */
+async function stopNode(node) {
+  node.child.kill("SIGTERM");
+  const [code] = await once(node.child, "exit");
+  assert.equal(code, 0, node.out);
+}
+
 test("ROOMCAST_C_SERVERS names a C chat server for the cluster test", () => assert.ok(chat.length > 0));
 
 test("two C chat servers on one Redis: room messages, presence, cluster queries, a killed node", { timeout: 60_000 }, async (t) => {
   const started = Date.now();
   const redisUrl = await startRedis(t);
-  const survivor = await startNode(t, survivorBinary, redisUrl);
-  const victim = await startNode(t, victimBinary, redisUrl);
+  const { a: survivor, b: victim, ada, bob } = await adaAndBob(t, redisUrl);
   assert.notEqual(survivor.id, victim.id);
-  t.diagnostic(`redis-server and two nodes up in ${Date.now() - started} ms`);
-
-  const ada = connect(t, survivor.url, "ada");
-  const bob = connect(t, victim.url, "bob");
-  await Promise.all([once(ada, "connect"), once(bob, "connect")]);
+  t.diagnostic(`redis-server, two nodes and their clients up in ${Date.now() - started} ms`);
   assert.deepEqual(await ada.emitWithAck("join", "rust"), "joined");
   await bob.emitWithAck("join", "rust");
 
@@ -184,9 +197,7 @@ test("two C chat servers on one Redis: room messages, presence, cluster queries,
   // The survivor still serves, then stops cleanly (under ASan: no leaks).
   assert.equal(await ada.emitWithAck("say", "rust", "still here"), true);
   await ada.next(said("still here"));
-  survivor.child.kill("SIGTERM");
-  const [code] = await once(survivor.child, "exit");
-  assert.equal(code, 0, survivor.out);
+  await stopNode(survivor);
 });
 
 test("a frozen C node (SIGSTOP): cluster queries answer partially within the request timeout, naming it", { timeout: 60_000 }, async (t) => {
@@ -194,11 +205,7 @@ test("a frozen C node (SIGSTOP): cluster queries answer partially within the req
   // A long TTL: the frozen node stays registered (not buried) while frozen.
   const settings = { ROOMCAST_NODE_TTL_MS: "10000", ROOMCAST_REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS) };
   const redisUrl = await startRedis(t);
-  const asker = await startNode(t, survivorBinary, redisUrl, settings);
-  const frozen = await startNode(t, victimBinary, redisUrl, settings);
-  const ada = connect(t, asker.url, "ada");
-  const bob = connect(t, frozen.url, "bob");
-  await Promise.all([once(ada, "connect"), once(bob, "connect")]);
+  const { a: asker, b: frozen, ada } = await adaAndBob(t, redisUrl, settings);
 
   const complete = await ask(ada, "who");
   assert.deepEqual(complete.missing, []);
@@ -219,19 +226,13 @@ test("a frozen C node (SIGSTOP): cluster queries answer partially within the req
   const again = await ask(ada, "who");
   assert.deepEqual(again.missing, []);
   assert.equal(again.value.length, 2);
-  asker.child.kill("SIGTERM");
-  const [code] = await once(asker.child, "exit");
-  assert.equal(code, 0, asker.out);
+  await stopNode(asker);
 });
 
 test("C chat servers on a 3-master Redis Cluster: sharded room messages and presence cross nodes", { timeout: 60_000 }, async (t) => {
   const redis = await startRedisCluster();
   t.after(() => redis.stop());
-  const a = await startNode(t, survivorBinary, redis.url);
-  const b = await startNode(t, victimBinary, redis.url);
-  const ada = connect(t, a.url, "ada");
-  const bob = connect(t, b.url, "bob");
-  await Promise.all([once(ada, "connect"), once(bob, "connect")]);
+  const { a, b, ada, bob } = await adaAndBob(t, redis.url);
   // Rooms whose channels hash to different slots, so to different masters.
   const rooms = ["alpha", "bravo", "charlie", "delta"];
   for (const room of rooms) {
@@ -245,19 +246,13 @@ test("C chat servers on a 3-master Redis Cluster: sharded room messages and pres
   assert.equal(bob.count((e) => e.event === "said"), 0, "each room's message crossed once");
   bob.close();
   await ada.next(presence("leave", "bob"));
-  a.child.kill("SIGTERM");
-  const [code] = await once(a.child, "exit");
-  assert.equal(code, 0, a.out);
+  await stopNode(a);
 });
 
 test("C chat servers through a Redis restart: local messages go on, cross-node ones resume", { timeout: 60_000 }, async (t) => {
   const redis = await startRedisServer();
   t.after(() => redis.stop());
-  const a = await startNode(t, survivorBinary, redis.url);
-  const b = await startNode(t, victimBinary, redis.url);
-  const ada = connect(t, a.url, "ada");
-  const bob = connect(t, b.url, "bob");
-  await Promise.all([once(ada, "connect"), once(bob, "connect")]);
+  const { a, b, ada, bob } = await adaAndBob(t, redis.url);
   await ada.emitWithAck("join", "rust");
   await bob.emitWithAck("join", "rust");
   assert.equal(await ada.emitWithAck("say", "rust", "before"), true);
@@ -288,9 +283,6 @@ test("C chat servers through a Redis restart: local messages go on, cross-node o
   const who = await ask(bob, "who", "rust");
   assert.deepEqual(who.missing, []);
   assert.deepEqual(who.value.map((s) => s.userId).sort(), ["ada", "bob", "cy"]);
-  for (const node of [a, b]) {
-    node.child.kill("SIGTERM");
-    const [code] = await once(node.child, "exit");
-    assert.equal(code, 0, node.out);
-  }
+  await stopNode(a);
+  await stopNode(b);
 });
