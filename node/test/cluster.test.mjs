@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { once } from "node:events";
 import { RemoteSocket, Socket } from "roomcast";
 import { startRedis } from "../test-fixtures/redis.mjs";
-import { client, clusterNodeProcess, next, serve, sleep, until } from "../test-fixtures/helpers.mjs";
+import { client, clusterNodeProcess, next, record, serve, sleep, until } from "../test-fixtures/helpers.mjs";
 
 /** Sockets keep their user in `data` (nested, changed in place); "enter" joins a room. */
 function app(io) {
@@ -189,6 +189,26 @@ describe("cluster-wide operations over Redis", () => {
     assert.deepEqual(await b.io.in("lobby").disconnectSockets(true), { count: 1, missing: [] });
     assert.equal(await goneToo, "io server disconnect");
     assert.deepEqual(await b.io.socketsCount(), { count: 0, missing: [] });
+  });
+
+  test("a node receives a room's broadcasts only while it hosts a member", { timeout: 30_000 }, async (t) => {
+    const { a, b, alice, bob } = await aliceAndBob(t, cluster());
+    await alice.emitWithAck("enter", "quiet");
+    await sleep(200); // the join notices have gone through
+    const before = b.io.stats().clusterMessagesIn;
+    const got = record(alice, "tick");
+    for (let i = 0; i < 20; i++) a.io.to("quiet").emit("tick", i);
+    await until(() => got.length === 20, "alice gets every tick");
+    await sleep(300);
+    assert.equal(b.io.stats().clusterMessagesIn, before, "b hosts no member of the room: none of its traffic");
+
+    await bob.emitWithAck("enter", "quiet"); // b subscribes before the join is answered
+    const joined = b.io.stats().clusterMessagesIn;
+    const now = next(bob, "tick");
+    a.io.to("quiet").emit("tick", "now");
+    assert.equal(await now, "now");
+    assert.equal(b.io.stats().clusterMessagesIn, joined + 1);
+    assert.ok(a.io.stats().clusterMessagesOut >= 21);
   });
 
   test("a frozen node: answers are partial within the request timeout and name it", { timeout: 40_000 }, async (t) => {

@@ -313,3 +313,24 @@ async def test_a_frozen_node_makes_answers_partial_within_the_request_timeout(re
         await alice.close()
         await bob.close()
         await sio.shutdown()
+
+
+@bounded(60)
+async def test_a_node_receives_a_rooms_broadcasts_only_while_it_hosts_a_member(redis_url: str) -> None:
+    async with alice_on_a_bob_on_b(redis_url) as (sio_a, sio_b, alice, bob, _):
+        await alice.enter("quiet")
+        await asyncio.sleep(0.2)  # the join notices of other rooms have gone through
+        before = sio_b.stats()["cluster_messages_in"]
+        for i in range(20):
+            await sio_a.emit("news", i, room="quiet")
+        for i in range(20):
+            assert await asyncio.wait_for(alice.news.get(), 10) == i
+        await asyncio.sleep(0.3)
+        assert sio_b.stats()["cluster_messages_in"] == before, "b hosts no member of the room: none of its traffic"
+
+        await bob.enter("quiet")  # b subscribes before the join is answered
+        joined = sio_b.stats()["cluster_messages_in"]
+        await sio_a.emit("news", "now", room="quiet")
+        assert await asyncio.wait_for(bob.news.get(), 10) == "now"
+        assert sio_b.stats()["cluster_messages_in"] == joined + 1
+        assert sio_a.stats()["cluster_messages_out"] >= 21

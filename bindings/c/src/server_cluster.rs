@@ -482,4 +482,79 @@ mod tests {
             roomcast_server_free(asker);
         }
     }
+
+    /// Counts the "event" callbacks a C client gets.
+    unsafe extern "C" fn count_events(
+        user_data: *mut std::ffi::c_void,
+        kind: *const c_char,
+        _name: *const c_char,
+        _json: *const c_char,
+        _len: usize,
+    ) {
+        // SAFETY: the test passes a live AtomicUsize; kind is NUL-terminated for the call.
+        unsafe {
+            if CStr::from_ptr(kind).to_bytes() == b"event" {
+                (*user_data.cast::<std::sync::atomic::AtomicUsize>()).fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    }
+
+    fn cluster_in(server: *mut roomcast_server) -> u64 {
+        let mut stats = roomcast_stats::default();
+        // SAFETY: a live server and a writable struct.
+        assert_eq!(unsafe { roomcast_server_stats(server, &mut stats) }, OK);
+        stats.cluster_messages_in
+    }
+
+    /// Interest-based routing seen through the C API's stats: a node
+    /// receives a room's broadcasts from Redis only while it hosts a member.
+    #[test]
+    fn a_node_receives_a_rooms_broadcasts_only_while_it_hosts_a_member() {
+        use crate::client::*;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let redis = Redis::start();
+        let url = CString::new(format!("redis://127.0.0.1:{}", redis.1)).unwrap();
+        let got = AtomicUsize::new(0);
+        // SAFETY: live handles, NUL-terminated strings, writable out-pointers; `got` outlives the client.
+        unsafe {
+            let (a, b) = (node(&url, false), node(&url, false));
+            let mut port = 0u16;
+            assert_eq!(roomcast_server_port(b, &mut port), OK);
+            let ws = CString::new(format!("ws://127.0.0.1:{port}/ws")).unwrap();
+            let mut client = null_mut();
+            assert_eq!(roomcast_client_new(ws.as_ptr(), null(), &mut client), OK);
+            let user_data = (&raw const got).cast_mut().cast();
+            assert_eq!(roomcast_client_on_event(client, Some(count_events), user_data), OK);
+            assert_eq!(roomcast_client_connect(client), OK);
+            std::thread::sleep(Duration::from_millis(200));
+
+            let before = cluster_in(b);
+            let (args, mut sent) = ("[1]", 0usize);
+            for _ in 0..10 {
+                assert_eq!(
+                    roomcast_server_emit(a, c"quiet".as_ptr(), c"tick".as_ptr(), args.as_ptr().cast(), 3, &mut sent),
+                    OK
+                );
+            }
+            std::thread::sleep(Duration::from_millis(300));
+            assert_eq!(cluster_in(b), before, "b hosts no member of the room: none of its traffic");
+
+            assert_eq!(roomcast_client_join(client, c"quiet".as_ptr()), OK); // subscribed before it returns
+            let joined = cluster_in(b);
+            assert_eq!(
+                roomcast_server_emit(a, c"quiet".as_ptr(), c"tick".as_ptr(), args.as_ptr().cast(), 3, &mut sent),
+                OK
+            );
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while got.load(Ordering::SeqCst) == 0 {
+                assert!(Instant::now() < deadline, "the broadcast did not cross");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            assert_eq!(cluster_in(b), joined + 1);
+            assert_eq!(roomcast_client_close(client), OK);
+            roomcast_client_free(client);
+            roomcast_server_free(b);
+            roomcast_server_free(a);
+        }
+    }
 }
