@@ -381,6 +381,38 @@ async fn a_redis_cluster_carries_sharded_broadcasts_and_presence() {
 }
 
 #[tokio::test]
+async fn a_room_keeps_crossing_nodes_after_its_slot_moves_to_another_master() {
+    let redis = common::redis::RedisCluster::start();
+    let mut cfg = RedisConfig::new(redis.url());
+    cfg.prefix = "slots".into();
+    cfg.node_ttl = ms(500);
+    let (a, a_addr) = node_with(cfg.clone()).await;
+    let (b, b_addr) = node_with(cfg).await;
+    let mut on_a = Tc::connect(a_addr, "?user=ann").await;
+    let mut on_b = Tc::connect(b_addr, "?user=ben").await;
+    on_a.join("alpha").await;
+    on_b.join("alpha").await;
+    a.to("alpha").emit("before", 1).unwrap();
+    assert_eq!(event(&mut on_b, "before").await, 1);
+
+    // The channel of room alpha on namespace "/" (see cluster::Node::channel_room).
+    redis.move_slot_of("slots#/#alpha#");
+    within(async {
+        let mut n = 0;
+        loop {
+            a.to("alpha").emit("after", n).unwrap();
+            match tokio::time::timeout(ms(300), event(&mut on_b, "after")).await {
+                Ok(_) => break,
+                Err(_) => n += 1,
+            }
+        }
+    })
+    .await;
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
 async fn cluster_queries_span_nodes_and_a_frozen_node_gives_a_partial_answer_in_time() {
     let redis = Redis::start();
     // Nobody dies here: a long TTL keeps a busy machine from burying a node.

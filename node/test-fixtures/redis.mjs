@@ -116,7 +116,8 @@ export async function startRedisCluster() {
       stops.push(await spawnRedis(port, ["--cluster-enabled", "yes", "--cluster-config-file", `nodes-${port}.conf`], dir));
     }
     const nodes = ports.map((p) => `127.0.0.1:${p}`);
-    await run(REDIS_CLI, ["--cluster", "create", ...nodes, "--cluster-replicas", "0", "--cluster-yes"]);
+    // It waits for the nodes to join without a limit of its own.
+    await run(REDIS_CLI, ["--cluster", "create", ...nodes, "--cluster-replicas", "0", "--cluster-yes"], { timeout: 30_000 });
     const deadline = Date.now() + 20_000;
     for (const port of ports) {
       for (;;) {

@@ -19,9 +19,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use fred::clients::SubscriberClient;
+use fred::interfaces::ClusterInterface;
 use fred::prelude::{
     Builder, ClientLike, Config, EventInterface, PubsubInterface, ReconnectPolicy, Value as RedisValue,
 };
+use fred::types::cluster::ClusterRouting;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -392,19 +394,28 @@ impl Node {
     async fn subscriptions(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<SubOp>) {
         let mut wanted: HashSet<String> = HashSet::new();
         let mut reconnects = self.subscriber.reconnect_rx();
+        let mut slots = SlotOwners::default();
+        let mut check_slots = tokio::time::interval(self.config.node_ttl);
         let _ = self.ready.send(true);
         loop {
             tokio::select! {
+                _ = check_slots.tick(), if self.sharded => {
+                    slots.follow(&self, &wanted).await;
+                }
                 op = rx.recv() => {
                     let Some(op) = op else { return };
                     let result = match op {
                         SubOp::Subscribe(ch) => {
                             let r = self.sub(&ch, true).await;
+                            if r.is_ok() && self.sharded {
+                                slots.subscribed(&self, &ch);
+                            }
                             wanted.insert(ch);
                             r
                         }
                         SubOp::Unsubscribe(ch) => {
                             wanted.remove(&ch);
+                            slots.0.remove(&ch);
                             self.sub(&ch, false).await
                         }
                     };
@@ -420,8 +431,10 @@ impl Node {
                     }
                     tracing::info!(channels = wanted.len(), "Redis reconnected; subscribing again");
                     for ch in &wanted {
-                        if let Err(e) = self.sub(ch, true).await {
-                            tracing::warn!(error = %e, "resubscribe failed");
+                        match self.sub(ch, true).await {
+                            Ok(()) if self.sharded => slots.subscribed(&self, ch),
+                            Ok(()) => {}
+                            Err(e) => tracing::warn!(error = %e, "resubscribe failed"),
                         }
                     }
                     self.mark_all_dirty();
@@ -429,6 +442,12 @@ impl Node {
                 () = self.shutdown.cancelled() => return,
             }
         }
+    }
+
+    /// The master that owns `channel`'s slot, as the subscriber last synced it.
+    fn slot_owner(&self, channel: &str) -> Option<String> {
+        let state = self.subscriber.cached_cluster_state()?;
+        state.get_server(ClusterRouting::hash_key(channel.as_bytes())).map(|s| s.to_string())
     }
 
     /// Log and count every lost or failed Redis connection, so that an
@@ -533,6 +552,40 @@ impl Node {
             let _ = self.client.quit().await;
         })
         .await;
+    }
+}
+
+/// Redis Cluster: which master each wanted sharded channel was subscribed
+/// on. A slot that moves to another master drops its subscriptions (Redis
+/// sends an SUNSUBSCRIBE that fred does not act on), so the node checks
+/// the slot map every node TTL and subscribes again where an owner changed
+/// (and where an earlier subscription failed).
+#[derive(Default)]
+struct SlotOwners(HashMap<String, Option<String>>);
+
+impl SlotOwners {
+    /// `channel` was just subscribed, on the master its slot has now.
+    fn subscribed(&mut self, node: &Node, channel: &str) {
+        self.0.insert(channel.to_owned(), node.slot_owner(channel));
+    }
+
+    async fn follow(&mut self, node: &Node, wanted: &HashSet<String>) {
+        if let Err(e) = node.subscriber.sync_cluster().await {
+            tracing::debug!(error = %e, "Redis Cluster slot map not refreshed");
+            return;
+        }
+        for ch in wanted {
+            let owner = node.slot_owner(ch);
+            let before = self.0.insert(ch.clone(), owner.clone());
+            if before.is_none_or(|b| b != owner) {
+                tracing::info!(channel = %ch, ?owner, "sharded channel moved (or not subscribed yet); subscribing again");
+                if let Err(e) = node.sub(ch, true).await {
+                    node.count(|c| &c.cluster_errors, 1);
+                    tracing::warn!(error = %e, "resubscribe after a slot move failed");
+                    self.0.remove(ch); // retried at the next check
+                }
+            }
+        }
     }
 }
 

@@ -71,7 +71,10 @@ pub struct RedisCluster {
 
 impl RedisCluster {
     pub fn start() -> RedisCluster {
-        let dir = std::env::temp_dir().join(format!("roomcast-redis-cluster-{}", std::process::id()));
+        // One directory per cluster: tests of one binary run concurrently.
+        static CLUSTERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = CLUSTERS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("roomcast-redis-cluster-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("cluster dir");
         let mut ports: Vec<u16> = Vec::new();
@@ -102,14 +105,26 @@ impl RedisCluster {
             }
         }
         let nodes: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-        let created = Command::new("redis-cli")
+        // `redis-cli --cluster create` waits for the nodes to join without a limit of its own.
+        let mut create = Command::new("redis-cli")
             .args(["--cluster", "create"])
             .args(&nodes)
             .args(["--cluster-replicas", "0", "--cluster-yes"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .status()
+            .spawn()
             .expect("redis-cli");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let created = loop {
+            if let Some(status) = create.try_wait().expect("redis-cli") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = create.kill();
+                panic!("redis-cli --cluster create did not finish within 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
         assert!(created.success(), "redis-cli --cluster create failed");
         let deadline = Instant::now() + Duration::from_secs(20);
         while !ports.iter().all(|p| cluster_ok(*p)) {
@@ -136,6 +151,61 @@ fn cluster_port() -> u16 {
             return port;
         }
     }
+}
+
+impl RedisCluster {
+    /// Move the slot of `key` to another master, as a resharding does
+    /// (keys first, then the slot's owner on every master).
+    pub fn move_slot_of(&self, key: &str) {
+        let first = self.ports[0];
+        let slot: u16 = cli(first, &["cluster", "keyslot", key]).trim().parse().expect("a slot");
+        // `cluster nodes` lines: id, addr@bus, flags, master, ping, pong, epoch, state, slot ranges...
+        let nodes: Vec<(String, u16, Vec<String>)> = cli(first, &["cluster", "nodes"])
+            .lines()
+            .filter(|l| l.contains("master"))
+            .map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                let port = f[1].split(['@', ':']).nth(1).expect("port").parse().expect("port");
+                (f[0].to_owned(), port, f[8..].iter().map(|r| (*r).to_owned()).collect())
+            })
+            .collect();
+        let owns = |ranges: &[String]| {
+            ranges.iter().any(|r| match r.split_once('-') {
+                Some((a, b)) => (a.parse().unwrap_or(u16::MAX)..=b.parse().unwrap_or(0)).contains(&slot),
+                None => r.parse() == Ok(slot),
+            })
+        };
+        let src = nodes.iter().find(|n| owns(&n.2)).expect("the slot's owner");
+        let dst = nodes.iter().find(|n| n.0 != src.0).expect("another master");
+        let (slot, dst_port) = (slot.to_string(), dst.1.to_string());
+        cli(dst.1, &["cluster", "setslot", &slot, "importing", &src.0]);
+        cli(src.1, &["cluster", "setslot", &slot, "migrating", &dst.0]);
+        loop {
+            let keys = cli(src.1, &["cluster", "getkeysinslot", &slot, "100"]);
+            let keys: Vec<&str> = keys.lines().filter(|k| !k.is_empty()).collect();
+            if keys.is_empty() {
+                break;
+            }
+            let mut args = vec!["migrate", "127.0.0.1", &dst_port, "", "0", "5000", "keys"];
+            args.extend(keys);
+            cli(src.1, &args);
+        }
+        for n in &nodes {
+            cli(n.1, &["cluster", "setslot", &slot, "node", &dst.0]);
+        }
+    }
+}
+
+/// `redis-cli -p port args...`'s output; it must succeed.
+fn cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli").args(["-p", &port.to_string()]).args(args).output().expect("redis-cli");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    // redis-cli exits 0 on an error reply; it prints the error instead.
+    assert!(
+        out.status.success() && !text.starts_with("ERR") && !text.starts_with("(error)"),
+        "redis-cli {args:?}: {text}"
+    );
+    text
 }
 
 fn cluster_ok(port: u16) -> bool {
