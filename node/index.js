@@ -734,7 +734,7 @@ class Server extends EventEmitter {
 
   /** The ids of the cluster's nodes, this one included, sorted; [] without Redis. */
   async nodes() {
-    return (await this._native.nodes()).sort();
+    return this._native.nodes();
   }
 
   /** Send `event` to the other servers' `io.on(event, ...)` listeners; a

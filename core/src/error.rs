@@ -37,6 +37,27 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    const ALL: [ErrorKind; 13] = [
+        Self::InvalidArgument,
+        Self::Config,
+        Self::Io,
+        Self::Protocol,
+        Self::Unauthorized,
+        Self::Refused,
+        Self::NotFound,
+        Self::Timeout,
+        Self::Closed,
+        Self::RateLimited,
+        Self::PayloadTooLarge,
+        Self::QueueFull,
+        Self::Internal,
+    ];
+
+    /// The kind whose [`ErrorKind::code`] is `code` (as another node reports it).
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.code() == code)
+    }
+
     /// Stable machine-readable name, used as the Node `code` and in logs.
     pub fn code(self) -> &'static str {
         match self {
@@ -112,3 +133,16 @@ impl From<std::io::Error> for Error {
 
 /// `Result` with roomcast's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorKind;
+
+    #[test]
+    fn codes_name_their_kinds() {
+        for kind in ErrorKind::ALL {
+            assert_eq!(ErrorKind::from_code(kind.code()), Some(kind));
+        }
+        assert_eq!(ErrorKind::from_code("ERR_NOPE"), None);
+    }
+}

@@ -244,8 +244,7 @@ pub unsafe extern "C" fn roomcast_server_nodes(
     unsafe {
         with(server, |s| {
             out_arg(nodes_json)?;
-            let mut nodes = block_on(s.core.nodes())?.map_err(core_err(s))?;
-            nodes.sort();
+            let nodes = block_on(s.core.nodes())?.map_err(core_err(s))?;
             write_string(nodes_json, Value::from(nodes).to_string())
         })
     }

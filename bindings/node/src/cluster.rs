@@ -143,10 +143,11 @@ pub struct AckJs {
 }
 
 impl AckJs {
-    fn of(a: AckReply) -> Self {
-        match a.reply {
-            Ok(args) => Self { sid: a.sid, args: Some(JsArgs(wire_args(args))), error: None },
-            Err(code) => Self { sid: a.sid, args: None, error: Some(code) },
+    fn of(mut a: AckReply) -> Self {
+        let sid = std::mem::take(&mut a.sid);
+        match a.into_args() {
+            Ok(args) => Self { sid, args: Some(JsArgs(args)), error: None },
+            Err(code) => Self { sid, args: None, error: Some(code) },
         }
     }
 }
@@ -156,11 +157,6 @@ impl AckJs {
 pub struct NodeReplyJs {
     node: String,
     args: JsArgs,
-}
-
-/// Arguments as the cluster carries them (JSON, binary as `{"$binary"}`).
-fn wire_args(values: Vec<Value>) -> Args {
-    Args::new(values.into_iter().map(from_json).collect())
 }
 
 type Js<T> = crate::value::JsJson<PartialJs<T>>;
@@ -302,7 +298,7 @@ impl NativeServer {
         })
     }
 
-    /// The ids of the cluster's nodes (this one included); none without Redis.
+    /// The ids of the cluster's nodes (this one included), sorted; none without Redis.
     #[napi(ts_return_type = "Promise<string[]>")]
     pub fn nodes<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, Vec<String>>> {
         let core = self.core.clone();

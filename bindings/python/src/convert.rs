@@ -129,19 +129,15 @@ pub(crate) fn ack_replies(py: Python<'_>, replies: Vec<roomcast::AckReply>) -> P
     let items = replies
         .into_iter()
         .map(|r| {
-            let (reply, error) = match r.reply {
-                Ok(values) => (to_py_list(py, &from_wire(values))?, py.None().into_bound(py)),
+            let sid = PyString::new(py, &r.sid).into_any();
+            let (reply, error) = match r.into_args() {
+                Ok(args) => (to_py_list(py, &args)?, py.None().into_bound(py)),
                 Err(code) => (py.None().into_bound(py), PyString::new(py, &code).into_any()),
             };
-            PyTuple::new(py, [PyString::new(py, &r.sid).into_any(), reply, error])
+            PyTuple::new(py, [sid, reply, error])
         })
         .collect::<PyResult<Vec<_>>>()?;
     Ok(PyList::new(py, items)?.into_any())
-}
-
-/// Arguments as the cluster carries them (JSON, bytes as `{"$binary": base64}`).
-pub(crate) fn from_wire(values: Vec<serde_json::Value>) -> Args {
-    Args::new(values.into_iter().map(roomcast::hub::args::from_json).collect())
 }
 
 /// The value of an awaitable that has none.

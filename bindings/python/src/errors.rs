@@ -63,23 +63,3 @@ pub(crate) fn to_py(e: roomcast::Error) -> PyErr {
     });
     err
 }
-
-/// The kind named by an error code (`ERR_TIMEOUT`, ...) another node reported.
-pub(crate) fn kind_of(code: &str) -> ErrorKind {
-    const KINDS: [ErrorKind; 13] = [
-        ErrorKind::InvalidArgument,
-        ErrorKind::Config,
-        ErrorKind::Io,
-        ErrorKind::Protocol,
-        ErrorKind::Unauthorized,
-        ErrorKind::Refused,
-        ErrorKind::NotFound,
-        ErrorKind::Timeout,
-        ErrorKind::Closed,
-        ErrorKind::RateLimited,
-        ErrorKind::PayloadTooLarge,
-        ErrorKind::QueueFull,
-        ErrorKind::Internal,
-    ];
-    KINDS.into_iter().find(|k| k.code() == code).unwrap_or(ErrorKind::Internal)
-}

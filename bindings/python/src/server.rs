@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use pyo3::prelude::*;
 use pyo3::types::{IntoPyDict, PyTuple};
-use roomcast::{AckReply, Args, BroadcastOperator, Handshake, Rejection, Reply, Server as Core};
+use roomcast::{Args, BroadcastOperator, Handshake, Rejection, Reply, Server as Core};
 
 use crate::bridge::EventLoop;
 use crate::{convert, errors};
@@ -54,10 +54,12 @@ async fn call_remote(
     use roomcast::{Error, ErrorKind};
     let answer = op.emit_with_ack_everywhere(event, args, timeout).await?;
     match answer.value.into_iter().find(|r| r.sid == sid) {
-        Some(AckReply { reply: Ok(values), .. }) => Ok(convert::from_wire(values)),
-        Some(AckReply { reply: Err(code), .. }) => {
-            Err(Error::new(errors::kind_of(&code), format!("socket {sid} did not ack ({code})")))
-        }
+        Some(reply) => reply.into_args().map_err(|code| {
+            Error::new(
+                ErrorKind::from_code(&code).unwrap_or(ErrorKind::Internal),
+                format!("socket {sid} did not ack ({code})"),
+            )
+        }),
         None if answer.missing.is_empty() => {
             Err(Error::new(ErrorKind::NotFound, format!("no socket {sid} in namespace {namespace}")))
         }
@@ -453,11 +455,7 @@ impl Server {
     /// The ids of the cluster's nodes (this one included), sorted; empty without Redis.
     fn nodes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let core = self.core.clone();
-        let nodes = async move {
-            let mut nodes = core.nodes().await?;
-            nodes.sort();
-            Ok(nodes)
-        };
+        let nodes = async move { core.nodes().await };
         self.event_loop.future(py, nodes, |py, nodes| nodes.into_pyobject(py))
     }
 

@@ -167,6 +167,13 @@ pub struct AckReply {
     pub reply: std::result::Result<Vec<Value>, String>,
 }
 
+impl AckReply {
+    /// The reply as event arguments (bytes restored from the wire), or the error code.
+    pub fn into_args(self) -> std::result::Result<Args, String> {
+        self.reply.map(from_wire)
+    }
+}
+
 /// The handler of a server-to-server event; its return value is the ack.
 pub(crate) type ServerEventHandler = Arc<dyn Fn(Args) -> BoxFuture<'static, Args> + Send + Sync>;
 

@@ -196,12 +196,14 @@ impl Server {
     }
 
     /// The ids of the cluster's nodes registered in Redis (this one
-    /// included); without Redis, none.
+    /// included), sorted; without Redis, none.
     pub async fn nodes(&self) -> Result<Vec<String>> {
-        match &self.inner.hub.cluster {
-            Some(node) => node.nodes().await,
-            None => Ok(Vec::new()),
-        }
+        let mut nodes = match &self.inner.hub.cluster {
+            Some(node) => node.nodes().await?,
+            None => Vec::new(),
+        };
+        nodes.sort();
+        Ok(nodes)
     }
 
     /// Handle `event` sent by another node with [`Server::server_emit`];
