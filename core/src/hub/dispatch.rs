@@ -50,9 +50,7 @@ pub(crate) async fn run_event(socket: &Socket, event: String, mut args: Args) ->
     };
     // A client acked after joining a room gets that room's broadcasts from
     // every node: the subscriptions the handler caused are in place.
-    if let Some(node) = socket.0.ns.cluster.as_ref().filter(|n| n.subscriptions_pending()) {
-        node.settled().await;
-    }
+    socket.0.ns.subscriptions_settled().await;
     outcome
 }
 

@@ -80,7 +80,11 @@ impl Hub {
         hub
     }
 
-    fn new_namespace(&self, name: String) -> Arc<Namespace> {
+    /// A namespace (`dynamic`: a dynamic namespace's parent) with the
+    /// server's default hooks; in a cluster, the node subscribes to its
+    /// channel (a dynamic parent's broadcasts reach its children on every
+    /// node through it).
+    fn new_namespace(&self, name: String, dynamic: bool) -> Arc<Namespace> {
         if let Some(node) = &self.cluster {
             node.namespace_opened(&name);
         }
@@ -88,7 +92,7 @@ impl Hub {
             name,
             self.users.clone(),
             self.cluster.clone(),
-            false,
+            dynamic,
             self.default_auth.clone(),
             self.default_join.clone(),
         ))
@@ -120,25 +124,14 @@ impl Hub {
         if let Some(ns) = self.namespaces.read().get(&name) {
             return ns.clone();
         }
-        self.namespaces.write().entry(name.clone()).or_insert_with(|| self.new_namespace(name)).clone()
+        self.namespaces.write().entry(name.clone()).or_insert_with(|| self.new_namespace(name, false)).clone()
     }
 
     /// A dynamic namespace: a parent whose handlers and hooks serve every
     /// name `matcher` accepts; each such name gets its own child namespace
     /// on first connection.
     pub fn dynamic(&self, label: String, matcher: NamespaceMatcher) -> Arc<Namespace> {
-        if let Some(node) = &self.cluster {
-            // Its broadcasts reach its children on every node through this channel.
-            node.namespace_opened(&label);
-        }
-        let parent = Arc::new(Namespace::new(
-            label,
-            self.users.clone(),
-            self.cluster.clone(),
-            true,
-            self.default_auth.clone(),
-            self.default_join.clone(),
-        ));
+        let parent = self.new_namespace(label, true);
         self.dynamic.write().push((matcher, parent.clone()));
         parent
     }

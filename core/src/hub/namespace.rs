@@ -257,9 +257,7 @@ impl Namespace {
                 return Err(rej);
             }
         }
-        if let Some(node) = self.cluster.as_ref().filter(|n| n.subscriptions_pending()) {
-            node.settled().await;
-        }
+        self.subscriptions_settled().await;
         Ok(())
     }
 
@@ -422,12 +420,7 @@ impl Namespace {
     /// Put `socket` in its user's room and count the connection.
     fn add_user(&self, socket: &Socket, user: &str) {
         let room = format!("{USER_ROOM_PREFIX}{user}");
-        {
-            let mut ix = self.index.write();
-            if ix.join(socket.id(), &room) && ix.room_len(&room) == 1 {
-                self.cluster.iter().for_each(|n| n.room_opened(&self.name, &room));
-            }
-        }
+        self.index_join(&mut self.index.write(), socket.id(), &room);
         *self.users.lock().entry(user.to_owned()).or_default() += 1;
         if let Some(node) = &self.cluster {
             node.dirty(Dirty::User(user.to_owned()));
@@ -451,9 +444,7 @@ impl Namespace {
         let left = {
             let mut ix = self.index.write();
             let left = ix.remove(socket.id());
-            if let Some(node) = &self.cluster {
-                left.iter().filter(|r| ix.room_len(r) == 0).for_each(|r| node.room_closed(&self.name, r));
-            }
+            self.close_emptied(&ix, left.iter().map(String::as_str));
             left
         };
         if socket.protocol() == Protocol::Json {
@@ -487,16 +478,7 @@ impl Namespace {
         if !socket.connected() {
             return Err(Error::closed());
         }
-        let joined = {
-            let mut ix = self.index.write();
-            let joined = ix.join(socket.id(), &room);
-            // Subscribed in index order, under the lock, so a quick leave
-            // and join cannot reach the cluster reversed.
-            if joined && ix.room_len(&room) == 1 {
-                self.cluster.iter().for_each(|n| n.room_opened(&self.name, &room));
-            }
-            joined
-        };
+        let joined = self.index_join(&mut self.index.write(), socket.id(), &room);
         if joined {
             self.moved(socket, &room, true);
         }
@@ -507,8 +489,8 @@ impl Namespace {
         let left = {
             let mut ix = self.index.write();
             let left = ix.leave(socket.id(), room);
-            if left && ix.room_len(room) == 0 {
-                self.cluster.iter().for_each(|n| n.room_closed(&self.name, room));
+            if left {
+                self.close_emptied(&ix, [room]);
             }
             left
         };
@@ -516,6 +498,36 @@ impl Namespace {
             self.moved(socket, room, false);
         }
         Ok(())
+    }
+
+    /// Wait until the cluster subscriptions asked for so far are in place,
+    /// so that a client told it joined a room already gets the room's
+    /// broadcasts from every node. Nothing to wait for without Redis, or
+    /// when none is pending (the usual case: no await point is reached).
+    pub(crate) async fn subscriptions_settled(&self) {
+        if let Some(node) = self.cluster.as_ref().filter(|n| n.subscriptions_pending()) {
+            node.settled().await;
+        }
+    }
+
+    /// Put `sid` in `room` in the index, whose lock the caller holds: the
+    /// room's first local member subscribes this node to its cluster
+    /// channel. Subscriptions change in index order, under the lock, so a
+    /// quick leave and join cannot reach the cluster reversed.
+    fn index_join(&self, ix: &mut RoomIndex<Sid, Socket>, sid: &Sid, room: &str) -> bool {
+        let joined = ix.join(sid, room);
+        if joined && ix.room_len(room) == 1 {
+            self.cluster.iter().for_each(|n| n.room_opened(&self.name, room));
+        }
+        joined
+    }
+
+    /// Of `rooms`, which a member just left (the index lock still held),
+    /// those without local members unsubscribe this node from their channels.
+    fn close_emptied<'a>(&self, ix: &RoomIndex<Sid, Socket>, rooms: impl IntoIterator<Item = &'a str>) {
+        if let Some(node) = &self.cluster {
+            rooms.into_iter().filter(|r| ix.room_len(r) == 0).for_each(|r| node.room_closed(&self.name, r));
+        }
     }
 
     /// `socket` entered or left a named room: presence, then the per-socket
@@ -597,7 +609,7 @@ impl Namespace {
     pub async fn presence_count(&self, room: &str) -> Result<usize> {
         match &self.cluster {
             Some(node) => node.member_count(&self.name, room).await,
-            None => Ok(self.presence.members(room).len()),
+            None => Ok(self.presence.count(room)),
         }
     }
 

@@ -227,6 +227,11 @@ impl Tracker {
         all.get(room).map(|m| m.iter().map(|(k, l)| l.member(k)).collect()).unwrap_or_default()
     }
 
+    /// How many local members `room` has.
+    pub fn count(&self, room: &str) -> usize {
+        self.members.lock().get(room).map_or(0, HashMap::len)
+    }
+
     /// The local member `key` of `room`, and the socket of it that entered last.
     pub fn member(&self, room: &str, key: &str) -> Option<(Member, String)> {
         self.members.lock().get(room)?.get(key).map(|l| (l.member(key), l.last.clone()))
@@ -254,7 +259,7 @@ mod tests {
         assert_eq!(t.member("r", "u:alice").map(|(_, last)| last), Some("s2".to_owned()));
         let mut members = t.members("r");
         members.sort_by(|a, b| a.user_id.cmp(&b.user_id));
-        assert_eq!(members.len(), 2);
+        assert_eq!((members.len(), t.count("r"), t.count("other")), (2, 2, 0));
         assert_eq!((members[0].user_id.as_str(), members[0].connections, members[0].anonymous), ("abc", 1, true));
         assert_eq!((members[1].user_id.as_str(), members[1].connections, members[1].anonymous), ("alice", 2, false));
         assert!(t.exit("r", "u:alice").is_none(), "one tab left, still a member");

@@ -188,9 +188,7 @@ async fn dispatch(socket: &Socket, text: &str) {
                     return error(socket, ErrorCode::InvalidMessage, e.message(), None, Some(&room));
                 }
                 // `joined` promises the room's broadcasts from every node.
-                if let Some(node) = ns.cluster.as_ref().filter(|n| n.subscriptions_pending()) {
-                    node.settled().await;
-                }
+                ns.subscriptions_settled().await;
             }
             reply(socket, &ServerMessage::Joined { room: room.into() });
         }
