@@ -30,6 +30,22 @@ static roomcast_server *make(const char *listen, bool queue) {
   return server;
 }
 
+/* Start `server` and connect a JSON-protocol client of it, joined to `room`;
+ * `*sid` gets the client's id (free with roomcast_string_free). */
+static roomcast_client *start_with_client(roomcast_server *server, const char *room, char **sid) {
+  CHECK(roomcast_server_start(server) == ROOMCAST_RESULT_OK);
+  uint16_t port = 0;
+  CHECK(roomcast_server_port(server, &port) == ROOMCAST_RESULT_OK);
+  char url[64];
+  snprintf(url, sizeof url, "ws://127.0.0.1:%u/ws", port);
+  roomcast_client *client = NULL;
+  CHECK(roomcast_client_new(url, NULL, &client) == ROOMCAST_RESULT_OK);
+  CHECK(roomcast_client_connect(client) == ROOMCAST_RESULT_OK);
+  CHECK(roomcast_client_join(client, room) == ROOMCAST_RESULT_OK);
+  CHECK(roomcast_client_id(client, sid) == ROOMCAST_RESULT_OK && *sid);
+  return client;
+}
+
 static void on_event(void *user_data, roomcast_event *ev) {
   (void)user_data;
   (void)ev;
@@ -82,17 +98,8 @@ static void presence(void) {
 
   /* A client in "lobby": a member with a connection, online, with metadata. */
   CHECK(roomcast_server_on_connect(server, accept_ada, NULL) == ROOMCAST_RESULT_OK);
-  CHECK(roomcast_server_start(server) == ROOMCAST_RESULT_OK);
-  uint16_t port = 0;
-  CHECK(roomcast_server_port(server, &port) == ROOMCAST_RESULT_OK);
-  char url[64];
-  snprintf(url, sizeof url, "ws://127.0.0.1:%u/ws", port);
-  roomcast_client *client = NULL;
   char *sid = NULL;
-  CHECK(roomcast_client_new(url, NULL, &client) == ROOMCAST_RESULT_OK);
-  CHECK(roomcast_client_connect(client) == ROOMCAST_RESULT_OK);
-  CHECK(roomcast_client_join(client, "lobby") == ROOMCAST_RESULT_OK);
-  CHECK(roomcast_client_id(client, &sid) == ROOMCAST_RESULT_OK);
+  roomcast_client *client = start_with_client(server, "lobby", &sid);
   CHECK(roomcast_server_is_online(server, "ada", &online) == ROOMCAST_RESULT_OK && online);
   CHECK(roomcast_server_online_users(server, "[\"ada\",\"bob\"]", &json) == ROOMCAST_RESULT_OK);
   CHECK(json && strstr(json, "\"ada\":true") && strstr(json, "\"bob\":false"));
@@ -197,17 +204,8 @@ static void cluster(void) {
 
   /* One client, "ada", in "lobby". */
   CHECK(roomcast_server_on_connect(server, accept_ada_query, server) == ROOMCAST_RESULT_OK);
-  CHECK(roomcast_server_start(server) == ROOMCAST_RESULT_OK);
-  uint16_t port = 0;
-  CHECK(roomcast_server_port(server, &port) == ROOMCAST_RESULT_OK);
-  char url[64];
-  snprintf(url, sizeof url, "ws://127.0.0.1:%u/ws", port);
-  roomcast_client *client = NULL;
   char *sid = NULL;
-  CHECK(roomcast_client_new(url, NULL, &client) == ROOMCAST_RESULT_OK);
-  CHECK(roomcast_client_connect(client) == ROOMCAST_RESULT_OK);
-  CHECK(roomcast_client_join(client, "lobby") == ROOMCAST_RESULT_OK);
-  CHECK(roomcast_client_id(client, &sid) == ROOMCAST_RESULT_OK && sid);
+  roomcast_client *client = start_with_client(server, "lobby", &sid);
   CHECK(query_in_callback == ROOMCAST_RESULT_BAD_STATE);
 
   CHECK(roomcast_server_fetch_sockets(server, "lobby", NULL, &json) == ROOMCAST_RESULT_OK);
