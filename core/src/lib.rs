@@ -4,16 +4,19 @@
 //! limits and authentication, and a client with reconnection. Every
 //! language binding embeds this crate; none of them adds logic of its own.
 //!
-//! ```no_run
-//! # async fn run() -> roomcast::Result<()> {
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> roomcast::Result<()> {
 //! use roomcast::Server;
 //! let server = Server::builder().build()?;
 //! server.on("hello", |socket, args| async move {
 //!     socket.to("lobby").emit_args("greeting", args);
 //!     serde_json::json!({"ok": true}) // the ack reply
 //! });
-//! let addr = server.listen("127.0.0.1:3000").await?;
-//! # let _ = addr; Ok(()) }
+//! let addr = server.listen("127.0.0.1:0").await?; // port 0: any free port
+//! # assert_ne!(addr.port(), 0);
+//! server.shutdown().await;
+//! # Ok(()) }
 //! ```
 
 pub mod auth;

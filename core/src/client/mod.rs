@@ -1,17 +1,32 @@
 //! A client for roomcast's plain JSON protocol (`ws://HOST/ws`, specified in
 //! `docs/protocol-json.md`), with reconnection, rejoin and an offline queue.
 //!
-//! ```no_run
-//! # async fn run() -> roomcast::Result<()> {
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> roomcast::Result<()> {
+//! # let server = roomcast::Server::builder().build()?;
+//! # server.on("get_time", |_, _| async { serde_json::json!(1_795_000_000) });
+//! # let addr = server.listen("127.0.0.1:0").await?;
+//! # let url = format!("ws://{addr}/ws");
 //! use roomcast::client::{Client, ClientEvent, ClientOptions};
-//! let client = Client::connect("ws://127.0.0.1:3000/ws", ClientOptions::default()).await?;
+//! let client = Client::connect(&url, ClientOptions::default()).await?; // "ws://host:port/ws"
 //! let mut events = client.events();
 //! client.join("lobby").await?;
-//! client.send("lobby", serde_json::json!({"text": "hi"}))?;
 //! let time = client.emit_with_ack("get_time", serde_json::Value::Null).await?;
-//! while let Ok(ClientEvent::Message { from, payload, .. }) = events.recv().await {
-//!     println!("{from}: {payload} (server time {time})");
+//! # let other = Client::connect(&url, ClientOptions::default()).await?;
+//! # other.join("lobby").await?;
+//! # other.send("lobby", serde_json::json!({"text": "hi"}))?;
+//! # let got = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+//! while let Ok(event) = events.recv().await {
+//!     if let ClientEvent::Message { from, payload, .. } = event {
+//!         println!("{from}: {payload} (server time {time})");
+//! #       return payload;
+//!     }
 //! }
+//! # serde_json::Value::Null
+//! # }).await;
+//! # assert_eq!(got.expect("the message within 10 s")["text"], "hi");
+//! # server.shutdown().await;
 //! # Ok(()) }
 //! ```
 //!

@@ -1,19 +1,26 @@
 //! A Socket.IO v5 client (Engine.IO v4 over WebSocket) that talks to any
 //! Socket.IO 3/4 server, roomcast's included, the way `socket.io-client` does.
 //!
-//! ```no_run
-//! # async fn run() -> roomcast::Result<()> {
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> roomcast::Result<()> {
+//! # let server = roomcast::Server::builder().build()?;
+//! # server.of("/admin").on("echo", |_, args| async move { args });
+//! # let addr = server.listen("127.0.0.1:0").await?;
+//! # let url = format!("http://{addr}/admin");
 //! use std::time::Duration;
 //! use roomcast::client::socketio::{SocketIoClient, SocketIoOptions};
 //! use roomcast::{Args, Data};
 //! let opts = SocketIoOptions { auth: Some(serde_json::json!({"token": "secret"})), ..Default::default() };
-//! let client = SocketIoClient::new("http://127.0.0.1:3000/admin", opts)?;
+//! let client = SocketIoClient::new(&url, opts)?; // "http://host:port/admin"
 //! // Handlers registered before `open` see the events the server sends on connection.
 //! client.on("question", |args: Args| async move { Args::one(Data::from(format!("answer to {args}"))) });
 //! client.open().await?;
 //! client.emit("chat", Args::new(vec![Data::from("hi"), Data::from(vec![1u8, 2, 3])]))?;
 //! let reply = client.emit_with_ack("echo", Args::one(Data::from("ping")), Duration::from_secs(5)).await?;
-//! # let _ = reply; Ok(()) }
+//! # assert_eq!(reply.to_string(), Args::one(Data::from("ping")).to_string());
+//! # server.shutdown().await;
+//! # Ok(()) }
 //! ```
 //!
 //! One client is one socket in one namespace (the URL's path), like
