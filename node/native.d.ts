@@ -74,7 +74,7 @@ export declare class NativeServer {
   clusterRooms(ns: string): Promise<{ value: string[], missing: string[] }>
   /** How many sockets `ns` has on every node. */
   clusterCount(ns: string): Promise<{ value: number, missing: string[] }>
-  /** The ids of the cluster's nodes (this one included); none without Redis. */
+  /** The ids of the cluster's nodes (this one included), sorted; none without Redis. */
   nodes(): Promise<string[]>
   /**
    * `handler(args)` answers server-side events named `event` from the
