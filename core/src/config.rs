@@ -76,6 +76,8 @@ pub struct ServerConfig {
     pub connect_timeout: Duration,
     /// Join a cluster over Redis (`None`: a single node, all in memory).
     pub redis: Option<crate::cluster::RedisConfig>,
+    /// Connection state recovery (`None`: off, socket.io's default).
+    pub recovery: Option<crate::recovery::RecoveryConfig>,
 }
 
 impl Default for ServerConfig {
@@ -97,6 +99,7 @@ impl Default for ServerConfig {
             socketio_path: "/socket.io/".to_owned(),
             connect_timeout: Duration::from_secs(45),
             redis: None,
+            recovery: None,
         }
     }
 }

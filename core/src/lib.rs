@@ -28,6 +28,7 @@ pub mod hub;
 mod metrics;
 pub mod presence;
 pub mod protocol;
+pub mod recovery;
 pub mod server;
 pub mod transport;
 
@@ -43,4 +44,5 @@ pub use hub::namespace::Namespace;
 pub use hub::socket::{DisconnectReason, Handshake, Sid, Socket};
 pub use metrics::Stats;
 pub use presence::{Member, PresenceEvent, PresenceKind};
+pub use recovery::RecoveryConfig;
 pub use server::{Server, ServerBuilder};

@@ -2,6 +2,7 @@
 //! dispatches server frames, writes what the handles queued, and reconnects
 //! with backoff when the connection is lost.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
@@ -55,7 +56,8 @@ enum Ended {
 
 /// Open a WebSocket and wait for the server's `connected` frame.
 pub(super) async fn open(shared: &Shared) -> Result<Conn> {
-    let mut request = (&shared.uri).into_client_request().map_err(ws_error)?;
+    let uri = resume_uri(shared)?;
+    let mut request = (&uri).into_client_request().map_err(ws_error)?;
     if let Some(auth) = &shared.auth {
         request.headers_mut().insert(AUTHORIZATION, auth.clone());
     }
@@ -65,13 +67,22 @@ pub(super) async fn open(shared: &Shared) -> Result<Conn> {
         match ws.next().await {
             Some(Ok(Message::Text(text))) => {
                 return match ServerMessage::decode(&text) {
-                    Ok(ServerMessage::Connected { client_id, user_id }) => Ok(Conn {
-                        ws,
-                        session: Session {
-                            client_id: client_id.into_owned(),
-                            user_id: user_id.map(|u| u.into_owned()),
-                        },
-                    }),
+                    Ok(ServerMessage::Connected { client_id, user_id, resume, recovered }) => {
+                        let mut core = shared.core.lock();
+                        if !recovered {
+                            core.resume.offset = None;
+                        }
+                        core.resume.token = resume.map(Cow::into_owned);
+                        drop(core);
+                        Ok(Conn {
+                            ws,
+                            session: Session {
+                                client_id: client_id.into_owned(),
+                                user_id: user_id.map(|u| u.into_owned()),
+                                recovered,
+                            },
+                        })
+                    }
                     _ => Err(Error::new(ErrorKind::Protocol, "the server's first frame was not `connected`")),
                 };
             }
@@ -82,6 +93,22 @@ pub(super) async fn open(shared: &Shared) -> Result<Conn> {
             None => return Err(Error::closed()),
         }
     }
+}
+
+/// The server's URL, with the recovery token and last offset once the
+/// server gave one (`?resume=…&offset=…`).
+fn resume_uri(shared: &Shared) -> Result<http::Uri> {
+    let core = shared.core.lock();
+    let Some(token) = &core.resume.token else { return Ok(shared.uri.clone()) };
+    let mut query = form_urlencoded::Serializer::new(shared.uri.query().map(str::to_owned).unwrap_or_default());
+    query.append_pair("resume", token);
+    if let Some(o) = &core.resume.offset {
+        query.append_pair("offset", o);
+    }
+    let path = format!("{}?{}", shared.uri.path(), query.finish());
+    let mut parts = shared.uri.clone().into_parts();
+    parts.path_and_query = Some(path.parse().map_err(|_| Error::new(ErrorKind::InvalidArgument, "bad URL"))?);
+    http::Uri::from_parts(parts).map_err(|_| Error::new(ErrorKind::InvalidArgument, "bad URL"))
 }
 
 /// Serve connections until the client stops for good.
@@ -228,12 +255,15 @@ fn on_frame(shared: &Arc<Shared>, text: &str, epoch: u64) {
     match msg {
         ServerMessage::Joined { room } => shared.core.lock().joined(&room),
         ServerMessage::Left { room } => shared.core.lock().left(&room),
-        ServerMessage::Message { room, from, user_id, payload } => shared.emit(ClientEvent::Message {
-            room: room.into_owned(),
-            from: from.into_owned(),
-            user_id: user_id.map(|u| u.into_owned()),
-            payload: payload.into_owned(),
-        }),
+        ServerMessage::Message { room, from, user_id, payload, offset } => {
+            remember_offset(shared, offset);
+            shared.emit(ClientEvent::Message {
+                room: room.into_owned(),
+                from: from.into_owned(),
+                user_id: user_id.map(|u| u.into_owned()),
+                payload: payload.into_owned(),
+            })
+        }
         ServerMessage::UserJoined { room, client_id, user_id, member } => shared.emit(ClientEvent::UserJoined {
             room: room.into_owned(),
             client_id: client_id.map(|c| c.into_owned()),
@@ -249,7 +279,8 @@ fn on_frame(shared: &Arc<Shared>, text: &str, epoch: u64) {
         ServerMessage::Presence { room, member } => {
             shared.emit(ClientEvent::Presence { room: room.into_owned(), member: member.into_owned() })
         }
-        ServerMessage::Event { event, data, id } => {
+        ServerMessage::Event { event, data, id, offset } => {
+            remember_offset(shared, offset);
             let handler = shared.handlers.read().get(event.as_ref()).cloned();
             match handler {
                 // A task, so that a handler may itself await the server.
@@ -336,5 +367,12 @@ fn close_error(frame: Option<CloseFrame>) -> Error {
             Error::new(ErrorKind::Closed, format!("server closed the connection ({}): {}", u16::from(f.code), f.reason))
         }
         None => Error::new(ErrorKind::Closed, "server closed the connection"),
+    }
+}
+
+/// Keep the offset of the last recoverable packet, to resume after it.
+fn remember_offset(shared: &Shared, offset: Option<Cow<'_, str>>) {
+    if let Some(o) = offset {
+        shared.core.lock().resume.offset = Some(o.into_owned());
     }
 }

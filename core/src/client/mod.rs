@@ -267,6 +267,14 @@ impl Client {
         self.shared().core.lock().session.as_ref().map(|s| s.client_id.clone())
     }
 
+    /// Whether the current connection took up the previous one's session
+    /// (the server has connection state recovery on and the client came
+    /// back within its window): same id and rooms, and the missed room
+    /// messages and events were delivered before any new one.
+    pub fn recovered(&self) -> bool {
+        self.shared().core.lock().session.as_ref().is_some_and(|s| s.recovered)
+    }
+
     /// The user id the server authenticated this connection as, `None` if anonymous or offline.
     pub fn user_id(&self) -> Option<String> {
         self.shared().core.lock().session.as_ref().and_then(|s| s.user_id.clone())

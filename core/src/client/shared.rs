@@ -102,6 +102,16 @@ impl Shared {
 pub(super) struct Session {
     pub client_id: String,
     pub user_id: Option<String>,
+    /// The server took up the previous connection's session.
+    pub recovered: bool,
+}
+
+/// Connection state recovery: the token the server gave and the last
+/// offset received, sent back when reconnecting.
+#[derive(Default)]
+pub(super) struct Resume {
+    pub token: Option<String>,
+    pub offset: Option<String>,
 }
 
 struct PendingAck {
@@ -131,6 +141,7 @@ pub(super) struct Core {
     leaves: HashMap<String, Vec<Waiter<()>>>,
     acks: HashMap<u64, PendingAck>,
     pings: HashMap<u64, Waiter<()>>,
+    pub resume: Resume,
 }
 
 impl Core {

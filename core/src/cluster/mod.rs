@@ -11,6 +11,7 @@
 mod bus;
 mod presence;
 mod requests;
+mod streams;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -77,6 +78,14 @@ const PUBLISH_QUEUE: usize = 65_536;
 /// Publishes sent in one pipeline at most.
 const PUBLISH_BATCH: usize = 512;
 
+/// What the publisher sends.
+enum Outgoing {
+    /// A message on a channel.
+    Publish(String, Bytes),
+    /// A recoverable broadcast: into the stream and out on its channels.
+    Recorded(streams::Recorded),
+}
+
 enum SubOp {
     Subscribe(String),
     Unsubscribe(String),
@@ -95,8 +104,10 @@ pub(crate) struct Node {
     ready: watch::Sender<bool>,
     /// The first heartbeat went through.
     registered: watch::Sender<bool>,
-    publish_tx: mpsc::Sender<(String, Bytes)>,
-    publish_rx: Mutex<Option<mpsc::Receiver<(String, Bytes)>>>,
+    publish_tx: mpsc::Sender<Outgoing>,
+    publish_rx: Mutex<Option<mpsc::Receiver<Outgoing>>>,
+    /// Connection state recovery: streams and sessions in Redis.
+    recovery: Option<crate::recovery::RecoveryConfig>,
     subs_tx: mpsc::UnboundedSender<SubOp>,
     subs_rx: Mutex<Option<mpsc::UnboundedReceiver<SubOp>>>,
     /// Subscription changes asked for, and those Redis has answered: a
@@ -118,7 +129,7 @@ pub(crate) struct Node {
 
 impl Node {
     /// Prepare a node (no connection yet; [`Node::start`] makes it).
-    pub fn new(config: RedisConfig) -> Result<Arc<Self>> {
+    pub fn new(config: RedisConfig, recovery: Option<crate::recovery::RecoveryConfig>) -> Result<Arc<Self>> {
         let redis = Config::from_url(&config.url)
             .map_err(|e| Error::new(ErrorKind::Config, format!("bad Redis URL {:?}: {e}", config.url)))?;
         let sharded = redis.server.is_clustered();
@@ -154,6 +165,7 @@ impl Node {
             registered: watch::channel(false).0,
             publish_tx,
             publish_rx: Mutex::new(Some(publish_rx)),
+            recovery,
             subs_tx,
             subs_rx: Mutex::new(Some(subs_rx)),
             subs_requested: AtomicU64::new(0),
@@ -246,12 +258,19 @@ impl Node {
         }
     }
 
+    /// With recovery on, a namespace's channels share its stream's hash slot.
     fn channel_ns(&self, ns: &str) -> String {
-        format!("{}#{ns}#", self.config.prefix)
+        match self.recovery {
+            Some(_) => format!("{}#", self.slot_tag(ns)),
+            None => format!("{}#{ns}#", self.config.prefix),
+        }
     }
 
     fn channel_room(&self, ns: &str, room: &str) -> String {
-        format!("{}#{ns}#{room}#", self.config.prefix)
+        match self.recovery {
+            Some(_) => format!("{}#{room}#", self.slot_tag(ns)),
+            None => format!("{}#{ns}#{room}#", self.config.prefix),
+        }
     }
 
     /// Tell the other nodes about a broadcast this node delivered locally.
@@ -295,40 +314,74 @@ impl Node {
 
     fn queue(&self, channel: String, message: Option<Bytes>) {
         let Some(message) = message else { return };
-        if self.publish_tx.try_send((channel, message)).is_err() {
+        if self.publish_tx.try_send(Outgoing::Publish(channel, message)).is_err() {
             self.count(|c| &c.cluster_errors, 1);
             tracing::warn!("cluster publish queue full; broadcast not sent to other nodes");
         }
     }
 
     /// Send what is queued, many at once in one pipeline under load.
-    async fn publisher(self: Arc<Self>, mut rx: mpsc::Receiver<(String, Bytes)>) {
+    async fn publisher(self: Arc<Self>, mut rx: mpsc::Receiver<Outgoing>) {
         let mut batch = Vec::with_capacity(PUBLISH_BATCH);
         loop {
             tokio::select! {
                 n = rx.recv_many(&mut batch, PUBLISH_BATCH) => if n == 0 { return },
                 () = self.shutdown.cancelled() => return,
             }
-            let n = batch.len() as u64;
-            let result = if batch.len() == 1 {
-                let (ch, msg) = batch.pop().expect("one message");
-                self.publish_one(&self.client, ch, msg).await
-            } else {
-                let pipeline = self.client.pipeline();
-                for (ch, msg) in batch.drain(..) {
-                    let _ = self.publish_one(&pipeline, ch, msg).await;
-                }
-                pipeline.all::<RedisValue>().await.map(|_| ()).map_err(redis_error)
-            };
-            batch.clear();
-            match result {
-                Ok(()) => self.count(|c| &c.cluster_messages_out, n),
-                Err(e) => {
-                    self.count(|c| &c.cluster_errors, n);
-                    tracing::warn!(error = %e, messages = n, "cluster publish failed");
+            // In order: plain publishes in pipelines, each run of one
+            // namespace's recoverable broadcasts in one script call.
+            let mut rest = &batch[..];
+            while !rest.is_empty() {
+                let n = match &rest[0] {
+                    Outgoing::Publish(..) => rest.iter().take_while(|o| matches!(o, Outgoing::Publish(..))).count(),
+                    Outgoing::Recorded(r) => {
+                        rest.iter().take_while(|o| matches!(o, Outgoing::Recorded(x) if x.ns == r.ns)).count()
+                    }
+                };
+                let (run, tail) = rest.split_at(n);
+                rest = tail;
+                let result = match &run[0] {
+                    Outgoing::Publish(..) => self.publish_run(run).await,
+                    Outgoing::Recorded(_) => {
+                        let recorded: Vec<_> =
+                            run.iter().filter_map(|o| if let Outgoing::Recorded(r) = o { Some(r) } else { None }).collect();
+                        match &self.recovery {
+                            Some(config) => self.record_run(&recorded, config).await,
+                            None => Ok(()),
+                        }
+                    }
+                };
+                match result {
+                    Ok(()) => self.count(|c| &c.cluster_messages_out, n as u64),
+                    Err(e) => {
+                        self.count(|c| &c.cluster_errors, n as u64);
+                        tracing::warn!(error = %e, messages = n, "cluster publish failed");
+                        // Recoverable broadcasts were to reach this node's
+                        // members over Redis: they get them now, at most once.
+                        for out in run {
+                            if let Outgoing::Recorded(r) = out {
+                                self.deliver_fallback(r);
+                            }
+                        }
+                    }
                 }
             }
+            batch.clear();
         }
+    }
+
+    /// Plain publishes, pipelined when there are several.
+    async fn publish_run(&self, run: &[Outgoing]) -> Result<()> {
+        let messages = run.iter().filter_map(|o| if let Outgoing::Publish(c, m) = o { Some((c, m)) } else { None });
+        if run.len() == 1 {
+            let Some((ch, msg)) = messages.last() else { return Ok(()) };
+            return self.publish_one(&self.client, ch.clone(), msg.clone()).await;
+        }
+        let pipeline = self.client.pipeline();
+        for (ch, msg) in messages {
+            let _ = self.publish_one(&pipeline, ch.clone(), msg.clone()).await;
+        }
+        pipeline.all::<RedisValue>().await.map(|_| ()).map_err(redis_error)
     }
 
     async fn publish_one<C: PubsubInterface>(&self, c: &C, channel: String, msg: Bytes) -> Result<()> {
@@ -508,12 +561,18 @@ impl Node {
                 self.on_control(&message.channel, raw);
                 continue;
             }
+            // A recoverable broadcast comes back to its sender too: every
+            // node delivers it here, in the stream's order.
+            let (offset, raw) = match streams::split_recorded(raw) {
+                Some((o, body)) => (Some(o), body),
+                None => (None, raw),
+            };
             let bytes = Bytes::copy_from_slice(raw);
             let Some((target, packet)) = bus::decode(bytes) else {
                 tracing::warn!(channel = %message.channel, "undecodable cluster message ignored");
                 continue;
             };
-            if target.origin == self.id {
+            if target.origin == self.id && offset.is_none() {
                 continue;
             }
             let Some(hub) = self.hub() else { return };
@@ -524,7 +583,12 @@ impl Node {
                 hub.existing(&target.ns).into_iter().collect()
             };
             for ns in namespaces {
-                crate::hub::broadcast::deliver_local(&ns, &rooms, &except, target.volatile, packet.clone());
+                match (offset, ns.recovery()) {
+                    (Some(o), Some(buffer)) => buffer.ordered(o, || {
+                        crate::hub::broadcast::deliver_recorded(&ns, &rooms, &except, packet.clone(), o)
+                    }),
+                    _ => crate::hub::broadcast::deliver_local(&ns, &rooms, &except, target.volatile, packet.clone()),
+                };
             }
         }
     }

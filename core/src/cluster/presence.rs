@@ -41,6 +41,8 @@ pub(crate) enum Dirty {
     User(String),
     /// A socket connected or went away (for the lost-socket hook).
     Socket { ns: String, sid: String },
+    /// The live recovery session of a socket changed, or it went away.
+    Session { ns: String, sid: String, pid: String },
 }
 
 /// A socket of a node that died, as the lost-socket hook sees it.
@@ -102,6 +104,9 @@ impl Node {
             }
             for s in ns.sockets() {
                 all.push(Dirty::Socket { ns: name.clone(), sid: s.id().to_string() });
+                if let Some(pid) = s.pid() {
+                    all.push(Dirty::Session { ns: name.clone(), sid: s.id().to_string(), pid: pid.to_owned() });
+                }
             }
         }
         all.extend(hub.user_ids().into_iter().map(Dirty::User));
@@ -206,6 +211,7 @@ impl Node {
                 remember(&mut self.applied.lock().users, user.clone(), want);
                 Ok(())
             }
+            Dirty::Session { ns, sid, pid } => self.apply_session(ns, sid, pid).await,
             Dirty::Socket { ns, sid } => {
                 let node_key = self.key(&["node", &self.id, "sockets"]);
                 let field = format!("{ns}{SEP}{sid}");
@@ -395,6 +401,10 @@ impl Node {
         }
         let sockets_key = self.key(&["node", node, "sockets"]);
         let sockets: HashMap<String, String> = c.hgetall(&sockets_key).await.map_err(redis_error)?;
+        if let Some(r) = &self.recovery {
+            // Its clients may still take their sessions up on another node.
+            self.park_live_sessions(node, r.max_disconnection_duration.as_millis() as i64).await?;
+        }
         // One key per command: in a Redis Cluster they live in different slots.
         for key in [members_key, users_key, sockets_key, self.key(&["alive", node])] {
             let _: i64 = c.del(key).await.map_err(redis_error)?;

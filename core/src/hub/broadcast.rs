@@ -12,6 +12,7 @@ use super::socket::{Socket, to_value};
 use crate::cluster::requests_wire;
 use crate::cluster::{AckReply, Partial, Query, RemoteSocket, Selector};
 use crate::error::Result;
+use crate::recovery::Offset;
 
 /// Selects recipients in one namespace. With no `to` rooms it targets the
 /// whole namespace. Cheap to build; nothing happens until a terminal call.
@@ -69,6 +70,12 @@ impl BroadcastOperator {
     pub(crate) fn send(&self, packet: Packet) -> usize {
         let namespaces = self.ns.with_children();
         if let Some(node) = &self.ns.cluster {
+            if self.ns.recovers() && !self.ns.is_dynamic() && !self.volatile && packet.recoverable() {
+                // Ordered by the namespace's stream: this node delivers it
+                // when it comes back from Redis, like every other node.
+                node.publish_recorded(self.ns.name(), &self.rooms, &self.except, &packet);
+                return self.ns.deliver(&self.rooms, &self.except, |_| {});
+            }
             if self.ns.is_dynamic() {
                 // Children exist where clients asked for them: one copy
                 // for every node, which delivers to its own children.
@@ -256,9 +263,25 @@ pub(crate) fn deliver_local(
     volatile: bool,
     packet: Packet,
 ) -> usize {
+    if !volatile
+        && packet.recoverable()
+        && let Some(buffer) = ns.recovery().filter(|b| b.is_local())
+    {
+        let kept = packet.clone();
+        return buffer.record(rooms, except, &kept, |offset| deliver_recorded(ns, rooms, except, packet, offset));
+    }
     let encoded = Encoded::new(packet, ns.name());
     ns.deliver(rooms, except, |socket| {
         // An overflowing recipient is closed inside `queue_frames`; the others go on.
         let _ = socket.queue_frames(encoded.frames(socket.protocol()), volatile);
+    })
+}
+
+/// Deliver a recoverable packet at `offset`, its place in the namespace's
+/// order (the caller holds the order).
+pub(crate) fn deliver_recorded(ns: &Namespace, rooms: &[String], except: &[String], packet: Packet, offset: Offset) -> usize {
+    let encoded = Encoded::with_offset(packet, ns.name(), Some(offset));
+    ns.deliver(rooms, except, |socket| {
+        let _ = socket.queue_recorded(encoded.frames(socket.protocol()), offset);
     })
 }

@@ -56,6 +56,7 @@ pub(crate) struct Hub {
     default_auth: Option<AuthHook>,
     default_join: Option<JoinHook>,
     pub cluster: Option<Arc<Node>>,
+    recovery: Option<crate::recovery::RecoveryConfig>,
 }
 
 impl Hub {
@@ -63,6 +64,7 @@ impl Hub {
         default_auth: Option<AuthHook>,
         default_join: Option<JoinHook>,
         cluster: Option<Arc<Node>>,
+        recovery: Option<crate::recovery::RecoveryConfig>,
     ) -> Arc<Self> {
         let hub = Arc::new(Self {
             namespaces: RwLock::default(),
@@ -72,6 +74,7 @@ impl Hub {
             default_auth,
             default_join,
             cluster,
+            recovery,
         });
         if let Some(node) = &hub.cluster {
             node.attach(Arc::downgrade(&hub), hub.counters.clone());
@@ -95,6 +98,7 @@ impl Hub {
             dynamic,
             self.default_auth.clone(),
             self.default_join.clone(),
+            self.recovery.clone(),
         ))
     }
 

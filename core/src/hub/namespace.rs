@@ -7,19 +7,22 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
+use serde_json::Value;
 
 use super::args::Args;
 use super::broadcast::BroadcastOperator;
 use super::handler::{
     self, AnyHandler, ConnectHook, ConnectionHandler, DisconnectHandler, EventHandler, IntoReply, JoinHook,
 };
-use super::packet::{Packet, Protocol};
+use super::packet::{Encoded, Packet, Protocol};
+use crate::transport::Frame;
 use super::rooms::RoomIndex;
 use super::socket::{DisconnectReason, Sid, Socket};
 use crate::auth::{AuthHook, Identity, Rejection};
 use crate::cluster::{Dirty, Node, Partial, Query};
 use crate::error::{Error, ErrorKind, Result};
 use crate::presence::{self, Member, PresenceEvent, PresenceKind, Tracker};
+use crate::recovery::{self, Buffer, Offset, RecoveryConfig, Resume, Session};
 
 /// Connection counts per authenticated user, shared by all namespaces.
 pub(crate) type Users = Mutex<HashMap<String, usize>>;
@@ -63,6 +66,9 @@ pub struct Namespace {
     /// The cluster this server belongs to, if any.
     pub(crate) cluster: Option<Arc<Node>>,
     presence: Tracker,
+    /// Connection state recovery: this namespace's order, packets and
+    /// waiting sessions (`None`: off).
+    recovery: Option<Buffer>,
 }
 
 impl fmt::Debug for Namespace {
@@ -79,8 +85,11 @@ impl Namespace {
         dynamic: bool,
         auth: Option<AuthHook>,
         join: Option<JoinHook>,
+        recovery: Option<RecoveryConfig>,
     ) -> Self {
+        let local = cluster.is_none();
         Self {
+            recovery: recovery.map(|c| Buffer::new(c, local)),
             name,
             dynamic,
             index: RwLock::default(),
@@ -111,6 +120,7 @@ impl Namespace {
             closing: Mutex::default(),
             cluster: parent.cluster.clone(),
             presence: Tracker::default(),
+            recovery: parent.recovery.as_ref().map(|b| Buffer::new(b.config().clone(), parent.cluster.is_none())),
         });
         parent.children.write().push(child.clone());
         child
@@ -415,6 +425,7 @@ impl Namespace {
         if let Some(node) = &self.cluster {
             node.dirty(Dirty::Socket { ns: self.name.clone(), sid: sid.to_string() });
         }
+        self.session_changed(socket);
     }
 
     /// Put `socket` in its user's room and count the connection.
@@ -465,6 +476,7 @@ impl Namespace {
         if let Some(node) = &self.cluster {
             node.dirty(Dirty::Socket { ns: self.name.clone(), sid: socket.id().to_string() });
         }
+        self.session_changed(socket);
         for room in &left {
             self.moved(socket, room, false);
         }
@@ -480,6 +492,7 @@ impl Namespace {
         }
         let joined = self.index_join(&mut self.index.write(), socket.id(), &room);
         if joined {
+            self.session_changed(socket);
             self.moved(socket, &room, true);
         }
         Ok(())
@@ -495,6 +508,7 @@ impl Namespace {
             left
         };
         if left {
+            self.session_changed(socket);
             self.moved(socket, room, false);
         }
         Ok(())
@@ -650,6 +664,167 @@ impl Namespace {
         };
         let ns = socket.0.ns.clone();
         BroadcastOperator::new(ns).to(room).except(sid.as_str()).send(packet);
+    }
+
+    /// Whether connection state recovery is on.
+    pub(crate) fn recovers(&self) -> bool {
+        self.recovery.is_some()
+    }
+
+    pub(crate) fn recovery(&self) -> Option<&Buffer> {
+        self.recovery.as_ref()
+    }
+
+    /// Whether a recovering client should skip the auth and connect hooks.
+    pub(crate) fn skips_middlewares(&self) -> bool {
+        self.recovery.as_ref().is_some_and(|b| b.config().skip_middlewares)
+    }
+
+    /// Take the session `pid` left for its client, and where its replay
+    /// starts after `offset`; `None` when recovery is off, the session is
+    /// unknown or expired, or what it missed is no longer kept.
+    pub(crate) async fn take_session(&self, pid: &str, offset: Option<&str>) -> Option<(Session, Resume)> {
+        let buffer = self.recovery.as_ref()?;
+        match &self.cluster {
+            Some(node) => node.take_session(&self.name, pid, offset, buffer.config()).await,
+            None => buffer.take(pid, offset),
+        }
+    }
+
+    /// Who a connecting socket is: a recovered session's own identity when
+    /// the hooks are skipped, else the auth hook's. A recovered socket gets
+    /// its session's data back either way (as with socket.io).
+    pub(crate) async fn identify(
+        &self,
+        handshake: Arc<super::socket::Handshake>,
+        timeout: std::time::Duration,
+        resumed: Option<&(Session, Resume)>,
+    ) -> Result<Identity, Rejection> {
+        let Some((session, _)) = resumed else { return self.authenticate(handshake, timeout).await };
+        let mut identity = if self.skips_middlewares() {
+            Identity { user_id: session.user_id.clone(), data: Value::Null }
+        } else {
+            self.authenticate(handshake, timeout).await?
+        };
+        identity.data = session.data.clone();
+        identity.user_id = identity.user_id.or_else(|| session.user_id.clone());
+        Ok(identity)
+    }
+
+    /// Add a new socket: a recovering one goes back to its session's rooms
+    /// and, unless the hooks are skipped, through the connect hooks like
+    /// any other. Returns what a recovering socket missed, to send after
+    /// the connect answer with [`Socket::unhold`].
+    pub(crate) async fn open(
+        &self,
+        socket: &Socket,
+        resumed: Option<&(Session, Resume)>,
+    ) -> std::result::Result<Vec<(Offset, Vec<Frame>)>, Rejection> {
+        if resumed.is_some() {
+            socket.hold();
+        }
+        self.add(socket);
+        if let Some((session, _)) = resumed {
+            self.resume_rooms(socket, session);
+        }
+        if resumed.is_none() || !self.skips_middlewares() {
+            self.admit(socket).await?;
+        }
+        Ok(match resumed {
+            Some((session, from)) => self.missed(socket, session, *from).await,
+            None => Vec::new(),
+        })
+    }
+
+    /// Take a socket out (see [`Namespace::remove`]) and, when it went away
+    /// for a recoverable reason, keep its session for its client.
+    pub(crate) fn remove_parking(&self, socket: &Socket, reason: DisconnectReason) -> Vec<String> {
+        let mark = self.recovery_mark();
+        let left = self.remove(socket);
+        self.park(socket, reason, &left, mark);
+        left
+    }
+
+    /// Put a recovering socket (already added, and holding) back in its
+    /// session's rooms, with its presence metadata.
+    fn resume_rooms(&self, socket: &Socket, session: &Session) {
+        if let Some(meta) = &session.presence {
+            let _ = socket.set_presence(meta.clone());
+        }
+        for room in &session.rooms {
+            let _ = self.join(socket, room.clone());
+        }
+    }
+
+    /// What the session's socket missed since `from`, each encoded for
+    /// `socket`, in order. Taken once the socket is back in its rooms: what
+    /// reaches it live from then on is held, and the part of it that is in
+    /// the replay is dropped.
+    async fn missed(&self, socket: &Socket, session: &Session, from: Resume) -> Vec<(Offset, Vec<Frame>)> {
+        let Some(buffer) = &self.recovery else { return Vec::new() };
+        self.subscriptions_settled().await;
+        let packets = match &self.cluster {
+            Some(node) => node.missed(&self.name, session, from, buffer.config()).await,
+            None => buffer.missed(session, from),
+        };
+        packets
+            .into_iter()
+            .map(|(o, p)| (o, Encoded::with_offset(p, &self.name, Some(o)).frames(socket.protocol()).to_vec()))
+            .collect()
+    }
+
+    /// The namespace's newest offset, read before a socket leaves the
+    /// index: a packet after it is either queued to the socket or replayed.
+    pub(crate) fn recovery_mark(&self) -> Option<Offset> {
+        self.recovery.as_ref().map(Buffer::last)
+    }
+
+    /// The session a live socket would leave (kept in Redis in a cluster,
+    /// so that its client can take it up if this node dies).
+    pub(crate) fn live_session(&self, socket: &Socket) -> Option<Session> {
+        self.recovery.as_ref()?;
+        let rooms =
+            self.rooms_of(socket.id()).into_iter().filter(|r| r != socket.id().as_str() && !r.starts_with(USER_ROOM_PREFIX));
+        Some(Session {
+            pid: socket.pid()?.to_owned(),
+            sid: socket.id().to_string(),
+            rooms: rooms.collect(),
+            data: socket.data(),
+            user_id: socket.user_id().map(str::to_owned),
+            presence: socket.presence_set(),
+            start: socket.first_offset().map_or(Resume::After(socket.connect_mark()), Resume::From),
+        })
+    }
+
+    /// A socket's session changed (connected, rooms, first packet, gone):
+    /// in a cluster with recovery, its live record is rewritten.
+    pub(crate) fn session_changed(&self, socket: &Socket) {
+        if let (Some(node), Some(pid)) = (&self.cluster, socket.pid()) {
+            node.session_dirty(&self.name, socket.id().as_str(), pid);
+        }
+    }
+
+    /// Keep the session of a socket that went away for a recoverable
+    /// reason, for its client to take up (see [`Namespace::recovery_mark`]).
+    fn park(&self, socket: &Socket, reason: DisconnectReason, left: &[String], mark: Option<Offset>) {
+        let (Some(buffer), Some(pid), Some(mark)) = (&self.recovery, socket.pid(), mark) else { return };
+        if !recovery::recoverable(reason) {
+            return;
+        }
+        let rooms = left.iter().filter(|r| !r.starts_with(USER_ROOM_PREFIX)).cloned().collect();
+        let session = Session {
+            pid: pid.to_owned(),
+            sid: socket.id().to_string(),
+            rooms,
+            data: socket.data(),
+            user_id: socket.user_id().map(str::to_owned),
+            presence: socket.presence_set(),
+            start: socket.first_offset().map_or(Resume::After(mark), Resume::From),
+        };
+        match &self.cluster {
+            Some(node) => node.park(&self.name, session, buffer.config()),
+            None => buffer.park(session),
+        }
     }
 
     /// Visit each targeted socket once, under the read lock (no awaits inside).

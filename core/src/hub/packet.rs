@@ -12,6 +12,7 @@ use super::socket::Sid;
 use crate::presence::{PresenceEvent, PresenceKind};
 use crate::protocol::native::ServerMessage;
 use crate::protocol::socketio;
+use crate::recovery::Offset;
 use crate::transport::Frame;
 
 /// The wire protocol a socket speaks.
@@ -39,28 +40,40 @@ pub(crate) enum Packet {
 }
 
 impl Packet {
-    /// The frames of this packet for `protocol` in namespace `nsp`; empty when
-    /// the protocol has no representation for it.
-    fn encode(&self, protocol: Protocol, nsp: &str) -> Vec<Frame> {
+    /// Whether connection state recovery keeps this packet and gives it an
+    /// offset: application events without ack, and room messages.
+    /// Presence and join notices are state, queried again after a reconnect.
+    pub(crate) fn recoverable(&self) -> bool {
+        matches!(self, Packet::Event { id: None, .. } | Packet::Message { .. })
+    }
+
+    /// The frames of this packet for `protocol` in namespace `nsp`, with its
+    /// recovery offset; empty when the protocol has no representation for it.
+    fn encode(&self, protocol: Protocol, nsp: &str, offset: Option<Offset>) -> Vec<Frame> {
+        let offset = offset.map(|o| o.to_string());
         match protocol {
-            Protocol::Json => vec![self.to_json().encode().into()],
-            Protocol::SocketIo => self.to_socketio(nsp),
+            Protocol::Json => vec![self.to_json(offset.as_deref()).encode().into()],
+            Protocol::SocketIo => self.to_socketio(nsp, offset),
         }
     }
 
-    fn to_json(&self) -> ServerMessage<'_> {
+    fn to_json<'a>(&'a self, offset: Option<&'a str>) -> ServerMessage<'a> {
         fn opt(u: &Option<String>) -> Option<Cow<'_, str>> {
             u.as_deref().map(Cow::Borrowed)
         }
         match self {
-            Packet::Event { event, args, id } => {
-                ServerMessage::Event { event: event.into(), data: Cow::Owned(args.json()), id: *id }
-            }
+            Packet::Event { event, args, id } => ServerMessage::Event {
+                event: event.into(),
+                data: Cow::Owned(args.json()),
+                id: *id,
+                offset: offset.map(Cow::Borrowed),
+            },
             Packet::Message { room, from, user_id, payload } => ServerMessage::Message {
                 room: room.into(),
                 from: from.as_str().into(),
                 user_id: opt(user_id),
                 payload: Cow::Borrowed(payload),
+                offset: offset.map(Cow::Borrowed),
             },
             Packet::UserJoined { room, sid, user_id } => ServerMessage::UserJoined {
                 room: room.into(),
@@ -87,15 +100,25 @@ impl Packet {
         }
     }
 
-    fn to_socketio(&self, nsp: &str) -> Vec<Frame> {
+    /// Socket.IO carries the offset as the event's last argument
+    /// (socket.io-client keeps the last string argument as its offset).
+    fn to_socketio(&self, nsp: &str, offset: Option<String>) -> Vec<Frame> {
+        let with_offset = |args: &[Data]| -> Vec<Data> {
+            let mut all = args.to_vec();
+            all.extend(offset.clone().map(Data::String));
+            all
+        };
         match self {
+            Packet::Event { event, args, id } if offset.is_some() => {
+                socketio_event(nsp, event, &with_offset(args.as_slice()), *id)
+            }
             Packet::Event { event, args, id } => socketio_event(nsp, event, args.as_slice(), *id),
             // A JSON client's room message reaches Socket.IO clients as a
             // `message` event with one object argument.
             Packet::Message { room, from, user_id, payload } => {
                 let arg =
                     serde_json::json!({"room": room, "from": from.as_str(), "userId": user_id, "payload": payload});
-                socketio_event(nsp, "message", &[Data::from(arg)], None)
+                socketio_event(nsp, "message", &with_offset(&[Data::from(arg)]), None)
             }
             Packet::Presence { event, .. } => {
                 socketio_event(nsp, event.kind.event(), &[Data::from(event.payload())], None)
@@ -134,13 +157,19 @@ pub(crate) fn socketio_frames(packet: &socketio::Packet, attachments: Vec<bytes:
 pub(crate) struct Encoded<'a> {
     packet: Packet,
     nsp: &'a str,
+    offset: Option<Offset>,
     json: OnceLock<Vec<Frame>>,
     socketio: OnceLock<Vec<Frame>>,
 }
 
 impl<'a> Encoded<'a> {
     pub fn new(packet: Packet, nsp: &'a str) -> Self {
-        Self { packet, nsp, json: OnceLock::new(), socketio: OnceLock::new() }
+        Self::with_offset(packet, nsp, None)
+    }
+
+    /// A recoverable packet with the offset recovery gave it.
+    pub fn with_offset(packet: Packet, nsp: &'a str, offset: Option<Offset>) -> Self {
+        Self { packet, nsp, offset, json: OnceLock::new(), socketio: OnceLock::new() }
     }
 
     /// The frames for `protocol`, shared by every recipient (refcounted payloads).
@@ -149,7 +178,7 @@ impl<'a> Encoded<'a> {
             Protocol::Json => &self.json,
             Protocol::SocketIo => &self.socketio,
         };
-        cell.get_or_init(|| self.packet.encode(protocol, self.nsp))
+        cell.get_or_init(|| self.packet.encode(protocol, self.nsp, self.offset))
     }
 }
 
@@ -181,5 +210,13 @@ mod tests {
         assert_eq!(frames[1], Frame::Binary(bytes::Bytes::from_static(b"\x01\x02")));
         let joined = Packet::UserJoined { room: "r".into(), sid: Sid::generate(), user_id: None };
         assert!(Encoded::new(joined, "/").frames(Protocol::SocketIo).is_empty());
+    }
+
+    #[test]
+    fn the_offset_is_the_last_socketio_argument_and_a_json_field() {
+        let packet = Packet::Event { event: "e".into(), args: Args::one(serde_json::json!(1)), id: None };
+        let e = Encoded::with_offset(packet, "/", Some(Offset { ms: 7, seq: 2 }));
+        assert_eq!(e.frames(Protocol::SocketIo)[0], Frame::Text(r#"42["e",1,"7-2"]"#.into()));
+        assert_eq!(e.frames(Protocol::Json)[0], Frame::Text(r#"{"type":"event","event":"e","data":1,"offset":"7-2"}"#.into()));
     }
 }

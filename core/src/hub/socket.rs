@@ -22,6 +22,7 @@ use super::namespace::Namespace;
 use super::packet::{Encoded, Packet, Protocol};
 use crate::error::{Error, ErrorKind, Result};
 use crate::metrics::Counters;
+use crate::recovery::Offset;
 use crate::transport::Frame;
 use crate::transport::outbox::{Outbox, Pushed};
 
@@ -215,10 +216,21 @@ pub(crate) struct SocketInner {
     holding: AtomicBool,
     held: Mutex<Option<Vec<Held>>>,
     extensions: Mutex<http::Extensions>,
+    /// With connection state recovery: the private session id the client
+    /// reconnects with (never shown to other clients).
+    pid: Option<String>,
+    /// This socket took up a disconnected one's session.
+    recovered: bool,
+    /// The first recoverable packet queued to this socket: where its
+    /// replay starts when the client reports no offset.
+    first_offset: OnceLock<Offset>,
+    /// The namespace's newest offset when this socket was created.
+    connect_mark: Offset,
 }
 
-/// Frames sent while connect hooks run, and whether they were volatile.
-type Held = (Vec<Frame>, bool);
+/// Frames sent while connect hooks run, whether they were volatile, and
+/// their recovery offset.
+type Held = (Vec<Frame>, bool, Option<Offset>);
 
 /// A connected client in one namespace. Cheap to clone; all clones are the
 /// same socket.
@@ -242,12 +254,23 @@ pub(crate) struct NewSocket {
     /// Called once when the socket is asked to close, for sessions that
     /// multiplex sockets and do not wait on each one.
     pub on_close: Option<Box<dyn Fn() + Send + Sync>>,
+    /// The session this socket takes up (its id and private id), if any.
+    pub resumed: Option<(Sid, String)>,
+    /// Whether the namespace keeps sessions (a new socket gets a private id).
+    pub recovery: bool,
 }
 
 impl Socket {
     pub(crate) fn new(n: NewSocket) -> Self {
+        let recovered = n.resumed.is_some();
+        let (sid, pid) = match n.resumed {
+            Some((sid, pid)) => (sid, Some(pid)),
+            None => (Sid::generate(), n.recovery.then(crate::recovery::new_pid)),
+        };
+        let connect_mark = n.ns.recovery_mark().unwrap_or_default();
         Socket(Arc::new(SocketInner {
-            sid: Sid::generate(),
+            connect_mark,
+            sid,
             ns: n.ns,
             handshake: n.handshake,
             user_id: n.user_id.map(OnceLock::from).unwrap_or_default(),
@@ -267,7 +290,29 @@ impl Socket {
             holding: AtomicBool::new(false),
             held: Mutex::new(None),
             extensions: Mutex::new(http::Extensions::new()),
+            pid,
+            recovered,
+            first_offset: OnceLock::new(),
         }))
+    }
+
+    /// Whether this socket is a disconnected one's session taken up again
+    /// by its reconnecting client (socket.io's `socket.recovered`): same
+    /// id, rooms and data, and the missed packets were replayed to it.
+    pub fn recovered(&self) -> bool {
+        self.0.recovered
+    }
+
+    pub(crate) fn pid(&self) -> Option<&str> {
+        self.0.pid.as_deref()
+    }
+
+    pub(crate) fn first_offset(&self) -> Option<Offset> {
+        self.0.first_offset.get().copied()
+    }
+
+    pub(crate) fn connect_mark(&self) -> Offset {
+        self.0.connect_mark
     }
 
     /// The unguessable socket id (also the name of the socket's own room).
@@ -296,6 +341,11 @@ impl Socket {
             return Err(Error::new(ErrorKind::InvalidArgument, "the socket already has a user id"));
         }
         self.0.ns.set_user(self, &user_id)
+    }
+
+    /// The presence metadata set on this socket, if any.
+    pub(crate) fn presence_set(&self) -> Option<Value> {
+        self.0.presence.lock().clone()
     }
 
     /// Presence metadata: `{"status": "online" | "away" | "busy", ...}`.
@@ -561,8 +611,17 @@ impl Socket {
         }
     }
 
-    /// Encode `packet` for this socket's protocol and queue it.
+    /// Encode `packet` for this socket's protocol and queue it; with
+    /// connection state recovery, a recoverable packet takes its place in
+    /// the namespace's order (as a broadcast to this socket's room).
     pub(crate) fn send(&self, packet: Packet, volatile: bool) -> Result<()> {
+        if !volatile && packet.recoverable() && self.0.ns.recovers() {
+            if !self.connected() {
+                return Err(Error::closed());
+            }
+            BroadcastOperator::new(self.0.ns.clone()).to(self.0.sid.as_str()).send(packet);
+            return if self.connected() { Ok(()) } else { Err(Error::closed()) };
+        }
         self.push_frames(Encoded::new(packet, self.namespace()).frames(self.0.protocol), volatile)
     }
 
@@ -575,23 +634,34 @@ impl Socket {
     /// once when its WebSocket is idle, else queued. Overflow closes a slow
     /// consumer.
     pub(crate) fn push_frames(&self, frames: &[Frame], volatile: bool) -> Result<()> {
-        self.offer(frames, volatile, true)
+        self.offer(frames, volatile, true, None)
     }
 
     /// Queue frames of a broadcast for this socket's writer, which batches
     /// what a burst of broadcasts queued into one write.
     pub(crate) fn queue_frames(&self, frames: &[Frame], volatile: bool) -> Result<()> {
-        self.offer(frames, volatile, false)
+        self.offer(frames, volatile, false, None)
     }
 
-    fn offer(&self, frames: &[Frame], volatile: bool, now: bool) -> Result<()> {
+    /// Queue the frames of a recoverable packet at `offset`.
+    pub(crate) fn queue_recorded(&self, frames: &[Frame], offset: Offset) -> Result<()> {
+        if frames.is_empty() {
+            return Ok(());
+        }
+        if self.0.first_offset.set(offset).is_ok() {
+            self.0.ns.session_changed(self);
+        }
+        self.offer(frames, false, false, Some(offset))
+    }
+
+    fn offer(&self, frames: &[Frame], volatile: bool, now: bool, offset: Option<Offset>) -> Result<()> {
         if frames.is_empty() {
             return Ok(());
         }
         if self.0.holding.load(Ordering::Acquire)
             && let Some(held) = self.0.held.lock().as_mut()
         {
-            held.push((frames.to_vec(), volatile));
+            held.push((frames.to_vec(), volatile, offset));
             return Ok(());
         }
         let pushed =
@@ -615,18 +685,28 @@ impl Socket {
     /// Hold what is sent to this socket until [`Socket::unhold`]: its connect
     /// hooks run before the client knows it is connected.
     pub(crate) fn hold(&self) {
-        *self.0.held.lock() = Some(Vec::new());
+        self.0.held.lock().get_or_insert_with(Vec::new);
         self.0.holding.store(true, Ordering::Release);
     }
 
-    /// Send `first` (the connect answer), then what was held, and stop holding.
-    pub(crate) fn unhold(&self, first: &[Frame]) -> Result<()> {
+    /// Send `first` (the connect answer), then `missed` (a recovered
+    /// socket's replay, in order), then what was held that is newer than
+    /// the replay, and stop holding.
+    pub(crate) fn unhold(&self, first: &[Frame], missed: Vec<(Offset, Vec<Frame>)>) -> Result<()> {
         // Under the lock: a frame offered meanwhile waits, then goes after these.
         let mut held = self.0.held.lock();
         let frames = held.take().unwrap_or_default();
         self.0.holding.store(false, Ordering::Release);
         self.push_frames(first, false)?;
-        frames.into_iter().try_for_each(|(group, volatile)| self.queue_frames(&group, volatile))
+        let replayed = missed.last().map(|(o, _)| *o);
+        for (offset, group) in missed {
+            self.queue_recorded(&group, offset)?;
+        }
+        frames.into_iter().try_for_each(|(group, volatile, offset)| match offset {
+            Some(o) if replayed.is_some_and(|r| o <= r) => Ok(()), // already in the replay
+            Some(o) => self.queue_recorded(&group, o),
+            None => self.queue_frames(&group, volatile),
+        })
     }
 
     /// Fail pending acks (their senders are dropped) and drop handlers, which

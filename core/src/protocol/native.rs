@@ -187,6 +187,13 @@ pub enum ServerMessage<'a> {
     Connected {
         client_id: Cow<'a, str>,
         user_id: Option<Cow<'a, str>>,
+        /// With connection state recovery: the token to reconnect with
+        /// (`?resume=<token>&offset=<last offset>`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resume: Option<Cow<'a, str>>,
+        /// Whether this connection took up a previous one's session.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        recovered: bool,
     },
     Joined {
         room: Cow<'a, str>,
@@ -225,6 +232,9 @@ pub enum ServerMessage<'a> {
         from: Cow<'a, str>,
         user_id: Option<Cow<'a, str>>,
         payload: Cow<'a, Value>,
+        /// With connection state recovery: this message's position.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        offset: Option<Cow<'a, str>>,
     },
     Event {
         event: Cow<'a, str>,
@@ -232,6 +242,8 @@ pub enum ServerMessage<'a> {
         data: Cow<'a, Value>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        offset: Option<Cow<'a, str>>,
     },
     Ack {
         id: u64,
@@ -273,9 +285,12 @@ impl ServerMessage<'_> {
             Cow::Owned(c.into_owned())
         }
         match self {
-            Self::Connected { client_id, user_id } => {
-                ServerMessage::Connected { client_id: s(client_id), user_id: user_id.map(s) }
-            }
+            Self::Connected { client_id, user_id, resume, recovered } => ServerMessage::Connected {
+                client_id: s(client_id),
+                user_id: user_id.map(s),
+                resume: resume.map(s),
+                recovered,
+            },
             Self::Joined { room } => ServerMessage::Joined { room: s(room) },
             Self::Left { room } => ServerMessage::Left { room: s(room) },
             Self::UserJoined { room, client_id, user_id, member } => ServerMessage::UserJoined {
@@ -291,10 +306,16 @@ impl ServerMessage<'_> {
                 member: member.map(v),
             },
             Self::Presence { room, member } => ServerMessage::Presence { room: s(room), member: v(member) },
-            Self::Message { room, from, user_id, payload } => {
-                ServerMessage::Message { room: s(room), from: s(from), user_id: user_id.map(s), payload: v(payload) }
+            Self::Message { room, from, user_id, payload, offset } => ServerMessage::Message {
+                room: s(room),
+                from: s(from),
+                user_id: user_id.map(s),
+                payload: v(payload),
+                offset: offset.map(s),
+            },
+            Self::Event { event, data, id, offset } => {
+                ServerMessage::Event { event: s(event), data: v(data), id, offset: offset.map(s) }
             }
-            Self::Event { event, data, id } => ServerMessage::Event { event: s(event), data: v(data), id },
             Self::Ack { id, data } => ServerMessage::Ack { id, data: v(data) },
             Self::Error { code, message, id, room } => {
                 ServerMessage::Error { code: s(code), message: s(message), id, room: room.map(s) }
@@ -378,6 +399,7 @@ mod tests {
             from: "abc".into(),
             user_id: Some("u1".into()),
             payload: Cow::Borrowed(&data),
+            offset: None,
         };
         let text = m.encode();
         assert_eq!(
@@ -391,10 +413,21 @@ mod tests {
             serde_json::from_str::<Value>(&e.encode()).unwrap(),
             json!({"type":"error","code":"not_in_room","message":"m","room":"r"})
         );
-        let c = ServerMessage::Connected { client_id: "id".into(), user_id: None };
+        let c = ServerMessage::Connected { client_id: "id".into(), user_id: None, resume: None, recovered: false };
         assert_eq!(
             serde_json::from_str::<Value>(&c.encode()).unwrap(),
             json!({"type":"connected","clientId":"id","userId":null})
         );
+        let r = ServerMessage::Connected {
+            client_id: "id".into(),
+            user_id: None,
+            resume: Some("p".into()),
+            recovered: true,
+        };
+        assert_eq!(
+            serde_json::from_str::<Value>(&r.encode()).unwrap(),
+            json!({"type":"connected","clientId":"id","userId":null,"resume":"p","recovered":true})
+        );
+        assert_eq!(ServerMessage::decode(&r.encode()).unwrap(), r);
     }
 }

@@ -144,7 +144,12 @@ async fn upgrade(server: Arc<ServerInner>, mut req: Request<Incoming>, addr: Soc
         namespace: ns.name().to_owned(),
         auth: serde_json::Value::Null,
     });
-    let identity = ns.authenticate(handshake.clone(), cfg.handshake_timeout).await;
+    // Connection state recovery: `?resume=<token>&offset=<last offset>`.
+    let resumed = match handshake.query_param("resume") {
+        Some(pid) if ns.recovers() => ns.take_session(pid, handshake.query_param("offset")).await,
+        _ => None,
+    };
+    let identity = ns.identify(handshake.clone(), cfg.handshake_timeout, resumed.as_ref()).await;
     if let Err(rej) = &identity {
         tracing::debug!(%addr, reason = %rej.message, "connection refused by auth hook");
         if cfg.auth_rejection == AuthRejection::Http401 {
@@ -171,7 +176,11 @@ async fn upgrade(server: Arc<ServerInner>, mut req: Request<Incoming>, addr: Soc
         };
         match identity {
             Ok(identity) => {
-                let f = session::run(Accepted { server: srv.clone(), ns, handshake, identity, permit }, reader, writer);
+                let f = session::run(
+                    Accepted { server: srv.clone(), ns, handshake, identity, permit, resumed },
+                    reader,
+                    writer,
+                );
                 // A task of its own, rather than this one's state plus the session's.
                 srv.tracker.spawn(f);
             }

@@ -406,6 +406,17 @@ impl ServerBuilder {
         self
     }
 
+    /// Turn on connection state recovery: a client that loses its
+    /// connection and comes back within the window gets its socket (id,
+    /// rooms, data) back and every packet it missed, in order (socket.io's
+    /// `connectionStateRecovery`). Recoverable packets carry an offset: the
+    /// last argument of Socket.IO events, an `offset` field in the JSON
+    /// protocol. In a cluster, across nodes (Redis Streams).
+    pub fn connection_state_recovery(mut self, config: crate::recovery::RecoveryConfig) -> Self {
+        self.config.recovery = Some(config);
+        self
+    }
+
     /// Serve files from `dir` instead of the built-in demo page.
     pub fn static_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.static_dir = Some(dir.into());
@@ -429,6 +440,11 @@ impl ServerBuilder {
         {
             return Err(Error::new(ErrorKind::Config, "rate limits must be positive (bursts at least 1)"));
         }
+        if let Some(r) = &c.recovery
+            && (r.max_disconnection_duration.is_zero() || r.max_packets == 0)
+        {
+            return Err(Error::new(ErrorKind::Config, "the recovery window and packet limit must be positive"));
+        }
         if let Some(dir) = &self.static_dir
             && !dir.is_dir()
         {
@@ -438,13 +454,13 @@ impl ServerBuilder {
             Some(r) if r.node_ttl < Duration::from_millis(300) => {
                 return Err(Error::new(ErrorKind::Config, "the node TTL must be at least 300 ms"));
             }
-            Some(r) => Some(crate::cluster::Node::new(r.clone())?),
+            Some(r) => Some(crate::cluster::Node::new(r.clone(), c.recovery.clone())?),
             None => None,
         };
         let limiter = ConnectionLimiter::new(c.max_connections, c.max_connections_per_ip);
         Ok(Server {
             inner: Arc::new(ServerInner {
-                hub: Hub::new(self.auth, self.join, cluster),
+                hub: Hub::new(self.auth, self.join, cluster, self.config.recovery.clone()),
                 config: self.config,
                 shutdown: CancellationToken::new(),
                 tracker: TaskTracker::new(),

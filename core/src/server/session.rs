@@ -16,7 +16,8 @@ use crate::hub::dispatch::{self, Outcome};
 use crate::hub::handler::Reply;
 use crate::hub::namespace::Namespace;
 use crate::hub::packet::{Packet, Protocol};
-use crate::hub::socket::{DisconnectReason, Handshake, NewSocket, Socket};
+use crate::hub::socket::{DisconnectReason, Handshake, NewSocket, Sid, Socket};
+use crate::recovery::{Resume, Session};
 use crate::metrics::Counters;
 use crate::protocol::native::{self, ClientMessage, ErrorCode, ServerMessage};
 use crate::transport::outbox::Outbox;
@@ -30,6 +31,8 @@ pub(crate) struct Accepted {
     pub handshake: Arc<Handshake>,
     pub identity: Identity,
     pub permit: ConnectionPermit,
+    /// The recovery session this connection takes up, if any.
+    pub resumed: Option<(Session, Resume)>,
 }
 
 /// Run one JSON-protocol connection to its end.
@@ -48,9 +51,11 @@ pub(crate) async fn run(a: Accepted, mut reader: WsReader, wire: Arc<WsWriter>) 
         protocol: Protocol::Json,
         counters,
         on_close: None,
+        resumed: a.resumed.as_ref().map(|(s, _)| (Sid::from(s.sid.as_str()), s.pid.clone())),
+        recovery: a.ns.recovers(),
     });
-    a.ns.add(&socket);
-    if let Err(rej) = a.ns.admit(&socket).await {
+    let missed = a.ns.open(&socket, a.resumed.as_ref()).await;
+    if let Err(rej) = missed {
         tracing::debug!(sid = %socket.id(), reason = %rej.message, "connection refused by a connect hook");
         socket.outbox().close(close_code::REFUSED, rej.message, true);
         a.server.hub.release_if_empty(&a.ns);
@@ -63,8 +68,10 @@ pub(crate) async fn run(a: Accepted, mut reader: WsReader, wire: Arc<WsWriter>) 
     let connected = ServerMessage::Connected {
         client_id: socket.id().as_str().into(),
         user_id: socket.user_id().map(Cow::Borrowed),
+        resume: socket.pid().map(Cow::Borrowed),
+        recovered: socket.recovered(),
     };
-    let _ = socket.unhold(&[connected.encode().into()]);
+    let _ = socket.unhold(&[connected.encode().into()], missed.unwrap_or_default());
     for h in a.ns.connection_handlers() {
         h(socket.clone()).await;
     }
@@ -74,7 +81,7 @@ pub(crate) async fn run(a: Accepted, mut reader: WsReader, wire: Arc<WsWriter>) 
     socket.close(reason);
     let (code, text, discard) = close_frame(reason);
     socket.outbox().close(code, text, discard);
-    let left = a.ns.remove(&socket);
+    let left = a.ns.remove_parking(&socket, reason);
     a.server.hub.release_if_empty(&a.ns);
     socket.release();
     tracing::debug!(sid = %socket.id(), %reason, "disconnected");

@@ -15,7 +15,7 @@ use crate::hub::args::{Args, Data};
 use crate::hub::dispatch::{self, Outcome};
 use crate::hub::handler::Reply;
 use crate::hub::packet::{self, Protocol};
-use crate::hub::socket::{DisconnectReason, Handshake, NewSocket, Socket};
+use crate::hub::socket::{DisconnectReason, Handshake, NewSocket, Sid, Socket};
 use crate::protocol::socketio::{self, Decoder, PacketType, Progress};
 use crate::transport::outbox::Outbox;
 
@@ -122,7 +122,9 @@ impl SioSession {
     }
 
     /// A namespace CONNECT: run the connect hook with the auth payload, then
-    /// create the socket, or answer CONNECT_ERROR.
+    /// create the socket, or answer CONNECT_ERROR. With connection state
+    /// recovery, a client bringing `pid` (and `offset`) of a session still
+    /// kept gets that socket back and what it missed.
     async fn connect(&mut self, nsp: String, auth: Option<Value>) {
         if self.sockets.contains_key(&nsp) {
             return;
@@ -130,12 +132,14 @@ impl SioSession {
         let Some(ns) = self.server.hub.get(&nsp) else {
             return self.connect_error(&nsp, &Rejection::new("Invalid namespace"));
         };
-        let handshake = Arc::new(Handshake {
-            namespace: nsp.clone(),
-            auth: auth.unwrap_or(Value::Null),
-            ..(*self.handshake).clone()
-        });
-        let identity = ns.authenticate(handshake.clone(), self.server.config.handshake_timeout).await;
+        let auth = auth.unwrap_or(Value::Null);
+        let resumed = match auth.get("pid").and_then(Value::as_str) {
+            Some(pid) if ns.recovers() => ns.take_session(pid, auth.get("offset").and_then(Value::as_str)).await,
+            _ => None,
+        };
+        let handshake = Arc::new(Handshake { namespace: nsp.clone(), auth, ..(*self.handshake).clone() });
+        let identity =
+            ns.identify(handshake.clone(), self.server.config.handshake_timeout, resumed.as_ref()).await;
         let identity = match identity {
             Ok(i) => i,
             Err(rej) => return self.connect_error(&nsp, &rej),
@@ -151,15 +155,21 @@ impl SioSession {
             protocol: Protocol::SocketIo,
             counters: self.server.hub.counters.clone(),
             on_close: Some(Box::new(move || notify(name.clone()))),
+            resumed: resumed.as_ref().map(|(s, _)| (Sid::from(s.sid.as_str()), s.pid.clone())),
+            recovery: ns.recovers(),
         });
-        ns.add(&socket);
-        if let Err(rej) = ns.admit(&socket).await {
-            return self.connect_error(&nsp, &rej);
+        let missed = match ns.open(&socket, resumed.as_ref()).await {
+            Ok(missed) => missed,
+            Err(rej) => return self.connect_error(&nsp, &rej),
+        };
+        let mut body = json!({"sid": socket.id().as_str()});
+        if let Some(pid) = socket.pid() {
+            body["pid"] = Value::from(pid);
         }
-        let reply = socketio::Packet::connect(nsp.clone(), Some(json!({"sid": socket.id().as_str()})));
-        let _ = socket.unhold(&packet::socketio_frames(&reply, Vec::new()));
+        let reply = socketio::Packet::connect(nsp.clone(), Some(body));
+        let _ = socket.unhold(&packet::socketio_frames(&reply, Vec::new()), missed);
         self.sockets.insert(nsp.clone(), socket.clone());
-        tracing::debug!(sid = %socket.id(), ns = %nsp, "socket.io connected");
+        tracing::debug!(sid = %socket.id(), ns = %nsp, recovered = socket.recovered(), "socket.io connected");
         for h in ns.connection_handlers() {
             h(socket.clone()).await;
         }
@@ -220,7 +230,7 @@ impl SioSession {
             Some(DisconnectReason::ForcedServerClose) | None => reason,
             Some(own) => own,
         };
-        let left = socket.0.ns.remove(&socket);
+        let left = socket.0.ns.remove_parking(&socket, reason);
         self.server.hub.release_if_empty(&socket.0.ns);
         socket.release();
         tracing::debug!(sid = %socket.id(), %reason, "socket.io disconnected");

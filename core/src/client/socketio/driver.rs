@@ -29,6 +29,8 @@ use crate::protocol::socketio::{self as sio, Decoder, PacketType, Progress};
 pub(super) struct Conn {
     ws: Ws,
     sid: String,
+    /// The private session id, when the server has recovery on.
+    pid: Option<String>,
     /// pingInterval + pingTimeout: the longest silence before the server counts as gone.
     heartbeat: Duration,
 }
@@ -37,7 +39,7 @@ impl Conn {
     /// Make this the client's current connection: `id()` changes, the state
     /// goes Connected and subscribers hear `Connect`.
     pub fn activate(self, shared: &Shared) -> Active {
-        let epoch = shared.core.lock().connected(self.sid.clone());
+        let epoch = shared.core.lock().connected(self.sid.clone(), self.pid);
         shared.set_state(ClientState::Connected);
         shared.emit(SocketIoEvent::Connect { id: self.sid });
         Active { ws: self.ws, epoch, heartbeat: self.heartbeat }
@@ -76,7 +78,8 @@ pub(super) async fn open(shared: &Shared) -> Result<Conn> {
     };
     let heartbeat = Duration::from_millis(handshake.ping_interval.saturating_add(handshake.ping_timeout));
     let nsp = &shared.endpoint.namespace;
-    let connect = sio::Packet::connect(nsp.as_str(), shared.opts.auth.clone());
+    let payload = shared.core.lock().connect_payload(shared.opts.auth.as_ref());
+    let connect = sio::Packet::connect(nsp.as_str(), payload);
     ws.send(Message::text(message_text(&connect))).await.map_err(ws_error)?;
     let mut decoder = Decoder::new();
     loop {
@@ -109,7 +112,8 @@ pub(super) async fn open(shared: &Shared) -> Result<Conn> {
                     // What a v2 server answers, per socket.io-client.
                     return Err(protocol("CONNECT without a sid: is the server Socket.IO v2?"));
                 };
-                return Ok(Conn { ws, sid: sid.to_owned(), heartbeat });
+                let pid = packet.data.as_ref().and_then(|d| d.get("pid")).and_then(Value::as_str);
+                return Ok(Conn { ws, sid: sid.to_owned(), pid: pid.map(str::to_owned), heartbeat });
             }
             PacketType::ConnectError => return Err(ConnectError::from_payload(packet.data).into_error()),
             _ => tracing::debug!(kind = ?packet.kind, "ignoring a packet before CONNECT was answered"),
@@ -301,7 +305,12 @@ impl Reader<'_> {
         }
         match packet.kind {
             PacketType::Event | PacketType::BinaryEvent => {
-                let (event, args) = event_of(&mut packet, attachments)?;
+                let (event, mut args) = event_of(&mut packet, attachments)?;
+                if packet.id.is_none() {
+                    let mut items = args.into_vec();
+                    shared.core.lock().take_offset(&mut items);
+                    args = Args::new(items);
+                }
                 dispatch(shared, event, args, packet.id, self.epoch);
             }
             PacketType::Ack | PacketType::BinaryAck => {

@@ -352,6 +352,14 @@ impl SocketIoClient {
         self.shared().core.lock().sid.clone()
     }
 
+    /// Whether the current connection took up the previous one's session
+    /// (socket.io-client's `socket.recovered`): the server has connection
+    /// state recovery on, and replayed what this client missed while away.
+    /// roomcast's client takes each event's offset off its arguments.
+    pub fn recovered(&self) -> bool {
+        self.shared().core.lock().recovered
+    }
+
     /// The current state; Disconnected before `open`.
     pub fn state(&self) -> ClientState {
         *self.shared().state.borrow()

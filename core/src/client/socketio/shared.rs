@@ -18,7 +18,8 @@ use tokio_util::sync::CancellationToken;
 use super::{ConnectError, SocketIoEvent, SocketIoOptions};
 use crate::client::ClientState;
 use crate::error::{Error, ErrorKind, Result};
-use crate::hub::args::Args;
+use crate::hub::args::{Args, Data};
+use serde_json::Value;
 use crate::hub::handler::Reply;
 
 /// Capacity of the event broadcast channel; a receiver further behind than
@@ -158,6 +159,12 @@ pub(super) struct Core {
     /// Frames for the current connection only (acks to the server).
     live: Vec<Message>,
     acks: HashMap<u64, PendingAck>,
+    /// Connection state recovery: the private session id the server gave,
+    /// the last offset received, and whether the current connection took
+    /// the previous one's session up.
+    pub pid: Option<String>,
+    pub offset: Option<String>,
+    pub recovered: bool,
 }
 
 impl Core {
@@ -219,11 +226,45 @@ impl Core {
         self.acks.retain(|_, a| !a.written);
     }
 
-    /// A new connection with socket id `sid`; returns its epoch.
-    pub fn connected(&mut self, sid: String) -> u64 {
+    /// A new connection with socket id `sid` and private session id `pid`;
+    /// returns its epoch.
+    pub fn connected(&mut self, sid: String, pid: Option<String>) -> u64 {
         self.epoch += 1;
         self.sid = Some(sid);
+        self.recovered = pid.is_some() && pid == self.pid;
+        if !self.recovered {
+            self.offset = None;
+        }
+        self.pid = pid;
         self.epoch
+    }
+
+    /// The CONNECT payload: the auth object, plus the session to recover
+    /// (`pid`, `offset`) once the server gave one, as socket.io-client sends.
+    pub fn connect_payload(&self, auth: Option<&Value>) -> Option<Value> {
+        let Some(pid) = &self.pid else { return auth.cloned() };
+        let mut payload = match auth {
+            Some(Value::Object(m)) => m.clone(),
+            _ => serde_json::Map::new(),
+        };
+        payload.insert("pid".into(), Value::from(pid.as_str()));
+        if let Some(o) = &self.offset {
+            payload.insert("offset".into(), Value::from(o.as_str()));
+        }
+        Some(Value::Object(payload))
+    }
+
+    /// With recovery on, the last argument of an event without ack is its
+    /// offset when it has an offset's shape (volatile events have none):
+    /// kept for the next reconnection and taken off the arguments.
+    pub fn take_offset(&mut self, args: &mut Vec<Data>) {
+        if self.pid.is_some()
+            && let Some(Data::String(o)) = args.last()
+            && o.parse::<crate::recovery::Offset>().is_ok()
+            && let Some(Data::String(o)) = args.pop()
+        {
+            self.offset = Some(o);
+        }
     }
 
     /// The run is over: every waiter fails with `Closed`, the buffer goes.
