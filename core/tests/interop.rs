@@ -180,3 +180,53 @@ async fn python_socketio_client_websocket_only() {
 async fn python_socketio_client_polling_only() {
     python_client("polling").await;
 }
+
+/// The app of the recovery suite: `join` a room, `stream` N events to room
+/// `r` at an interval, `room_size`.
+fn recovery_app(window: Duration) -> Server {
+    let server = Server::builder()
+        .connection_state_recovery(roomcast::RecoveryConfig {
+            max_disconnection_duration: window,
+            ..roomcast::RecoveryConfig::default()
+        })
+        .build()
+        .unwrap();
+    server.on("join", |s, args| async move { s.join(args.json_at(0).as_str().unwrap_or("none")).map(|()| json!("ok")) });
+    let srv = server.clone();
+    server.on("stream", move |_s, args| {
+        let srv = srv.clone();
+        async move {
+            let (n, every) = (args.json_at(0).as_u64().unwrap_or(0), args.json_at(1).as_u64().unwrap_or(0));
+            tokio::spawn(async move {
+                for i in 0..n {
+                    let _ = srv.to("r").emit("n", i);
+                    tokio::time::sleep(Duration::from_millis(every)).await;
+                }
+            });
+        }
+    });
+    let srv = server.clone();
+    server.on("room_size", move |_s, args| {
+        let srv = srv.clone();
+        async move { json!(srv.to(args.json_at(0).as_str().unwrap_or("").to_owned()).sockets().len()) }
+    });
+    server
+}
+
+#[tokio::test]
+async fn node_socketio_client_recovers_missed_events() {
+    let dir = interop_dir();
+    assert!(dir.join("node_modules/socket.io-client").is_dir(), "socket.io-client missing: run `make deps`");
+    let (long, short) = (recovery_app(Duration::from_secs(60)), recovery_app(Duration::from_millis(300)));
+    let (a, b) = (long.listen("127.0.0.1:0").await.unwrap(), short.listen("127.0.0.1:0").await.unwrap());
+    let mut cmd = Command::new("node");
+    cmd.args(["--test", "--test-timeout=15000", "--test-reporter=spec", "node/recovery.test.mjs"])
+        .current_dir(dir)
+        .env("ROOMCAST_URL", format!("http://{a}"))
+        .env("ROOMCAST_SHORT_URL", format!("http://{b}"));
+    let (ok, output) = tokio::time::timeout(Duration::from_secs(60), run(&mut cmd)).await.expect("suite in time");
+    println!("{output}");
+    assert!(ok, "socket.io-client recovery suite failed");
+    long.shutdown().await;
+    short.shutdown().await;
+}

@@ -199,8 +199,8 @@ impl Buffer {
         let now = Instant::now();
         let offset = st.last.next(crate::presence::now_ms());
         st.last = offset;
-        self.trim(&mut st, now);
         st.packets.push_back(Kept { offset, at: now, rooms: rooms.to_vec(), except: except.to_vec(), packet: packet.clone() });
+        self.trim(&mut st, now);
         deliver(offset)
     }
 
@@ -221,7 +221,7 @@ impl Buffer {
     fn trim(&self, st: &mut State, now: Instant) {
         let window = self.config.max_disconnection_duration;
         while let Some(front) = st.packets.front() {
-            if now.duration_since(front.at) <= window && st.packets.len() < self.config.max_packets.max(1) {
+            if now.duration_since(front.at) <= window && st.packets.len() <= self.config.max_packets.max(1) {
                 break;
             }
             st.trimmed = Some(front.offset);

@@ -1,6 +1,7 @@
 //! Test helpers: a server on 127.0.0.1:0 and a raw WebSocket test client.
 #![allow(dead_code)]
 
+pub mod proxy;
 pub mod redis;
 pub mod serve;
 

@@ -297,17 +297,41 @@ mod tests {
     #[test]
     fn acks_die_with_their_connection_unless_still_queued() {
         let mut core = Core { run: Some(CancellationToken::new()), ..Core::default() };
-        core.connected("s1".into());
+        core.connected("s1".into(), None);
         let mut written = core.enqueue_with_ack(1, frames("1"), 10).unwrap();
         core.take_batch();
         core.lost();
         let mut queued = core.enqueue_with_ack(2, frames("2"), 10).unwrap();
         assert!(written.try_recv().is_err() && core.acks.len() == 1);
-        assert_eq!(core.connected("s2".into()), 2);
+        assert_eq!(core.connected("s2".into(), None), 2);
         assert_eq!(core.take_batch(), [Message::text("2")]);
         core.settle_ack(2, Args::one(crate::hub::args::Data::from("ok")));
         core.settle_ack(99, Args::none());
         assert_eq!(queued.try_recv().unwrap().json(), serde_json::json!("ok"));
+    }
+
+    #[test]
+    fn recovery_sends_pid_and_last_offset_and_takes_offsets_off_events() {
+        let mut core = Core::default();
+        let auth = serde_json::json!({"token": "t"});
+        assert_eq!(core.connect_payload(Some(&auth)), Some(auth.clone()), "no session yet");
+        core.connected("s1".into(), Some("p1".into()));
+        assert!(!core.recovered);
+        let mut args = vec![Data::from(serde_json::json!(1)), Data::from("not an offset")];
+        core.take_offset(&mut args);
+        assert_eq!(args.len(), 2, "a string that is no offset stays");
+        args.push(Data::from("17-2"));
+        core.take_offset(&mut args);
+        assert_eq!((args.len(), core.offset.as_deref()), (2, Some("17-2")));
+        assert_eq!(
+            core.connect_payload(Some(&auth)),
+            Some(serde_json::json!({"token": "t", "pid": "p1", "offset": "17-2"}))
+        );
+        core.lost();
+        core.connected("s1".into(), Some("p1".into()));
+        assert!(core.recovered && core.offset.is_some());
+        core.connected("s2".into(), Some("p2".into()));
+        assert!(!core.recovered && core.offset.is_none(), "a new session starts without an offset");
     }
 
     #[test]
