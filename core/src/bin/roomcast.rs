@@ -78,6 +78,11 @@ struct ServeArgs {
     /// How long cluster queries wait for the other nodes (milliseconds).
     #[arg(long, default_value_t = 5_000)]
     request_timeout_ms: u64,
+    /// Turn on connection state recovery with this window (milliseconds;
+    /// socket.io's default is 120000): clients that come back within it get
+    /// their session and the messages they missed.
+    #[arg(long)]
+    recovery_window_ms: Option<u64>,
 }
 
 fn main() -> ExitCode {
@@ -140,6 +145,12 @@ async fn serve(args: ServeArgs) -> roomcast::Result<()> {
         redis.node_ttl = Duration::from_millis(args.node_ttl_ms);
         redis.request_timeout = Duration::from_millis(args.request_timeout_ms);
         b = b.redis(redis);
+    }
+    if let Some(window) = args.recovery_window_ms {
+        b = b.connection_state_recovery(roomcast::RecoveryConfig {
+            max_disconnection_duration: Duration::from_millis(window),
+            ..roomcast::RecoveryConfig::default()
+        });
     }
     let server = b.build()?;
     server.of("/").enable_presence();
