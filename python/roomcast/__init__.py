@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-from typing import Any, AsyncIterator, Awaitable, Callable, Dict, Iterable, List, Optional, TypeVar, Union, overload
+from typing import Any, AsyncIterator, Awaitable, Callable, Dict, Iterable, List, Mapping, Optional, TypeVar, Union, overload
 
 from . import _native
 from ._native import *  # noqa: F403  (the exception classes)
@@ -235,9 +235,28 @@ class AsyncServer(_Handlers):
         ping_timeout: float = 20.0,
         max_http_buffer_size: int = 1_000_000,
         cors_allowed_origins: Union[str, Iterable[str], None] = None,
+        connection_state_recovery: Union[bool, Mapping[str, Any], None] = None,
     ) -> None:
+        """``connection_state_recovery`` (a roomcast extension, socket.io's
+        option): ``True``, or a dict with ``max_disconnection_duration``
+        (seconds, default 120), ``skip_middlewares`` and ``max_packets``
+        (default 10000). A client that loses its connection and comes back
+        within the window gets its sid, rooms and session back, and the
+        events it missed; ``recovered(sid)`` tells. The ``connect`` handler
+        is where a python-socketio app learns of a client, so it runs for
+        recovered clients too unless ``skip_middlewares`` is True (default
+        False here, True in socket.io, where ``connection`` always fires)."""
         if client_manager is not None and not isinstance(client_manager, AsyncRedisManager):
             raise InvalidArgumentError("client_manager must be a roomcast.AsyncRedisManager")
+        recovery: Mapping[str, Any] = {}
+        if isinstance(connection_state_recovery, Mapping):
+            recovery = connection_state_recovery
+        elif connection_state_recovery not in (None, False, True):
+            raise InvalidArgumentError("connection_state_recovery must be a bool or a dict")
+        unknown = set(recovery) - {"max_disconnection_duration", "skip_middlewares", "max_packets"}
+        if unknown:
+            raise InvalidArgumentError(f"unknown connection_state_recovery keys: {sorted(unknown)}")
+        enabled = bool(connection_state_recovery)
         redis = client_manager
         self._native = _native.Server(
             ping_interval=ping_interval,
@@ -249,6 +268,9 @@ class AsyncServer(_Handlers):
             node_ttl=10.0 if redis is None else redis.node_ttl,
             redis_connect_timeout=5.0 if redis is None else redis.connect_timeout,
             redis_request_timeout=5.0 if redis is None else redis.request_timeout,
+            recovery_window=float(recovery.get("max_disconnection_duration", 120.0)) if enabled else None,
+            recovery_skip_middlewares=bool(recovery.get("skip_middlewares", False)),
+            recovery_max_packets=int(recovery.get("max_packets", 10_000)),
         )
 
     def _register(self, event: str, f: Callable[..., Any], namespace: str) -> None:
@@ -339,6 +361,12 @@ class AsyncServer(_Handlers):
     def rooms(self, sid: str, namespace: str = "/") -> list[str]:
         """The rooms client ``sid`` is in, its own room (named by its sid) first."""
         return self._native.rooms(sid, namespace)
+
+    def recovered(self, sid: str, namespace: str = "/") -> bool:
+        """Whether client ``sid`` took its previous connection's session up
+        (connection state recovery: same sid, rooms and session, missed
+        events replayed); socket.io's ``socket.recovered``."""
+        return self._native.recovered(sid, namespace)
 
     async def disconnect(self, sid: str, namespace: str = "/", *, close: bool = False) -> None:
         """Disconnect client ``sid`` from ``namespace`` (in a cluster, a client
@@ -692,6 +720,13 @@ class AsyncClient(_Handlers):
         """The socket id of ``/`` (or the only namespace) while connected."""
         client = self._clients.get("/") or next(iter(self._clients.values()), None)
         return None if client is None else client.sid
+
+    def recovered(self, namespace: str = "/") -> bool:
+        """Whether the connection to ``namespace`` took the previous one's
+        session up (the server has connection state recovery on); the
+        events missed meanwhile were delivered, without their offsets."""
+        client = self._clients.get(namespace)
+        return client is not None and client.recovered
 
     def get_sid(self, namespace: str = "/") -> Optional[str]:
         """The socket id in ``namespace`` while connected."""

@@ -148,7 +148,14 @@ impl EventLoop {
     /// and turn its result into the ack: None → no data, a tuple → several
     /// arguments, anything else → one. An exception is logged and answered
     /// as an error reply; the connection goes on.
-    pub(crate) async fn call(&self, handler: Arc<Py<PyAny>>, leading: Vec<String>, args: Args) -> Reply {
+    /// Queued for the loop at once, so handlers start in the order their
+    /// events arrived, whenever the returned future is first polled.
+    pub(crate) fn call(
+        &self,
+        handler: Arc<Py<PyAny>>,
+        leading: Vec<String>,
+        args: Args,
+    ) -> impl Future<Output = Reply> + Send + 'static + use<> {
         let make_args: MakeArgs = Box::new(move |py| {
             let mut items = Vec::with_capacity(leading.len() + args.len());
             for s in &leading {
@@ -159,33 +166,39 @@ impl EventLoop {
             }
             PyTuple::new(py, items)
         });
-        let reply = self
-            .run(handler, make_args, |py, result| match result.and_then(|v| reply_of(&v)) {
-                Ok(reply) => reply,
-                Err(e) => {
-                    log_exception(py, &e);
-                    Reply::Error(e.to_string())
-                }
-            })
-            .await;
-        reply.unwrap_or_else(|e| Reply::Error(e.message().to_owned()))
+        let reply = self.run(handler, make_args, |py, result| match result.and_then(|v| reply_of(&v)) {
+            Ok(reply) => reply,
+            Err(e) => {
+                log_exception(py, &e);
+                Reply::Error(e.to_string())
+            }
+        });
+        async move { reply.await.unwrap_or_else(|e| Reply::Error(e.message().to_owned())) }
     }
 
     /// Call `handler(*args(py))` on the loop; `finish` turns its outcome
     /// into `T` there. Fails when no loop serves (closed, never started).
-    pub(crate) async fn run<T: Send + 'static>(
+    /// Queued at once (see [`EventLoop::call`]).
+    pub(crate) fn run<T, F>(
         &self,
         handler: Arc<Py<PyAny>>,
         args: MakeArgs,
-        finish: impl for<'py> FnOnce(Python<'py>, PyResult<Bound<'py, PyAny>>) -> T + Send + 'static,
-    ) -> roomcast::Result<T> {
+        finish: F,
+    ) -> impl Future<Output = roomcast::Result<T>> + Send + 'static + use<T, F>
+    where
+        T: Send + 'static,
+        F: for<'py> FnOnce(Python<'py>, PyResult<Bound<'py, PyAny>>) -> T + Send + 'static,
+    {
         let closed = || roomcast::Error::new(roomcast::ErrorKind::Closed, "the asyncio loop is not serving");
         let (tx, rx) = oneshot::channel();
         let complete: Complete = Box::new(move |py, outcome| {
             let _ = tx.send(finish(py, outcome));
         });
-        self.schedule(Box::new(move |py| start(py, handler, args, complete))).map_err(|_| closed())?;
-        rx.await.map_err(|_| closed())
+        let scheduled = self.schedule(Box::new(move |py| start(py, handler, args, complete))).map_err(|_| closed());
+        async move {
+            scheduled?;
+            rx.await.map_err(|_| closed())
+        }
     }
 }
 

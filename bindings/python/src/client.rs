@@ -69,19 +69,14 @@ impl Client {
     /// `handler(*args)` handles server event `event`; its result is the ack.
     fn on(&self, event: String, handler: Py<PyAny>) {
         let (handler, event_loop) = (Arc::new(handler), self.event_loop.clone());
-        self.core.on(event, move |args| {
-            let (handler, event_loop) = (handler.clone(), event_loop.clone());
-            async move { event_loop.call(handler, Vec::new(), args).await }
-        });
+        // Queued for the loop as the event arrives: handlers start in order.
+        self.core.on(event, move |args| event_loop.call(handler.clone(), Vec::new(), args));
     }
 
     /// `handler(event, *args)` handles server events without a handler of their own.
     fn on_any(&self, handler: Py<PyAny>) {
         let (handler, event_loop) = (Arc::new(handler), self.event_loop.clone());
-        self.core.on_any(move |event, args| {
-            let (handler, event_loop) = (handler.clone(), event_loop.clone());
-            async move { event_loop.call(handler, vec![event], args).await }
-        });
+        self.core.on_any(move |event, args| event_loop.call(handler.clone(), vec![event], args));
     }
 
     /// `handler(kind, detail)` hears the connection's life: ("connect", sid),
@@ -179,6 +174,12 @@ impl Client {
     #[getter]
     fn sid(&self) -> Option<String> {
         self.core.id()
+    }
+
+    /// Whether the current connection took up the previous one's session.
+    #[getter]
+    fn recovered(&self) -> bool {
+        self.core.recovered()
     }
 
     /// Whether the namespace is connected now.

@@ -86,6 +86,9 @@ impl Server {
         node_ttl = 10.0,
         redis_connect_timeout = 5.0,
         redis_request_timeout = 5.0,
+        recovery_window = None,
+        recovery_skip_middlewares = true,
+        recovery_max_packets = 10_000,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -98,6 +101,9 @@ impl Server {
         node_ttl: f64,
         redis_connect_timeout: f64,
         redis_request_timeout: f64,
+        recovery_window: Option<f64>,
+        recovery_skip_middlewares: bool,
+        recovery_max_packets: usize,
     ) -> PyResult<Self> {
         let mut b = Core::builder()
             .ping_interval(convert::seconds(ping_interval, "ping_interval")?)
@@ -105,6 +111,13 @@ impl Server {
             .max_payload(max_payload);
         for origin in allowed_origins.unwrap_or_default() {
             b = b.allowed_origin(origin);
+        }
+        if let Some(window) = recovery_window {
+            b = b.connection_state_recovery(roomcast::RecoveryConfig {
+                max_disconnection_duration: convert::seconds(window, "recovery_window")?,
+                skip_middlewares: recovery_skip_middlewares,
+                max_packets: recovery_max_packets,
+            });
         }
         // The Redis clients are made inside the runtime that will drive them.
         let _runtime = redis_url.is_some().then(|| pyo3_async_runtimes::tokio::get_runtime().enter());
@@ -126,9 +139,9 @@ impl Server {
     #[pyo3(signature = (event, handler, namespace = "/"))]
     fn on(&self, event: String, handler: Py<PyAny>, namespace: &str) {
         let (handler, event_loop) = (Arc::new(handler), self.event_loop.clone());
+        // Queued for the loop as the event arrives: handlers start in order.
         self.core.of(namespace).on(event, move |socket, args| {
-            let (handler, event_loop) = (handler.clone(), event_loop.clone());
-            async move { event_loop.call(handler, vec![socket.id().as_str().to_owned()], args).await }
+            event_loop.call(handler.clone(), vec![socket.id().as_str().to_owned()], args)
         });
     }
 
@@ -172,8 +185,7 @@ impl Server {
     fn on_any(&self, handler: Py<PyAny>, namespace: &str) {
         let (handler, event_loop) = (Arc::new(handler), self.event_loop.clone());
         self.core.of(namespace).on_any(move |socket, event, args| {
-            let (handler, event_loop) = (handler.clone(), event_loop.clone());
-            async move { event_loop.call(handler, vec![event, socket.id().as_str().to_owned()], args).await }
+            event_loop.call(handler.clone(), vec![event, socket.id().as_str().to_owned()], args)
         });
     }
 
@@ -205,6 +217,13 @@ impl Server {
     #[pyo3(signature = (sid, namespace = "/"))]
     fn rooms(&self, sid: &str, namespace: &str) -> Vec<String> {
         self.find(sid, namespace).map(|s| s.rooms()).unwrap_or_default()
+    }
+
+    /// Whether socket `sid` took up a disconnected one's session
+    /// (connection state recovery); false if there is no such socket.
+    #[pyo3(signature = (sid, namespace = "/"))]
+    fn recovered(&self, sid: &str, namespace: &str) -> bool {
+        self.find(sid, namespace).is_some_and(|s| s.recovered())
     }
 
     /// Disconnect socket `sid` (with `close`, every namespace of its
