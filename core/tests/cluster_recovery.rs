@@ -22,10 +22,10 @@ async fn node(redis: &Redis) -> (Server, SocketAddr) {
     let mut c = RedisConfig::new(redis.url());
     c.node_ttl = ms(1000);
     c.request_timeout = ms(1000);
-    let b = Server::builder()
-        .shutdown_timeout(ms(500))
-        .redis(c)
-        .connection_state_recovery(RecoveryConfig { max_disconnection_duration: ms(30_000), ..RecoveryConfig::default() });
+    let b = Server::builder().shutdown_timeout(ms(500)).redis(c).connection_state_recovery(RecoveryConfig {
+        max_disconnection_duration: ms(30_000),
+        ..RecoveryConfig::default()
+    });
     common::start(b).await
 }
 

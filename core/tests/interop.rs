@@ -191,7 +191,8 @@ fn recovery_app(window: Duration) -> Server {
         })
         .build()
         .unwrap();
-    server.on("join", |s, args| async move { s.join(args.json_at(0).as_str().unwrap_or("none")).map(|()| json!("ok")) });
+    server
+        .on("join", |s, args| async move { s.join(args.json_at(0).as_str().unwrap_or("none")).map(|()| json!("ok")) });
     let srv = server.clone();
     server.on("stream", move |_s, args| {
         let srv = srv.clone();

@@ -88,10 +88,8 @@ fn numbered(args: &[Value]) -> (u64, String) {
 }
 
 fn recovery(window: Duration) -> ServerBuilder {
-    Server::builder().connection_state_recovery(RecoveryConfig {
-        max_disconnection_duration: window,
-        ..RecoveryConfig::default()
-    })
+    Server::builder()
+        .connection_state_recovery(RecoveryConfig { max_disconnection_duration: window, ..RecoveryConfig::default() })
 }
 
 /// Every socket joins `r` when it connects for the first time.

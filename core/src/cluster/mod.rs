@@ -83,7 +83,7 @@ enum Outgoing {
     /// A message on a channel.
     Publish(String, Bytes),
     /// A recoverable broadcast: into the stream and out on its channels.
-    Recorded(streams::Recorded),
+    Recorded(Box<streams::Recorded>),
 }
 
 enum SubOp {
@@ -275,6 +275,21 @@ impl Node {
 
     /// Tell the other nodes about a broadcast this node delivered locally.
     pub fn publish(&self, ns: &str, rooms: &[String], except: &[String], volatile: bool, packet: &Packet) {
+        for (channel, message) in self.copies(ns, rooms, except, volatile, packet) {
+            self.queue(channel, Some(message));
+        }
+    }
+
+    /// A broadcast's messages: one on the namespace channel, or one per
+    /// target room on that room's channel.
+    fn copies(
+        &self,
+        ns: &str,
+        rooms: &[String],
+        except: &[String],
+        volatile: bool,
+        packet: &Packet,
+    ) -> Vec<(String, Bytes)> {
         let target = |index| bus::Target {
             origin: self.id.clone(),
             ns: ns.to_owned(),
@@ -285,16 +300,17 @@ impl Node {
             dynamic: false,
         };
         if rooms.is_empty() {
-            self.queue(self.channel_ns(ns), bus::encode(target(0), packet));
-        } else {
-            for (i, room) in rooms.iter().enumerate() {
-                // A socket's own room has no channel of its own (one
-                // subscription per connection would cost every node): it
-                // travels on the namespace channel.
-                let channel = if Sid::is_shaped(room) { self.channel_ns(ns) } else { self.channel_room(ns, room) };
-                self.queue(channel, bus::encode(target(i), packet));
-            }
+            return bus::encode(target(0), packet).map(|m| (self.channel_ns(ns), m)).into_iter().collect();
         }
+        let mut out = Vec::with_capacity(rooms.len());
+        for (i, room) in rooms.iter().enumerate() {
+            // A socket's own room has no channel of its own (one
+            // subscription per connection would cost every node): it
+            // travels on the namespace channel.
+            let channel = if Sid::is_shaped(room) { self.channel_ns(ns) } else { self.channel_room(ns, room) };
+            out.extend(bus::encode(target(i), packet).map(|m| (channel, m)));
+        }
+        out
     }
 
     /// Publish a broadcast of the dynamic namespace `label` (one copy, on
@@ -343,8 +359,10 @@ impl Node {
                 let result = match &run[0] {
                     Outgoing::Publish(..) => self.publish_run(run).await,
                     Outgoing::Recorded(_) => {
-                        let recorded: Vec<_> =
-                            run.iter().filter_map(|o| if let Outgoing::Recorded(r) = o { Some(r) } else { None }).collect();
+                        let recorded: Vec<_> = run
+                            .iter()
+                            .filter_map(|o| if let Outgoing::Recorded(r) = o { Some(&**r) } else { None })
+                            .collect();
                         match &self.recovery {
                             Some(config) => self.record_run(&recorded, config).await,
                             None => Ok(()),

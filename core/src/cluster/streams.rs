@@ -27,7 +27,6 @@ use super::presence::Dirty;
 use super::{Node, Query, Selector, bus, redis_error};
 use crate::error::Result;
 use crate::hub::packet::Packet;
-use crate::hub::socket::Sid;
 use crate::recovery::{Offset, RecoveryConfig, Resume, Session, resume_point};
 
 /// KEYS[1] the stream; ARGV: window ms, max length, the publish command,
@@ -87,25 +86,9 @@ impl Node {
     /// While Redis is unreachable it is delivered here at once, without an
     /// offset (those packets cannot be recovered).
     pub fn publish_recorded(&self, ns: &str, rooms: &[String], except: &[String], packet: &Packet) {
-        let target = |index| bus::Target {
-            origin: self.id.clone(),
-            ns: ns.to_owned(),
-            rooms: rooms.to_vec(),
-            index,
-            except: except.to_vec(),
-            volatile: false,
-            dynamic: false,
-        };
-        let Some(entry) = bus::encode(target(0), packet) else { return };
-        let mut copies = Vec::new();
-        if rooms.is_empty() {
-            copies.push((self.channel_ns(ns), entry.clone()));
-        } else {
-            for (i, room) in rooms.iter().enumerate() {
-                let channel = if Sid::is_shaped(room) { self.channel_ns(ns) } else { self.channel_room(ns, room) };
-                copies.extend(bus::encode(target(i), packet).map(|m| (channel, m)));
-            }
-        }
+        let copies = self.copies(ns, rooms, except, false, packet);
+        // The stream's entry: the first copy says every room and exception.
+        let Some(entry) = copies.first().map(|(_, m)| m.clone()) else { return };
         let recorded = Recorded {
             ns: ns.to_owned(),
             stream: self.stream_key(ns),
@@ -116,7 +99,7 @@ impl Node {
         if !self.client.is_connected() || !self.subscriber.is_connected() {
             return self.deliver_fallback(&recorded);
         }
-        if let Err(mpsc_full) = self.publish_tx.try_send(super::Outgoing::Recorded(recorded)) {
+        if let Err(mpsc_full) = self.publish_tx.try_send(super::Outgoing::Recorded(Box::new(recorded))) {
             self.count(|c| &c.cluster_errors, 1);
             tracing::warn!("cluster publish queue full; delivering locally only");
             if let super::Outgoing::Recorded(r) = mpsc_full.into_inner() {
@@ -149,7 +132,11 @@ impl Node {
                 args.push(RedisValue::Bytes(message.clone()));
             }
         }
-        self.client.eval::<RedisValue, _, _, _>(RECORD, first.stream.as_str(), args).await.map(|_| ()).map_err(redis_error)
+        self.client
+            .eval::<RedisValue, _, _, _>(RECORD, first.stream.as_str(), args)
+            .await
+            .map(|_| ())
+            .map_err(redis_error)
     }
 
     /// Take the session `pid` of namespace `ns`: a parked one, else the
@@ -176,8 +163,7 @@ impl Node {
         if at != Offset::default() {
             // Still in the stream: nothing after it was trimmed.
             let id = at.to_string();
-            let found: RedisValue =
-                c.xrange(self.stream_key(ns), id.as_str(), id.as_str(), Some(1)).await.ok()?;
+            let found: RedisValue = c.xrange(self.stream_key(ns), id.as_str(), id.as_str(), Some(1)).await.ok()?;
             if !matches!(&found, RedisValue::Array(a) if !a.is_empty()) {
                 tracing::debug!(%pid, offset = %at, "recovery offset no longer in the stream; new session");
                 return None;
@@ -212,21 +198,26 @@ impl Node {
     }
 
     /// What `session`'s socket missed in `ns` since `from`, in stream order.
-    pub async fn missed(&self, ns: &str, session: &Session, from: Resume, config: &RecoveryConfig) -> Vec<(Offset, Packet)> {
+    pub async fn missed(
+        &self,
+        ns: &str,
+        session: &Session,
+        from: Resume,
+        config: &RecoveryConfig,
+    ) -> Vec<(Offset, Packet)> {
         let start = match from {
             Resume::After(o) if o == Offset::default() => "-".to_owned(),
             Resume::After(o) => format!("({o}"),
             Resume::From(o) => o.to_string(),
         };
         let count = Some(config.max_packets.max(1) as u64);
-        let entries: RedisValue =
-            match self.client.xrange(self.stream_key(ns), start.as_str(), "+", count).await {
-                Ok(v) => v,
-                Err(e) => {
-                    tracing::warn!(error = %e, "reading missed packets failed");
-                    return Vec::new();
-                }
-            };
+        let entries: RedisValue = match self.client.xrange(self.stream_key(ns), start.as_str(), "+", count).await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading missed packets failed");
+                return Vec::new();
+            }
+        };
         let RedisValue::Array(entries) = entries else { return Vec::new() };
         let mut out = Vec::new();
         for entry in entries {
@@ -262,7 +253,10 @@ impl Node {
     /// Write (or, once the socket is gone, remove) the live record of a socket.
     pub(super) async fn apply_session(&self, ns: &str, sid: &str, pid: &str) -> Result<()> {
         let key = self.live_sessions_key(&self.id);
-        let live = self.hub().and_then(|h| h.existing(ns)).and_then(|n| n.socket(sid).filter(|s| s.connected()).map(|s| (n, s)));
+        let live = self
+            .hub()
+            .and_then(|h| h.existing(ns))
+            .and_then(|n| n.socket(sid).filter(|s| s.connected()).map(|s| (n, s)));
         match live.and_then(|(n, s)| n.live_session(&s)) {
             Some(session) => {
                 let text = serde_json::to_string(&session).unwrap_or_default();

@@ -279,7 +279,13 @@ pub(crate) fn deliver_local(
 
 /// Deliver a recoverable packet at `offset`, its place in the namespace's
 /// order (the caller holds the order).
-pub(crate) fn deliver_recorded(ns: &Namespace, rooms: &[String], except: &[String], packet: Packet, offset: Offset) -> usize {
+pub(crate) fn deliver_recorded(
+    ns: &Namespace,
+    rooms: &[String],
+    except: &[String],
+    packet: Packet,
+    offset: Offset,
+) -> usize {
     let encoded = Encoded::with_offset(packet, ns.name(), Some(offset));
     ns.deliver(rooms, except, |socket| {
         let _ = socket.queue_recorded(encoded.frames(socket.protocol()), offset);

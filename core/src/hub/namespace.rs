@@ -15,7 +15,6 @@ use super::handler::{
     self, AnyHandler, ConnectHook, ConnectionHandler, DisconnectHandler, EventHandler, IntoReply, JoinHook,
 };
 use super::packet::{Encoded, Packet, Protocol};
-use crate::transport::Frame;
 use super::rooms::RoomIndex;
 use super::socket::{DisconnectReason, Sid, Socket};
 use crate::auth::{AuthHook, Identity, Rejection};
@@ -23,6 +22,7 @@ use crate::cluster::{Dirty, Node, Partial, Query};
 use crate::error::{Error, ErrorKind, Result};
 use crate::presence::{self, Member, PresenceEvent, PresenceKind, Tracker};
 use crate::recovery::{self, Buffer, Offset, RecoveryConfig, Resume, Session};
+use crate::transport::Frame;
 
 /// Connection counts per authenticated user, shared by all namespaces.
 pub(crate) type Users = Mutex<HashMap<String, usize>>;
@@ -783,8 +783,10 @@ impl Namespace {
     /// so that its client can take it up if this node dies).
     pub(crate) fn live_session(&self, socket: &Socket) -> Option<Session> {
         self.recovery.as_ref()?;
-        let rooms =
-            self.rooms_of(socket.id()).into_iter().filter(|r| r != socket.id().as_str() && !r.starts_with(USER_ROOM_PREFIX));
+        let rooms = self
+            .rooms_of(socket.id())
+            .into_iter()
+            .filter(|r| r != socket.id().as_str() && !r.starts_with(USER_ROOM_PREFIX));
         Some(Session {
             pid: socket.pid()?.to_owned(),
             sid: socket.id().to_string(),

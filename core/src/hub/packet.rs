@@ -217,6 +217,9 @@ mod tests {
         let packet = Packet::Event { event: "e".into(), args: Args::one(serde_json::json!(1)), id: None };
         let e = Encoded::with_offset(packet, "/", Some(Offset { ms: 7, seq: 2 }));
         assert_eq!(e.frames(Protocol::SocketIo)[0], Frame::Text(r#"42["e",1,"7-2"]"#.into()));
-        assert_eq!(e.frames(Protocol::Json)[0], Frame::Text(r#"{"type":"event","event":"e","data":1,"offset":"7-2"}"#.into()));
+        assert_eq!(
+            e.frames(Protocol::Json)[0],
+            Frame::Text(r#"{"type":"event","event":"e","data":1,"offset":"7-2"}"#.into())
+        );
     }
 }

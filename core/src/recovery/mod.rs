@@ -194,12 +194,24 @@ impl Buffer {
     /// Single node: give a recoverable packet the next offset, keep it, and hand it to
     /// `deliver` while the order is held, so no other packet of the
     /// namespace reaches any socket in between.
-    pub fn record<R>(&self, rooms: &[String], except: &[String], packet: &Packet, deliver: impl FnOnce(Offset) -> R) -> R {
+    pub fn record<R>(
+        &self,
+        rooms: &[String],
+        except: &[String],
+        packet: &Packet,
+        deliver: impl FnOnce(Offset) -> R,
+    ) -> R {
         let mut st = self.state.lock();
         let now = Instant::now();
         let offset = st.last.next(crate::presence::now_ms());
         st.last = offset;
-        st.packets.push_back(Kept { offset, at: now, rooms: rooms.to_vec(), except: except.to_vec(), packet: packet.clone() });
+        st.packets.push_back(Kept {
+            offset,
+            at: now,
+            rooms: rooms.to_vec(),
+            except: except.to_vec(),
+            packet: packet.clone(),
+        });
         self.trim(&mut st, now);
         deliver(offset)
     }
@@ -273,7 +285,12 @@ pub(crate) fn recoverable(reason: crate::hub::socket::DisconnectReason) -> bool 
     use crate::hub::socket::DisconnectReason as R;
     matches!(
         reason,
-        R::TransportClose | R::TransportError | R::PingTimeout | R::ServerShutdown | R::ForcedServerClose | R::SlowConsumer
+        R::TransportClose
+            | R::TransportError
+            | R::PingTimeout
+            | R::ServerShutdown
+            | R::ForcedServerClose
+            | R::SlowConsumer
     )
 }
 

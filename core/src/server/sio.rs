@@ -138,8 +138,7 @@ impl SioSession {
             _ => None,
         };
         let handshake = Arc::new(Handshake { namespace: nsp.clone(), auth, ..(*self.handshake).clone() });
-        let identity =
-            ns.identify(handshake.clone(), self.server.config.handshake_timeout, resumed.as_ref()).await;
+        let identity = ns.identify(handshake.clone(), self.server.config.handshake_timeout, resumed.as_ref()).await;
         let identity = match identity {
             Ok(i) => i,
             Err(rej) => return self.connect_error(&nsp, &rej),

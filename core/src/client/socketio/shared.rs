@@ -19,8 +19,8 @@ use super::{ConnectError, SocketIoEvent, SocketIoOptions};
 use crate::client::ClientState;
 use crate::error::{Error, ErrorKind, Result};
 use crate::hub::args::{Args, Data};
-use serde_json::Value;
 use crate::hub::handler::Reply;
+use serde_json::Value;
 
 /// Capacity of the event broadcast channel; a receiver further behind than
 /// this misses events (`RecvError::Lagged`).
