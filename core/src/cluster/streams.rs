@@ -142,14 +142,7 @@ impl Node {
     /// Take the session `pid` of namespace `ns`: a parked one, else the
     /// live record of a socket whose node lost it without noticing yet, or
     /// died (that node is told to drop the socket, in case it is alive).
-    pub async fn take_session(
-        &self,
-        ns: &str,
-        pid: &str,
-        offset: Option<&str>,
-        config: &RecoveryConfig,
-    ) -> Option<(Session, Resume)> {
-        let _ = config;
+    pub async fn take_session(&self, ns: &str, pid: &str, offset: Option<&str>) -> Option<(Session, Resume)> {
         let c = &self.client;
         let parked: Option<String> = c.getdel(self.session_key(pid)).await.ok().flatten();
         let session = match parked {
@@ -238,7 +231,7 @@ impl Node {
     }
 
     /// Park the session of a socket that went away for its client.
-    pub fn park(&self, _ns: &str, session: Session, config: &RecoveryConfig) {
+    pub fn park(&self, session: Session, config: &RecoveryConfig) {
         let key = self.session_key(&session.pid);
         let text = serde_json::to_string(&session).unwrap_or_default();
         let px = Expiration::PX(config.max_disconnection_duration.as_millis() as i64);

@@ -267,8 +267,8 @@ pub(crate) fn deliver_local(
         && packet.recoverable()
         && let Some(buffer) = ns.recovery().filter(|b| b.is_local())
     {
-        let kept = packet.clone();
-        return buffer.record(rooms, except, &kept, |offset| deliver_recorded(ns, rooms, except, packet, offset));
+        return buffer
+            .record(rooms, except, packet, |offset, packet| deliver_recorded(ns, rooms, except, packet, offset));
     }
     let encoded = Encoded::new(packet, ns.name());
     ns.deliver(rooms, except, |socket| {

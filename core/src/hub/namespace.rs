@@ -686,7 +686,7 @@ impl Namespace {
     pub(crate) async fn take_session(&self, pid: &str, offset: Option<&str>) -> Option<(Session, Resume)> {
         let buffer = self.recovery.as_ref()?;
         match &self.cluster {
-            Some(node) => node.take_session(&self.name, pid, offset, buffer.config()).await,
+            Some(node) => node.take_session(&self.name, pid, offset).await,
             None => buffer.take(pid, offset),
         }
     }
@@ -741,7 +741,7 @@ impl Namespace {
     pub(crate) fn remove_parking(&self, socket: &Socket, reason: DisconnectReason) -> Vec<String> {
         let mark = self.recovery_mark();
         let left = self.remove(socket);
-        self.park(socket, reason, &left, mark);
+        self.park(socket, reason, left.clone(), mark);
         left
     }
 
@@ -783,18 +783,21 @@ impl Namespace {
     /// so that its client can take it up if this node dies).
     pub(crate) fn live_session(&self, socket: &Socket) -> Option<Session> {
         self.recovery.as_ref()?;
-        let rooms = self
-            .rooms_of(socket.id())
-            .into_iter()
-            .filter(|r| r != socket.id().as_str() && !r.starts_with(USER_ROOM_PREFIX));
+        self.session_of(socket, self.rooms_of(socket.id()), socket.connect_mark())
+    }
+
+    /// `socket`'s session with the rooms it is (or was) in; its replay
+    /// starts at its first packet, else after `mark`.
+    fn session_of(&self, socket: &Socket, rooms: Vec<String>, mark: Offset) -> Option<Session> {
+        let named = rooms.into_iter().filter(|r| r != socket.id().as_str() && !r.starts_with(USER_ROOM_PREFIX));
         Some(Session {
             pid: socket.pid()?.to_owned(),
             sid: socket.id().to_string(),
-            rooms: rooms.collect(),
+            rooms: named.collect(),
             data: socket.data(),
             user_id: socket.user_id().map(str::to_owned),
             presence: socket.presence_set(),
-            start: socket.first_offset().map_or(Resume::After(socket.connect_mark()), Resume::From),
+            start: socket.first_offset().map_or(Resume::After(mark), Resume::From),
         })
     }
 
@@ -808,23 +811,14 @@ impl Namespace {
 
     /// Keep the session of a socket that went away for a recoverable
     /// reason, for its client to take up (see [`Namespace::recovery_mark`]).
-    fn park(&self, socket: &Socket, reason: DisconnectReason, left: &[String], mark: Option<Offset>) {
-        let (Some(buffer), Some(pid), Some(mark)) = (&self.recovery, socket.pid(), mark) else { return };
+    fn park(&self, socket: &Socket, reason: DisconnectReason, left: Vec<String>, mark: Option<Offset>) {
+        let (Some(buffer), Some(mark)) = (&self.recovery, mark) else { return };
         if !recovery::recoverable(reason) {
             return;
         }
-        let rooms = left.iter().filter(|r| !r.starts_with(USER_ROOM_PREFIX)).cloned().collect();
-        let session = Session {
-            pid: pid.to_owned(),
-            sid: socket.id().to_string(),
-            rooms,
-            data: socket.data(),
-            user_id: socket.user_id().map(str::to_owned),
-            presence: socket.presence_set(),
-            start: socket.first_offset().map_or(Resume::After(mark), Resume::From),
-        };
+        let Some(session) = self.session_of(socket, left, mark) else { return };
         match &self.cluster {
-            Some(node) => node.park(&self.name, session, buffer.config()),
+            Some(node) => node.park(session, buffer.config()),
             None => buffer.park(session),
         }
     }

@@ -191,15 +191,15 @@ impl Buffer {
         self.local
     }
 
-    /// Single node: give a recoverable packet the next offset, keep it, and hand it to
-    /// `deliver` while the order is held, so no other packet of the
-    /// namespace reaches any socket in between.
+    /// Single node: give a recoverable packet the next offset, keep a copy
+    /// of it, and hand it to `deliver` while the order is held, so no other
+    /// packet of the namespace reaches any socket in between.
     pub fn record<R>(
         &self,
         rooms: &[String],
         except: &[String],
-        packet: &Packet,
-        deliver: impl FnOnce(Offset) -> R,
+        packet: Packet,
+        deliver: impl FnOnce(Offset, Packet) -> R,
     ) -> R {
         let mut st = self.state.lock();
         let now = Instant::now();
@@ -213,7 +213,7 @@ impl Buffer {
             packet: packet.clone(),
         });
         self.trim(&mut st, now);
-        deliver(offset)
+        deliver(offset, packet)
     }
 
     /// Hand a packet the cluster already ordered to `deliver`, in order.
@@ -338,12 +338,12 @@ mod tests {
     #[test]
     fn restores_exactly_what_the_rooms_missed_in_order() {
         let b = Buffer::new(RecoveryConfig::default(), true);
-        let first = b.record(&r(&["a"]), &[], &event(1), |o| o);
-        b.record(&r(&["b"]), &[], &event(2), |o| o);
-        b.record(&[], &r(&["sid"]), &event(3), |o| o); // all but this socket
-        b.record(&[], &[], &event(4), |o| o);
-        b.record(&r(&["user:u"]), &[], &event(5), |o| o);
-        b.record(&r(&["sid"]), &[], &event(6), |o| o);
+        let first = b.record(&r(&["a"]), &[], event(1), |o, _| o);
+        b.record(&r(&["b"]), &[], event(2), |o, _| o);
+        b.record(&[], &r(&["sid"]), event(3), |o, _| o); // all but this socket
+        b.record(&[], &[], event(4), |o, _| o);
+        b.record(&r(&["user:u"]), &[], event(5), |o, _| o);
+        b.record(&r(&["sid"]), &[], event(6), |o, _| o);
         b.park(session("p", &["a"], Resume::After(b.last())));
         let (session, from) = b.take("p", Some(&first.to_string())).expect("restored");
         let got: Vec<_> = b.missed(&session, from).into_iter().map(|(_, p)| p).collect();
@@ -354,8 +354,8 @@ mod tests {
     #[test]
     fn no_offset_replays_from_the_sessions_start() {
         let b = Buffer::new(RecoveryConfig::default(), true);
-        let o1 = b.record(&[], &[], &event(1), |o| o);
-        b.record(&[], &[], &event(2), |o| o);
+        let o1 = b.record(&[], &[], event(1), |o, _| o);
+        b.record(&[], &[], event(2), |o, _| o);
         b.park(session("p", &[], Resume::From(o1)));
         let (session, from) = b.take("p", None).expect("restored");
         assert_eq!(b.missed(&session, from).len(), 2);
@@ -365,10 +365,10 @@ mod tests {
     fn trimmed_packets_or_unknown_offsets_give_a_new_session() {
         let cfg = RecoveryConfig { max_packets: 2, ..RecoveryConfig::default() };
         let b = Buffer::new(cfg, true);
-        let o1 = b.record(&[], &[], &event(1), |o| o);
-        let o2 = b.record(&[], &[], &event(2), |o| o);
-        b.record(&[], &[], &event(3), |o| o);
-        b.record(&[], &[], &event(4), |o| o);
+        let o1 = b.record(&[], &[], event(1), |o, _| o);
+        let o2 = b.record(&[], &[], event(2), |o, _| o);
+        b.record(&[], &[], event(3), |o, _| o);
+        b.record(&[], &[], event(4), |o, _| o);
         b.park(session("p", &[], Resume::After(o1)));
         assert!(b.take("p", Some(&o1.to_string())).is_none(), "packet 2 is gone");
         b.park(session("p", &[], Resume::After(o1)));
