@@ -171,3 +171,31 @@ async fn a_client_whose_node_was_killed_recovers_on_a_survivor() {
     assert_eq!(within(message(&mut back)).await.0, 4);
     survivor.shutdown().await;
 }
+
+#[tokio::test]
+async fn while_redis_is_down_recoverable_broadcasts_still_reach_local_members() {
+    let mut redis = Redis::start();
+    let (a, a_addr) = node(&redis).await;
+    let (mut member, _) = connect(a_addr, "").await;
+    member.join("room").await;
+    a.to("room").emit("n", 0).unwrap();
+    let e = member.recv_type("event").await;
+    assert!(e["offset"].is_string(), "through the stream while Redis is up: {e}");
+    redis.kill();
+    // Once the node has noticed, delivery is local and at once, without an offset.
+    let mut n = 1;
+    let e = within(async {
+        loop {
+            a.to("room").emit("n", n).unwrap();
+            n += 1;
+            if let Ok(e) = tokio::time::timeout(ms(300), member.recv_type("event")).await
+                && e["offset"].is_null()
+            {
+                return e;
+            }
+        }
+    })
+    .await;
+    assert!(e["data"].as_u64().unwrap() >= 1, "{e}");
+    a.shutdown().await;
+}

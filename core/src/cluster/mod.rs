@@ -83,7 +83,7 @@ enum Outgoing {
     /// A message on a channel.
     Publish(String, Bytes),
     /// A recoverable broadcast: into the stream and out on its channels.
-    Recorded(Box<streams::Recorded>),
+    Recorded(streams::Recorded),
 }
 
 enum SubOp {
@@ -361,7 +361,7 @@ impl Node {
                     Outgoing::Recorded(_) => {
                         let recorded: Vec<_> = run
                             .iter()
-                            .filter_map(|o| if let Outgoing::Recorded(r) = o { Some(&**r) } else { None })
+                            .filter_map(|o| if let Outgoing::Recorded(r) = o { Some(r) } else { None })
                             .collect();
                         match &self.recovery {
                             Some(config) => self.record_run(&recorded, config).await,

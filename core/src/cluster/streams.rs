@@ -18,6 +18,8 @@
 //! `session:<pid>` for the recovery window; a survivor parks a dead node's
 //! live records the same way.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use fred::prelude::{
     ClientLike, Expiration, HashesInterface, KeysInterface, LuaInterface, StreamsInterface, Value as RedisValue,
@@ -51,14 +53,14 @@ redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]) * 2)
 return 1
 ";
 
-/// A recoverable broadcast on its way to Redis.
+/// A recoverable broadcast on its way to Redis: its messages, one per
+/// target channel. The first one, which names every room and exception,
+/// is also the stream's entry (and what this node delivers if Redis
+/// refuses it).
 pub(super) struct Recorded {
     pub ns: String,
     stream: String,
-    entry: Bytes,
     copies: Vec<(String, Bytes)>,
-    /// What this node delivers now if Redis refuses it (at most once).
-    fallback: (Vec<String>, Vec<String>, Packet),
 }
 
 impl Node {
@@ -87,19 +89,14 @@ impl Node {
     /// offset (those packets cannot be recovered).
     pub fn publish_recorded(&self, ns: &str, rooms: &[String], except: &[String], packet: &Packet) {
         let copies = self.copies(ns, rooms, except, false, packet);
-        // The stream's entry: the first copy says every room and exception.
-        let Some(entry) = copies.first().map(|(_, m)| m.clone()) else { return };
-        let recorded = Recorded {
-            ns: ns.to_owned(),
-            stream: self.stream_key(ns),
-            entry,
-            copies,
-            fallback: (rooms.to_vec(), except.to_vec(), packet.clone()),
-        };
+        if copies.is_empty() {
+            return;
+        }
+        let recorded = Recorded { ns: ns.to_owned(), stream: self.stream_key(ns), copies };
         if !self.client.is_connected() || !self.subscriber.is_connected() {
             return self.deliver_fallback(&recorded);
         }
-        if let Err(mpsc_full) = self.publish_tx.try_send(super::Outgoing::Recorded(Box::new(recorded))) {
+        if let Err(mpsc_full) = self.publish_tx.try_send(super::Outgoing::Recorded(recorded)) {
             self.count(|c| &c.cluster_errors, 1);
             tracing::warn!("cluster publish queue full; delivering locally only");
             if let super::Outgoing::Recorded(r) = mpsc_full.into_inner() {
@@ -111,8 +108,8 @@ impl Node {
     /// Deliver here what Redis could not take (no offset: not recoverable).
     pub(super) fn deliver_fallback(&self, r: &Recorded) {
         let Some(ns) = self.hub().and_then(|h| h.existing(&r.ns)) else { return };
-        let (rooms, except, packet) = &r.fallback;
-        crate::hub::broadcast::deliver_local(&ns, rooms, except, false, packet.clone());
+        let Some((target, packet)) = r.copies.first().and_then(|(_, m)| bus::decode(m.clone())) else { return };
+        crate::hub::broadcast::deliver_local(&ns, &target.rooms, &target.except, false, packet);
     }
 
     /// Append and publish `run` (recoverable broadcasts of one namespace,
@@ -125,7 +122,7 @@ impl Node {
             if self.sharded { "SPUBLISH" } else { "PUBLISH" }.into(),
         ];
         for r in run {
-            args.push(RedisValue::Bytes(r.entry.clone()));
+            args.push(RedisValue::Bytes(r.copies[0].1.clone()));
             args.push((r.copies.len() as i64).into());
             for (channel, message) in &r.copies {
                 args.push(channel.as_str().into());
@@ -142,7 +139,12 @@ impl Node {
     /// Take the session `pid` of namespace `ns`: a parked one, else the
     /// live record of a socket whose node lost it without noticing yet, or
     /// died (that node is told to drop the socket, in case it is alive).
-    pub async fn take_session(&self, ns: &str, pid: &str, offset: Option<&str>) -> Option<(Session, Resume)> {
+    pub async fn take_session(
+        self: &Arc<Self>,
+        ns: &str,
+        pid: &str,
+        offset: Option<&str>,
+    ) -> Option<(Session, Resume)> {
         let c = &self.client;
         let parked: Option<String> = c.getdel(self.session_key(pid)).await.ok().flatten();
         let session = match parked {
@@ -165,7 +167,7 @@ impl Node {
         Some((session, from))
     }
 
-    async fn take_live(&self, ns: &str, pid: &str) -> Option<Session> {
+    async fn take_live(self: &Arc<Self>, ns: &str, pid: &str) -> Option<Session> {
         let c = &self.client;
         for node in self.nodes().await.ok()? {
             let key = self.live_sessions_key(&node);
@@ -179,11 +181,11 @@ impl Node {
     }
 
     /// Make whichever node still holds socket `sid` drop it.
-    fn drop_elsewhere(&self, ns: &str, sid: &str) {
+    fn drop_elsewhere(self: &Arc<Self>, ns: &str, sid: &str) {
         if let Some(socket) = self.hub().and_then(|h| h.existing(ns)).and_then(|n| n.socket(sid)) {
             socket.disconnect();
         }
-        let Some(node) = self.hub().and_then(|h| h.cluster.clone()) else { return };
+        let node = self.clone();
         let sel = Selector { ns: ns.to_owned(), rooms: vec![sid.to_owned()], except: Vec::new() };
         tokio::spawn(async move {
             let _ = node.ask_with_timeout(Query::Disconnect { sel, close: false }).await;
