@@ -84,6 +84,7 @@ class Socket extends EventEmitter {
     if (kind === "connect") {
       this.id = detail;
       this.connected = true;
+      this.recovered = this._native.recovered;
       fire(this, "connect", [], this.id);
     } else if (kind === "disconnect") {
       this.connected = false;

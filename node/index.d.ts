@@ -23,6 +23,21 @@ export interface ServerOptions {
    *  `disconnectSockets`, broadcast acks and `serverSideEmit` span every
    *  server on the same Redis and prefix. */
   redis?: string | RedisOptions;
+  /** socket.io's connection state recovery (off when absent; `{}` for the defaults): a
+   *  client that loses its connection and comes back within `maxDisconnectionDuration`
+   *  gets its id, rooms and `data` back and every event it missed, in order
+   *  (`socket.recovered`). Each recoverable event carries its offset as its last argument,
+   *  which socket.io-client passes to listeners too. With `redis`, across nodes. */
+  connectionStateRecovery?: RecoveryOptions;
+}
+
+export interface RecoveryOptions {
+  /** Milliseconds a disconnected client may take to come back (default 120000). */
+  maxDisconnectionDuration?: number;
+  /** Whether a recovered socket skips `io.use` middlewares (default true). */
+  skipMiddlewares?: boolean;
+  /** Events kept per namespace at most (default 10000); a client further behind gets a new session. */
+  maxPackets?: number;
 }
 
 export interface RedisOptions {
@@ -147,8 +162,11 @@ export declare class Socket extends EventEmitter {
   readonly server: Server;
   readonly handshake: Handshake;
   /** Free for the app: whatever it keeps with the socket. In a cluster, what the other
-   *  servers' `fetchSockets` see (JSON values and Buffers), sent whenever it changes. */
+   *  servers' `fetchSockets` see (JSON values and Buffers), sent whenever it changes;
+   *  with connection state recovery, what a recovered socket gets back. */
   data: any;
+  /** Whether it took up a disconnected socket's session (connection state recovery). */
+  readonly recovered: boolean;
   readonly connected: boolean;
   readonly disconnected: boolean;
   /** The rooms it is in, its own (its id) first. */

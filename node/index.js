@@ -44,7 +44,8 @@ const SERVER_RESERVED = new Set([
   "removeListener",
 ]);
 
-// socket.data is what other nodes' fetchSockets see: in a cluster the
+// socket.data is what other nodes' fetchSockets see, and what a recovered
+// socket gets back: in a cluster or with connection state recovery the
 // facade hands it to the core whenever the app changes it, through proxies
 // over its plain objects and arrays (class instances are kept as they are).
 const TARGETS = new WeakMap();
@@ -269,6 +270,8 @@ class Socket extends EventEmitter {
     this.id = id;
     this.handshake = handshake;
     this._data = {};
+    /** Whether it took up a disconnected socket's session (connection state recovery). */
+    this.recovered = false;
     this._dataProxies = new WeakMap();
     this._dataQueued = false;
     this.connected = false;
@@ -287,7 +290,7 @@ class Socket extends EventEmitter {
   /** Free for the app; in a cluster, what other nodes' `fetchSockets` see
    *  (JSON values and Buffers), handed to the core whenever it changes. */
   get data() {
-    return this.server._clustered ? watched(this._data, () => this._dataChanged(), this._dataProxies) : this._data;
+    return this.server._shared ? watched(this._data, () => this._dataChanged(), this._dataProxies) : this._data;
   }
 
   set data(value) {
@@ -296,7 +299,7 @@ class Socket extends EventEmitter {
   }
 
   _dataChanged() {
-    if (!this.server._clustered || this._dataQueued) return;
+    if (!this.server._shared || this._dataQueued) return;
     this._dataQueued = true;
     queueMicrotask(() => {
       this._dataQueued = false;
@@ -445,10 +448,12 @@ class Namespace extends EventEmitter {
     /** Connected sockets by id. */
     this.sockets = new Map();
     this._middlewares = [];
-    this.native.onConnect(name, async (sid, handshake) => {
+    this.native.onConnect(name, async (sid, { handshake, recovered, skipMiddlewares, data }) => {
       const socket = new Socket(this, sid, handshake);
+      socket.recovered = recovered;
+      if (recovered) socket._data = data;
       try {
-        await admit(this._middlewares, socket);
+        if (!skipMiddlewares) await admit(this._middlewares, socket);
       } catch (err) {
         return { message: String(err?.message ?? err), data: err?.data ?? null };
       }
@@ -592,6 +597,9 @@ class Server extends EventEmitter {
     const opts = (port === undefined ? portOrOptions : maybeOptions) ?? {};
     const cluster = redis(opts.redis);
     this._clustered = cluster !== undefined;
+    /** socket.data lives in the core too: for other nodes, and for the
+     *  session a disconnected socket leaves to its client. */
+    this._shared = this._clustered || opts.connectionStateRecovery !== undefined;
     /** How long a server-side event waits for its listener's ack. */
     this._requestTimeout = cluster?.requestTimeout ?? 5000;
     this._serverEvents = new Set();
@@ -603,6 +611,7 @@ class Server extends EventEmitter {
       path: opts.path,
       corsOrigins: origins(opts.cors),
       redis: cluster,
+      connectionStateRecovery: opts.connectionStateRecovery,
     });
     this._native.onNodeLost((lost) => fire(this, "node_lost", [lost], lost.sid));
     this._nsps = new Map();

@@ -38,6 +38,11 @@ export declare class NativeClient {
   close(): Promise<void>
   /** The socket id while connected. */
   get id(): string | null
+  /**
+   * Whether the current connection took up the previous one's session
+   * (the server has connection state recovery on).
+   */
+  get recovered(): boolean
   /** Whether the namespace is connected now. */
   get connected(): boolean
   /** Whether the client is (re)connecting or connected: it has not given up. */
@@ -107,11 +112,12 @@ export declare class NativeServer {
   /** Close every connection and stop listening; the process may exit after. */
   close(): Promise<void>
   /**
-   * `handler(sid, handshake)` admits each new socket of `ns` before it
-   * learns it is connected: resolving to null accepts, to
-   * `{message, data}` refuses (the client's connect_error).
+   * `handler(sid, {handshake, recovered, skipMiddlewares, data})` admits
+   * each new socket of `ns` before it learns it is connected, recovered
+   * ones too: resolving to null accepts, to `{message, data}` refuses
+   * (the client's connect_error).
    */
-  onConnect(ns: string, handler: (sid: string, handshake: any) => Promise<any>): void
+  onConnect(ns: string, handler: (sid: string, admission: { handshake: any, recovered: boolean, skipMiddlewares: boolean, data: any }) => Promise<any>): void
   /**
    * `handler(sid, event, args, wantsAck)` receives every event of `ns`;
    * when the client wants an ack, the ack is what the promise resolves to.
@@ -212,6 +218,16 @@ export interface ClientOptions {
   timeout?: number
 }
 
+/** socket.io's `connectionStateRecovery`, durations in milliseconds. */
+export interface RecoveryOptions {
+  /** How long a disconnected client may come back (120000 by default). */
+  maxDisconnectionDuration?: number
+  /** Whether a recovered socket skips the middlewares (true by default). */
+  skipMiddlewares?: boolean
+  /** Packets kept per namespace at most (10000 by default). */
+  maxPackets?: number
+}
+
 /**
  * A cluster over Redis: servers on the same Redis and prefix share
  * broadcasts, rooms and presence. Durations in milliseconds.
@@ -241,6 +257,8 @@ export interface ServerOptions {
   corsOrigins?: Array<string>
   /** Join a cluster over Redis. */
   redis?: RedisOptions
+  /** Connection state recovery (socket.io's option): off when absent. */
+  connectionStateRecovery?: RecoveryOptions
 }
 
 /** The server's counters (`roomcast::Stats`) in socket.io's naming. */

@@ -232,6 +232,24 @@ async fn hooks_are_skipped_on_recovery_unless_configured_otherwise() {
                 }
             });
         let (server, addr) = start(builder).await;
+        let hooks = Arc::new(AtomicUsize::new(0));
+        let h = hooks.clone();
+        server.of("/").on_connect(move |_| {
+            let h = h.clone();
+            async move {
+                h.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            }
+        });
+        let admitted = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let a = admitted.clone();
+        server.of("/").on_admit(move |s| {
+            let a = a.clone();
+            async move {
+                a.lock().push((s.recovered(), s.skips_middlewares()));
+                Ok(())
+            }
+        });
         let c = Sio::connect(addr, json!({})).await;
         let pid = c.pid().unwrap().to_owned();
         drop(c);
@@ -239,6 +257,8 @@ async fn hooks_are_skipped_on_recovery_unless_configured_otherwise() {
         let back = Sio::connect(addr, json!({"pid": pid})).await;
         assert_eq!(back.pid(), Some(pid.as_str()), "recovered");
         assert_eq!(calls.load(Ordering::SeqCst), if skip { 1 } else { 2 }, "skip_middlewares = {skip}");
+        assert_eq!(hooks.load(Ordering::SeqCst), if skip { 1 } else { 2 }, "connect hooks too");
+        assert_eq!(*admitted.lock(), vec![(false, false), (true, skip)], "on_admit runs every time");
         let s = server.socket(back.sid()).unwrap();
         assert_eq!(s.user_id(), Some("ann"), "the user comes back");
         assert!(server.is_online("ann").await.unwrap());

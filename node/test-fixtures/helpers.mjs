@@ -112,3 +112,27 @@ export async function exitsByItself(script) {
   assert.equal(code, 0, out);
   return out;
 }
+
+/** A TCP proxy to `port` whose `cut()` drops every connection through it at
+ *  once, as a network failure would; closed when the test ends. */
+export async function cuttingProxy(t, port) {
+  const { createServer, connect: tcp } = await import("node:net");
+  const links = new Set();
+  const server = createServer((inbound) => {
+    const outbound = tcp(port, "127.0.0.1");
+    const pair = [inbound, outbound];
+    links.add(pair);
+    for (const s of pair) s.on("error", () => {}).on("close", () => links.delete(pair));
+    inbound.pipe(outbound).pipe(inbound);
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  const cut = () => {
+    for (const pair of links) pair.forEach((s) => s.destroy());
+    links.clear();
+  };
+  t.after(() => {
+    cut();
+    server.close();
+  });
+  return { url: `http://127.0.0.1:${server.address().port}`, cut };
+}

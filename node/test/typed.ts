@@ -36,6 +36,18 @@ async function main(): Promise<void> {
   await server.close();
 }
 
+// Connection state recovery.
+async function recovery(): Promise<void> {
+  const server = new Server({ connectionStateRecovery: { maxDisconnectionDuration: 60_000, skipMiddlewares: true } });
+  server.on("connection", (socket) => {
+    const back: boolean = socket.recovered;
+    if (!back) socket.join("lobby");
+  });
+  const client = io(`http://127.0.0.1:${await server.listen(0)}`);
+  client.on("connect", () => console.log(client.recovered));
+  await server.close();
+}
+
 // Presence, on a node of a cluster.
 async function presence(): Promise<void> {
   const server = new Server({ redis: { url: "redis://127.0.0.1:6379", prefix: "chat", nodeTtl: 5000 } });
@@ -112,3 +124,4 @@ async function cluster(): Promise<void> {
 
 void main();
 void cluster();
+void recovery();

@@ -201,6 +201,13 @@ impl NativeClient {
         self.core.id()
     }
 
+    /// Whether the current connection took up the previous one's session
+    /// (the server has connection state recovery on).
+    #[napi(getter)]
+    pub fn recovered(&self) -> bool {
+        self.core.recovered()
+    }
+
     /// Whether the namespace is connected now.
     #[napi(getter)]
     pub fn connected(&self) -> bool {

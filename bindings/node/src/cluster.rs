@@ -114,7 +114,7 @@ impl RemoteHandshakeJs {
 }
 
 /// socket.io's `handshake.auth` and `socket.data` are `{}` until set.
-fn object_or_empty(v: Value) -> JsPlain {
+pub(crate) fn object_or_empty(v: Value) -> JsPlain {
     match v {
         Value::Null => JsPlain::of(&serde_json::Map::new()),
         v => JsPlain(from_json(v)),

@@ -21,11 +21,11 @@ use crate::value::{JsArgs, JsJson, JsPlain, ReplyIn, args_from_js};
 
 /// `(sid, event, args, wantsAck)`.
 type EventArgs = FnArgs<(String, String, JsArgs, bool)>;
-/// `(sid, handshake) => Promise<null | {message, data}>`.
+/// `(sid, admission) => Promise<null | {message, data}>`.
 type ConnectFn = ThreadsafeFunction<
-    FnArgs<(String, JsJson<HandshakeJs>)>,
+    FnArgs<(String, JsJson<AdmissionJs>)>,
     Promise<Value>,
-    FnArgs<(String, JsJson<HandshakeJs>)>,
+    FnArgs<(String, JsJson<AdmissionJs>)>,
     Status,
     false,
     true,
@@ -53,6 +53,30 @@ pub struct ServerOptions {
     pub cors_origins: Option<Vec<String>>,
     /// Join a cluster over Redis.
     pub redis: Option<RedisOptions>,
+    /// Connection state recovery (socket.io's option): off when absent.
+    pub connection_state_recovery: Option<RecoveryOptions>,
+}
+
+/// socket.io's `connectionStateRecovery`, durations in milliseconds.
+#[napi(object)]
+pub struct RecoveryOptions {
+    /// How long a disconnected client may come back (120000 by default).
+    pub max_disconnection_duration: Option<u32>,
+    /// Whether a recovered socket skips the middlewares (true by default).
+    pub skip_middlewares: Option<bool>,
+    /// Packets kept per namespace at most (10000 by default).
+    pub max_packets: Option<u32>,
+}
+
+impl RecoveryOptions {
+    fn config(self) -> roomcast::RecoveryConfig {
+        let d = roomcast::RecoveryConfig::default();
+        roomcast::RecoveryConfig {
+            max_disconnection_duration: self.max_disconnection_duration.map_or(d.max_disconnection_duration, millis),
+            skip_middlewares: self.skip_middlewares.unwrap_or(d.skip_middlewares),
+            max_packets: self.max_packets.map_or(d.max_packets, |n| n as usize),
+        }
+    }
 }
 
 /// A cluster over Redis: servers on the same Redis and prefix share
@@ -97,6 +121,29 @@ pub struct HandshakeJs {
     fields: RemoteHandshakeJs,
     time: String,
     issued: f64,
+}
+
+/// What the facade needs to admit a new socket: its handshake, whether it
+/// took up a disconnected one's session (with that session's data), and
+/// whether the application's middlewares are skipped for it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdmissionJs {
+    handshake: HandshakeJs,
+    recovered: bool,
+    skip_middlewares: bool,
+    data: JsPlain,
+}
+
+impl AdmissionJs {
+    fn of(socket: &roomcast::Socket) -> Self {
+        Self {
+            handshake: HandshakeJs::of(socket.handshake()),
+            recovered: socket.recovered(),
+            skip_middlewares: socket.skips_middlewares(),
+            data: crate::cluster::object_or_empty(socket.data()),
+        }
+    }
 }
 
 impl HandshakeJs {
@@ -164,6 +211,7 @@ impl NativeServer {
             path: None,
             cors_origins: None,
             redis: None,
+            connection_state_recovery: None,
         });
         let mut b = Core::builder();
         if let Some(ms) = o.ping_interval {
@@ -186,6 +234,9 @@ impl NativeServer {
         }
         if let Some(redis) = o.redis {
             b = b.redis(redis.config());
+        }
+        if let Some(recovery) = o.connection_state_recovery {
+            b = b.connection_state_recovery(recovery.config());
         }
         let core = napi::bindgen_prelude::within_runtime_if_available(|| b.build()).map_err(|e| errors::coded(&e))?;
         Ok(Self { core, keepalive: Mutex::new(None) })
@@ -222,21 +273,24 @@ impl NativeServer {
         )
     }
 
-    /// `handler(sid, handshake)` admits each new socket of `ns` before it
-    /// learns it is connected: resolving to null accepts, to
-    /// `{message, data}` refuses (the client's connect_error).
-    #[napi(ts_args_type = "ns: string, handler: (sid: string, handshake: any) => Promise<any>")]
+    /// `handler(sid, {handshake, recovered, skipMiddlewares, data})` admits
+    /// each new socket of `ns` before it learns it is connected, recovered
+    /// ones too: resolving to null accepts, to `{message, data}` refuses
+    /// (the client's connect_error).
+    #[napi(
+        ts_args_type = "ns: string, handler: (sid: string, admission: { handshake: any, recovered: boolean, skipMiddlewares: boolean, data: any }) => Promise<any>"
+    )]
     pub fn on_connect(
         &self,
         ns: String,
-        handler: Function<'_, FnArgs<(String, JsJson<HandshakeJs>)>, Promise<Value>>,
+        handler: Function<'_, FnArgs<(String, JsJson<AdmissionJs>)>, Promise<Value>>,
     ) -> Result<()> {
         let handler: Arc<ConnectFn> =
             Arc::new(handler.build_threadsafe_function().callee_handled::<false>().weak::<true>().build()?);
-        self.core.of(&ns).on_connect(move |socket| {
+        self.core.of(&ns).on_admit(move |socket| {
             let handler = handler.clone();
             async move {
-                let args = FnArgs::from((socket.id().as_str().to_owned(), JsJson(HandshakeJs::of(socket.handshake()))));
+                let args = FnArgs::from((socket.id().as_str().to_owned(), JsJson(AdmissionJs::of(&socket))));
                 let verdict = async { handler.call_async_catch(args).await?.await };
                 match verdict.await {
                     Ok(Value::Null) => Ok(()),

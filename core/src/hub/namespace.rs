@@ -34,7 +34,9 @@ pub const USER_ROOM_PREFIX: &str = "user:";
 struct Handlers {
     events: HashMap<String, EventHandler>,
     any: Option<AnyHandler>,
-    connect: Vec<ConnectHook>,
+    /// With whether each also runs for a recovered socket whose hooks are
+    /// skipped (see [`Namespace::on_admit`]).
+    connect: Vec<(ConnectHook, bool)>,
     connection: Vec<ConnectionHandler>,
     disconnect: Vec<DisconnectHandler>,
     auth: Option<AuthHook>,
@@ -190,7 +192,20 @@ impl Namespace {
         F: Fn(Socket) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = std::result::Result<(), Rejection>> + Send + 'static,
     {
-        self.handlers.write().connect.push(handler::connect_hook(f));
+        self.handlers.write().connect.push((handler::connect_hook(f), false));
+    }
+
+    /// As [`Namespace::on_connect`], and also run for a recovered socket
+    /// when connection state recovery skips the hooks: then
+    /// [`Socket::skips_middlewares`] is true, and the hook only registers
+    /// the socket (a binding's session object) without running the
+    /// application's middlewares.
+    pub fn on_admit<F, Fut>(&self, f: F)
+    where
+        F: Fn(Socket) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<(), Rejection>> + Send + 'static,
+    {
+        self.handlers.write().connect.push((handler::connect_hook(f), true));
     }
 
     /// Called for each new socket before any of its messages is read, so
@@ -252,9 +267,12 @@ impl Namespace {
     }
 
     /// Run the connect hooks (own, then the dynamic parent's) on a socket
-    /// just added; on refusal the socket is taken out again.
+    /// just added (for one whose hooks recovery skips, only those of
+    /// [`Namespace::on_admit`]); on refusal the socket is taken out again.
     pub(crate) async fn admit(&self, socket: &Socket) -> std::result::Result<(), Rejection> {
-        let hooks = self.connect_hooks();
+        let skipping = socket.skips_middlewares();
+        let hooks: Vec<ConnectHook> =
+            self.connect_hooks().into_iter().filter(|(_, always)| *always || !skipping).map(|(h, _)| h).collect();
         if hooks.is_empty() {
             return Ok(());
         }
@@ -271,7 +289,7 @@ impl Namespace {
         Ok(())
     }
 
-    fn connect_hooks(&self) -> Vec<ConnectHook> {
+    fn connect_hooks(&self) -> Vec<(ConnectHook, bool)> {
         let mut all = self.handlers.read().connect.clone();
         all.extend(self.parent.iter().flat_map(|p| p.connect_hooks()));
         all
@@ -711,9 +729,9 @@ impl Namespace {
         Ok(identity)
     }
 
-    /// Add a new socket: a recovering one goes back to its session's rooms
-    /// and, unless the hooks are skipped, through the connect hooks like
-    /// any other. Returns what a recovering socket missed, to send after
+    /// Add a new socket: a recovering one goes back to its session's rooms,
+    /// then through the connect hooks like any other (unless recovery skips
+    /// them). Returns what a recovering socket missed, to send after
     /// the connect answer with [`Socket::unhold`].
     pub(crate) async fn open(
         &self,
@@ -727,9 +745,7 @@ impl Namespace {
         if let Some((session, _)) = resumed {
             self.resume_rooms(socket, session);
         }
-        if resumed.is_none() || !self.skips_middlewares() {
-            self.admit(socket).await?;
-        }
+        self.admit(socket).await?;
         Ok(match resumed {
             Some((session, from)) => self.missed(socket, session, *from).await,
             None => Vec::new(),

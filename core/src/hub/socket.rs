@@ -303,6 +303,13 @@ impl Socket {
         self.0.recovered
     }
 
+    /// Whether this socket skipped the auth and connect hooks: it is
+    /// recovered and the server's recovery config skips them
+    /// (socket.io's `skipMiddlewares`).
+    pub fn skips_middlewares(&self) -> bool {
+        self.0.recovered && self.0.ns.skips_middlewares()
+    }
+
     pub(crate) fn pid(&self) -> Option<&str> {
         self.0.pid.as_deref()
     }
