@@ -319,6 +319,17 @@ enum roomcast_result roomcast_client_emit_with_ack(const struct roomcast_client 
 enum roomcast_result roomcast_client_id(const struct roomcast_client *client, char **id);
 
 /**
+ * Whether the current connection took up the previous one's session (the
+ * server has connection state recovery on: the client resumed with its
+ * token and last offset, and got the messages it missed).
+ *
+ * # Safety
+ * `client` is live; `recovered` is writable.
+ */
+enum roomcast_result roomcast_client_recovered(const struct roomcast_client *client,
+                                               bool *recovered);
+
+/**
  * Close the connection (no reconnection); returns once closed.
  *
  * # Safety
@@ -478,6 +489,26 @@ enum roomcast_result roomcast_server_config_set_redis_request_timeout(struct roo
                                                                       uint32_t timeout_ms);
 
 /**
+ * Turn on connection state recovery (socket.io's): a client that loses
+ * its connection and comes back within `max_disconnection_ms` (0: 120 000)
+ * gets its socket id, rooms and user back and every event it missed, in
+ * order; its CONNECTED event says it is recovered
+ * (`roomcast_event_is_recovered`). With `skip_connect`, such a client is
+ * not shown as a CONNECT first (it was accepted when it first connected).
+ * At most `max_packets` events (0: 10 000) are kept per namespace; a client
+ * further behind gets a new session. Recoverable events carry their offset
+ * as their last Socket.IO argument (an `offset` field for JSON clients).
+ * With Redis, across nodes.
+ *
+ * # Safety
+ * `config` is live.
+ */
+enum roomcast_result roomcast_server_config_set_recovery(struct roomcast_server_config *config,
+                                                         uint32_t max_disconnection_ms,
+                                                         bool skip_connect,
+                                                         uint32_t max_packets);
+
+/**
  * The event's type (0 for NULL).
  *
  * # Safety
@@ -496,6 +527,16 @@ unsigned int roomcast_event_get_type(const struct roomcast_event *ev);
 enum roomcast_result roomcast_event_get_socket(const struct roomcast_event *ev,
                                                const char **socket_id,
                                                const char **user_id);
+
+/**
+ * Whether a CONNECTED socket took up a disconnected one's session
+ * (connection state recovery: same socket id, rooms and user, its missed
+ * events replayed); false for every other event.
+ *
+ * # Safety
+ * `ev` is a live event; `recovered` is writable.
+ */
+enum roomcast_result roomcast_event_is_recovered(const struct roomcast_event *ev, bool *recovered);
 
 /**
  * The event's name (MESSAGE, SERVER_EVENT), the disconnect reason

@@ -9,7 +9,8 @@ use roomcast::client::{Client as Core, ClientEvent, ClientOptions, ClientState};
 use serde_json::Value;
 
 use crate::ffi::{
-    LastError, RUNTIME, arg, block_on, bytes_arg, c_string, guard, opt_str_arg, str_arg, write_new, write_string,
+    LastError, RUNTIME, arg, block_on, bytes_arg, c_string, guard, opt_str_arg, str_arg, write_new, write_out,
+    write_string,
 };
 use crate::result::roomcast_result;
 use crate::server::{UserData, roomcast_ack_callback};
@@ -317,6 +318,20 @@ pub unsafe extern "C" fn roomcast_client_id(client: *const roomcast_client, id: 
             write_string(id, known)
         })
     }
+}
+
+/// Whether the current connection took up the previous one's session (the
+/// server has connection state recovery on: the client resumed with its
+/// token and last offset, and got the messages it missed).
+///
+/// # Safety
+/// `client` is live; `recovered` is writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roomcast_client_recovered(
+    client: *const roomcast_client,
+    recovered: *mut bool,
+) -> roomcast_result {
+    unsafe { with(client, |c| write_out(recovered, connected(c)?.recovered())) }
 }
 
 /// Close the connection (no reconnection); returns once closed.

@@ -20,6 +20,7 @@ pub struct roomcast_server_config {
     pub(crate) event_queue: bool,
     pub(crate) redis: Option<roomcast::RedisConfig>,
     pub(crate) redis_request_timeout: Option<Duration>,
+    pub(crate) recovery: Option<roomcast::RecoveryConfig>,
 }
 
 /// A config with the defaults: listen on 127.0.0.1:0 (a free port), ping
@@ -44,6 +45,7 @@ pub unsafe extern "C" fn roomcast_server_config_new(out: *mut *mut roomcast_serv
                 event_queue: false,
                 redis: None,
                 redis_request_timeout: None,
+                recovery: None,
             })
         })
     })
@@ -288,6 +290,45 @@ pub unsafe extern "C" fn roomcast_server_config_set_redis_request_timeout(
                 return Err(roomcast_result::ROOMCAST_RESULT_INVALID_ARGUMENT);
             }
             c.redis_request_timeout = Some(Duration::from_millis(timeout_ms.into()));
+            Ok(())
+        })
+    }
+}
+
+/// Turn on connection state recovery (socket.io's): a client that loses
+/// its connection and comes back within `max_disconnection_ms` (0: 120 000)
+/// gets its socket id, rooms and user back and every event it missed, in
+/// order; its CONNECTED event says it is recovered
+/// (`roomcast_event_is_recovered`). With `skip_connect`, such a client is
+/// not shown as a CONNECT first (it was accepted when it first connected).
+/// At most `max_packets` events (0: 10 000) are kept per namespace; a client
+/// further behind gets a new session. Recoverable events carry their offset
+/// as their last Socket.IO argument (an `offset` field for JSON clients).
+/// With Redis, across nodes.
+///
+/// # Safety
+/// `config` is live.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roomcast_server_config_set_recovery(
+    config: *mut roomcast_server_config,
+    max_disconnection_ms: u32,
+    skip_connect: bool,
+    max_packets: u32,
+) -> roomcast_result {
+    unsafe {
+        with(config, |c| {
+            let d = roomcast::RecoveryConfig::default();
+            c.recovery = Some(roomcast::RecoveryConfig {
+                max_disconnection_duration: match max_disconnection_ms {
+                    0 => d.max_disconnection_duration,
+                    ms => Duration::from_millis(ms.into()),
+                },
+                skip_middlewares: skip_connect,
+                max_packets: match max_packets {
+                    0 => d.max_packets,
+                    n => n as usize,
+                },
+            });
             Ok(())
         })
     }

@@ -56,6 +56,8 @@ pub struct roomcast_event {
     reply: Mutex<Option<oneshot::Sender<Reply>>>,
     /// The connection's request (CONNECT), for its headers and query.
     handshake: Option<Arc<Handshake>>,
+    /// CONNECTED: the socket took up a disconnected one's session.
+    recovered: bool,
     /// Strings handed out on request, kept as long as the event.
     lent: Mutex<Vec<CString>>,
 }
@@ -72,6 +74,7 @@ impl roomcast_event {
             decision: Mutex::new(None),
             reply: Mutex::new(None),
             handshake: None,
+            recovered: false,
             lent: Mutex::new(Vec::new()),
         }
     }
@@ -99,6 +102,7 @@ impl roomcast_event {
         let mut ev = Self::new(roomcast_event_type::ROOMCAST_EVENT_CONNECTED);
         ev.socket_id = c_string(socket.id().as_str());
         ev.user_id = c_string(socket.user_id().unwrap_or_default());
+        ev.recovered = socket.recovered();
         ev
     }
 
@@ -242,6 +246,20 @@ pub unsafe extern "C" fn roomcast_event_get_socket(
             Ok(())
         })
     }
+}
+
+/// Whether a CONNECTED socket took up a disconnected one's session
+/// (connection state recovery: same socket id, rooms and user, its missed
+/// events replayed); false for every other event.
+///
+/// # Safety
+/// `ev` is a live event; `recovered` is writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roomcast_event_is_recovered(
+    ev: *const roomcast_event,
+    recovered: *mut bool,
+) -> roomcast_result {
+    unsafe { with(ev, |e| write_out(recovered, e.recovered)) }
 }
 
 /// The event's name (MESSAGE, SERVER_EVENT), the disconnect reason

@@ -130,6 +130,9 @@ fn build(c: &roomcast_server_config) -> Result<roomcast_server, roomcast_result>
     if let Some(redis) = config::redis(c) {
         b = b.redis(redis);
     }
+    if let Some(recovery) = &c.recovery {
+        b = b.connection_state_recovery(recovery.clone());
+    }
     let core = b.build().map_err(|e| roomcast_result::from(e.kind()))?;
     let delivery = if c.event_queue {
         Delivery::Queue(EventQueue::new().map_err(|_| roomcast_result::ROOMCAST_RESULT_IO)?)
@@ -910,5 +913,169 @@ pub unsafe extern "C" fn roomcast_server_stats(
                 },
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::{CStr, CString, c_void};
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    use std::ptr::{null, null_mut};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Instant;
+
+    use super::*;
+    use crate::client::*;
+    use crate::config::*;
+    use crate::event::*;
+
+    const OK: roomcast_result = roomcast_result::ROOMCAST_RESULT_OK;
+
+    struct Ptr(*mut roomcast_client);
+    // SAFETY: a client handle is thread-safe (documented).
+    unsafe impl Send for Ptr {}
+
+    /// A TCP proxy to `port` whose connections `cut` shuts down at once.
+    fn proxy(port: u16) -> (u16, Arc<Mutex<Vec<TcpStream>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let at = listener.local_addr().unwrap().port();
+        let open: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let links = open.clone();
+        std::thread::spawn(move || {
+            for inbound in listener.incoming().map_while(std::result::Result::ok) {
+                let Ok(outbound) = TcpStream::connect(("127.0.0.1", port)) else { continue };
+                links.lock().extend([inbound.try_clone().unwrap(), outbound.try_clone().unwrap()]);
+                for (mut from, mut to) in
+                    [(inbound.try_clone().unwrap(), outbound.try_clone().unwrap()), (outbound, inbound)]
+                {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(Shutdown::Both);
+                    });
+                }
+            }
+        });
+        (at, open)
+    }
+
+    fn cut(open: &Mutex<Vec<TcpStream>>) {
+        for s in open.lock().drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// Counts the events (and room messages) a C client gets.
+    unsafe extern "C" fn count(
+        user_data: *mut c_void,
+        kind: *const c_char,
+        _: *const c_char,
+        _: *const c_char,
+        _: usize,
+    ) {
+        // SAFETY: the test passes a live AtomicUsize; kind is NUL-terminated for the call.
+        unsafe {
+            if CStr::from_ptr(kind).to_bytes() == b"event" {
+                (*user_data.cast::<AtomicUsize>()).fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// The next CONNECTED event of the queue: its socket id and whether it is recovered.
+    unsafe fn connected(server: *mut roomcast_server) -> (String, bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            assert!(Instant::now() < deadline, "no CONNECTED event");
+            let mut ev = null_mut();
+            // SAFETY: a live server, a writable out-pointer, the event freed once.
+            unsafe {
+                if roomcast_server_next_event(server, &mut ev) != OK {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                }
+                let kind = roomcast_event_get_type(ev);
+                let (mut sid, mut recovered) = (null(), false);
+                assert_eq!(roomcast_event_get_socket(ev, &mut sid, null_mut()), OK);
+                assert_eq!(roomcast_event_is_recovered(ev, &mut recovered), OK);
+                let sid = CStr::from_ptr(sid).to_str().unwrap().to_owned();
+                roomcast_event_free(ev);
+                if kind == roomcast_event_type::ROOMCAST_EVENT_CONNECTED as u32 {
+                    return (sid, recovered);
+                }
+                assert!(!recovered, "only CONNECTED events are recovered");
+            }
+        }
+    }
+
+    /// Connection state recovery through the C API: the C client's
+    /// connection is cut, it resumes by itself, the server's CONNECTED
+    /// event says recovered (same socket), and the missed events arrive.
+    #[test]
+    fn a_cut_c_client_resumes_its_session_and_gets_the_missed_events() {
+        let got = AtomicUsize::new(0);
+        // SAFETY: live handles, NUL-terminated strings, writable out-pointers; `got` outlives the client.
+        unsafe {
+            let (mut config, mut server) = (null_mut(), null_mut());
+            assert_eq!(roomcast_server_config_new(&mut config), OK);
+            assert_eq!(roomcast_server_config_set_recovery(config, 30_000, true, 0), OK);
+            assert_eq!(roomcast_server_config_set_event_queue(config, true), OK);
+            assert_eq!(roomcast_server_new(config, &mut server), OK);
+            roomcast_server_config_free(config);
+            assert_eq!(roomcast_server_start(server), OK);
+            let mut port = 0u16;
+            assert_eq!(roomcast_server_port(server, &mut port), OK);
+            let (via, open) = proxy(port);
+
+            let url = CString::new(format!("ws://127.0.0.1:{via}/ws")).unwrap();
+            let mut client = null_mut();
+            assert_eq!(roomcast_client_new(url.as_ptr(), null(), &mut client), OK);
+            assert_eq!(roomcast_client_set_reconnect(client, true, 50, 100, 0), OK);
+            assert_eq!(roomcast_client_on_event(client, Some(count), (&raw const got).cast_mut().cast()), OK);
+            // The CONNECT event waits in the queue for `connected` to take it.
+            let c = Ptr(client);
+            let connecting = std::thread::spawn(move || {
+                let c = c;
+                roomcast_client_connect(c.0)
+            });
+            let (sid, recovered) = connected(server);
+            assert_eq!(connecting.join().unwrap(), OK);
+            assert!(!recovered);
+            let mut back = false;
+            assert_eq!(roomcast_client_recovered(client, &mut back), OK);
+            assert!(!back);
+            assert_eq!(roomcast_client_join(client, c"r".as_ptr()), OK);
+
+            cut(&open);
+            let (mut n, mut emitted) = (0usize, 0usize);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let mut emit = |n: &mut usize| {
+                emitted += 1;
+                roomcast_server_emit(server, c"r".as_ptr(), c"tick".as_ptr(), c"[1]".as_ptr(), 3, n)
+            };
+            // Emitting until the server noticed the cut (the room is empty),
+            // then three more while the client is away.
+            loop {
+                assert_eq!(emit(&mut n), OK);
+                if n == 0 {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "the server did not notice the cut");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            for _ in 0..3 {
+                assert_eq!(emit(&mut n), OK);
+            }
+            assert_eq!(connected(server), (sid, true), "the same socket, recovered");
+            while got.load(Ordering::SeqCst) < emitted {
+                assert!(Instant::now() < deadline, "the missed events did not arrive");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            assert_eq!(got.load(Ordering::SeqCst), emitted, "each event exactly once");
+            assert_eq!(roomcast_client_recovered(client, &mut back), OK);
+            assert!(back);
+            assert_eq!(roomcast_client_close(client), OK);
+            roomcast_client_free(client);
+            roomcast_server_free(server);
+        }
     }
 }

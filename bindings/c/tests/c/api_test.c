@@ -6,6 +6,8 @@
 #include <roomcast.h>
 
 #include <poll.h>
+#include <stdatomic.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -295,6 +297,49 @@ static void redis(void) {
   roomcast_server_free(server);
 }
 
+/* Connection state recovery: its setting, and the recovered flags of a
+ * first connection (not recovered) and of an event that is no CONNECTED. */
+static atomic_bool first_connected_recovered = true;
+static atomic_int connected_events;
+
+static void note_recovered(void *user_data, roomcast_event *ev) {
+  (void)user_data;
+  bool recovered = true;
+  CHECK(roomcast_event_is_recovered(ev, &recovered) == ROOMCAST_RESULT_OK);
+  if (roomcast_event_get_type(ev) == ROOMCAST_EVENT_CONNECTED) {
+    first_connected_recovered = recovered;
+    connected_events++;
+  } else {
+    CHECK(!recovered);
+  }
+}
+
+static void recovery(void) {
+  roomcast_server_config *config = NULL;
+  roomcast_server *server = NULL;
+  CHECK(roomcast_server_config_new(&config) == ROOMCAST_RESULT_OK);
+  CHECK(roomcast_server_config_set_recovery(NULL, 0, true, 0) == ROOMCAST_RESULT_NULL_ARGUMENT);
+  CHECK(roomcast_server_config_set_recovery(config, 0, true, 0) == ROOMCAST_RESULT_OK); /* the defaults */
+  CHECK(roomcast_server_config_set_recovery(config, 5000, false, 100) == ROOMCAST_RESULT_OK);
+  CHECK(roomcast_server_new(config, &server) == ROOMCAST_RESULT_OK);
+  roomcast_server_config_free(config);
+  CHECK(roomcast_server_on_connect(server, note_recovered, NULL) == ROOMCAST_RESULT_OK);
+  char *sid = NULL;
+  roomcast_client *client = start_with_client(server, "r", &sid);
+  bool recovered = true;
+  CHECK(roomcast_client_recovered(NULL, &recovered) == ROOMCAST_RESULT_NULL_ARGUMENT);
+  CHECK(roomcast_client_recovered(client, NULL) == ROOMCAST_RESULT_NULL_ARGUMENT);
+  CHECK(roomcast_client_recovered(client, &recovered) == ROOMCAST_RESULT_OK && !recovered);
+  /* CONNECTED comes on a runtime thread, after the client was told. */
+  for (int i = 0; i < 1000 && atomic_load(&connected_events) == 0; i++) usleep(1000);
+  CHECK(atomic_load(&connected_events) == 1 && !atomic_load(&first_connected_recovered));
+  CHECK(roomcast_event_is_recovered(NULL, &recovered) == ROOMCAST_RESULT_NULL_ARGUMENT);
+  CHECK(roomcast_client_close(client) == ROOMCAST_RESULT_OK);
+  roomcast_client_free(client);
+  roomcast_string_free(sid);
+  roomcast_server_free(server);
+}
+
 int main(void) {
   /* Results and messages. */
   CHECK(strcmp(roomcast_result_message(ROOMCAST_RESULT_OK), "ok") == 0);
@@ -385,6 +430,7 @@ int main(void) {
   presence();
   cluster();
   redis();
+  recovery();
 
   if (failures) {
     fprintf(stderr, "%d checks failed\n", failures);
