@@ -20,6 +20,12 @@ fn interop_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/interop")
 }
 
+/// `join(room)` puts the client in `room`, acked with "ok".
+fn on_join(server: &Server) {
+    server
+        .on("join", |s, args| async move { s.join(args.json_at(0).as_str().unwrap_or("none")).map(|()| json!("ok")) });
+}
+
 /// The app every interop client talks to.
 fn app(restart: mpsc::UnboundedSender<()>) -> Server {
     let server = Server::builder()
@@ -31,8 +37,7 @@ fn app(restart: mpsc::UnboundedSender<()>) -> Server {
         let _ = socket.emit("welcome", json!({"id": socket.id().as_str()}));
     });
     server.on("echo", |_s, args| async move { args });
-    server
-        .on("join", |s, args| async move { s.join(args.json_at(0).as_str().unwrap_or("none")).map(|()| json!("ok")) });
+    on_join(&server);
     let srv = server.clone();
     server.on("to_room", move |_s, args| {
         let srv = srv.clone();
@@ -191,8 +196,7 @@ fn recovery_app(window: Duration) -> Server {
         })
         .build()
         .unwrap();
-    server
-        .on("join", |s, args| async move { s.join(args.json_at(0).as_str().unwrap_or("none")).map(|()| json!("ok")) });
+    on_join(&server);
     let srv = server.clone();
     server.on("stream", move |_s, args| {
         let srv = srv.clone();

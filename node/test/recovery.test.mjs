@@ -62,8 +62,10 @@ for (const [name, client, offsetArg] of [
   });
 }
 
-test("skipMiddlewares: false runs the middlewares again", async (t) => {
-  const { io, port } = await serve(t, { connectionStateRecovery: { skipMiddlewares: false } });
+/** A socket.io-client of a server made with `opts`, its connection cut
+ *  once and connected again. */
+async function cutOnce(t, opts) {
+  const { io, port } = await serve(t, opts);
   const { seen, middlewares } = app(io);
   const proxy = await cuttingProxy(t, port);
   const socket = sioClient(proxy.url, fast);
@@ -72,21 +74,18 @@ test("skipMiddlewares: false runs the middlewares again", async (t) => {
   const back = reconnected(socket);
   proxy.cut();
   await back;
+  return { socket, seen, middlewares };
+}
+
+test("skipMiddlewares: false runs the middlewares again", async (t) => {
+  const { socket, seen, middlewares } = await cutOnce(t, { connectionStateRecovery: { skipMiddlewares: false } });
   assert.equal(socket.recovered, true);
   assert.equal(middlewares(), 2);
   assert.equal(seen[1].recovered, true);
 });
 
 test("without the option nothing is recovered", async (t) => {
-  const { io, port } = await serve(t);
-  const { seen } = app(io);
-  const proxy = await cuttingProxy(t, port);
-  const socket = sioClient(proxy.url, fast);
-  t.after(() => socket.close());
-  await once(socket, "connect");
-  const back = reconnected(socket);
-  proxy.cut();
-  await back;
+  const { socket, seen } = await cutOnce(t, undefined);
   assert.ok(!socket.recovered, "socket.io-client leaves it undefined without a pid");
   assert.deepEqual(seen.map((s) => s.recovered), [false, false]);
   assert.notEqual(seen[1].id, seen[0].id);
