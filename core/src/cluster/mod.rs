@@ -501,7 +501,10 @@ impl Node {
                         return;
                     }
                     tracing::info!(channels = wanted.len(), "Redis reconnected; subscribing again");
-                    for ch in &wanted {
+                    // Cluster queries first: other nodes ask as soon as they are back.
+                    let control = [self.request_channel(), self.answer_channel(&self.id)];
+                    let order = control.iter().filter(|c| wanted.contains(*c)).chain(wanted.iter().filter(|c| !control.contains(c)));
+                    for ch in order {
                         match self.sub(ch, true).await {
                             Ok(()) if self.sharded => slots.subscribed(&self, ch),
                             Ok(()) => {}
