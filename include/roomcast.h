@@ -101,7 +101,28 @@ typedef enum roomcast_event_type {
    * it (without a reply the node answers with no arguments, `[]`).
    */
   ROOMCAST_EVENT_SERVER_EVENT = 6,
+  /**
+   * Nothing is buffered for a socket any more (asked for with
+   * `roomcast_server_notify_drained`): its socket id; also sent when the
+   * socket went away meanwhile.
+   */
+  ROOMCAST_EVENT_DRAINED = 7,
 } roomcast_event_type;
+
+/**
+ * What a full outgoing queue does with an emit that is not volatile.
+ */
+typedef enum roomcast_overflow {
+  /**
+   * Disconnect the slow client (the default): it reconnects and, with
+   * recovery, gets what it missed.
+   */
+  ROOMCAST_OVERFLOW_CLOSE = 0,
+  /**
+   * Drop the emit and keep the client (it misses the emit).
+   */
+  ROOMCAST_OVERFLOW_DROP = 1,
+} roomcast_overflow;
 
 /**
  * A JSON-protocol client. Thread-safe. Made by `roomcast_client_new`,
@@ -236,6 +257,22 @@ enum roomcast_result roomcast_client_set_reconnect(const struct roomcast_client 
                                                    uint32_t max_attempts);
 
 /**
+ * At-least-once events: with `retries` above 0, `roomcast_client_emit`
+ * and `roomcast_client_emit_with_ack` ask for an answer and go out one at
+ * a time, in order; one not answered within `ack_timeout_ms` is sent
+ * again, up to `retries` more times, and one whose connection dropped is
+ * sent again on the next. The server runs each such event once however
+ * often it arrives. `ack_timeout_ms` (above 0) also bounds every other
+ * wait for the server (joins, acks, pings). Before `roomcast_client_connect`.
+ *
+ * # Safety
+ * `client` is live.
+ */
+enum roomcast_result roomcast_client_set_retries(const struct roomcast_client *client,
+                                                 uint32_t retries,
+                                                 uint32_t ack_timeout_ms);
+
+/**
  * Set the callback for what the server sends (see `roomcast_client_callback`).
  * Before `roomcast_client_connect`.
  *
@@ -297,8 +334,9 @@ enum roomcast_result roomcast_client_emit(const struct roomcast_client *client,
 
 /**
  * Send `event` and have `cb` called (on a runtime thread) with the
- * server's ack: OK with its data as JSON, or TIMEOUT (10 s) / the
- * server's error.
+ * server's ack: OK with its data as JSON, or TIMEOUT (after the ack
+ * timeout, 10 s unless `roomcast_client_set_retries` says otherwise; with
+ * retries, after the last try) / the server's error.
  *
  * # Safety
  * As `roomcast_client_emit`; `user_data` is usable from runtime threads until `cb` ran.
@@ -414,8 +452,9 @@ enum roomcast_result roomcast_server_config_set_max_connections(struct roomcast_
 
 /**
  * Each connection's outgoing queue: at most `messages` frames and `bytes`
- * bytes waiting (both above 0). A client that reads too slowly to keep
- * under them is disconnected (volatile emits are dropped instead).
+ * bytes waiting (both above 0). When a client reads too slowly to keep
+ * under them, volatile emits are dropped and the overflow policy decides
+ * for the rest (`roomcast_server_config_set_overflow`).
  *
  * # Safety
  * `config` is live.
@@ -423,6 +462,16 @@ enum roomcast_result roomcast_server_config_set_max_connections(struct roomcast_
 enum roomcast_result roomcast_server_config_set_outbound_queue(struct roomcast_server_config *config,
                                                                size_t messages,
                                                                size_t bytes);
+
+/**
+ * Choose what a full outgoing queue does (`overflow` is a
+ * `roomcast_overflow`; INVALID_ARGUMENT for another value).
+ *
+ * # Safety
+ * `config` is live.
+ */
+enum roomcast_result roomcast_server_config_set_overflow(struct roomcast_server_config *config,
+                                                         uint32_t overflow);
 
 /**
  * Allow browser pages of `origin` (e.g. "https://app.example"); once one
@@ -726,6 +775,17 @@ enum roomcast_result roomcast_server_on_node_lost(const struct roomcast_server *
                                                   void *user_data);
 
 /**
+ * Set the callback for DRAINED events (`roomcast_server_notify_drained`).
+ * BAD_STATE with an event queue.
+ *
+ * # Safety
+ * As `roomcast_server_on_connect`.
+ */
+enum roomcast_result roomcast_server_on_drained(const struct roomcast_server *server,
+                                                roomcast_event_callback cb,
+                                                void *user_data);
+
+/**
  * Answer the cluster's server events named `event` (sent by another node
  * with `roomcast_server_server_emit`): `cb` gets a SERVER_EVENT (its name,
  * its arguments as a JSON array) and answers it with `roomcast_event_reply`;
@@ -865,6 +925,44 @@ enum roomcast_result roomcast_server_emit(const struct roomcast_server *server,
                                           const char *args_json,
                                           size_t len,
                                           size_t *sent);
+
+/**
+ * As `roomcast_server_emit`, volatile: a socket whose outgoing queue is
+ * full misses it (instead of the overflow policy applying), and recovery
+ * never replays it.
+ *
+ * # Safety
+ * As `roomcast_server_emit`.
+ */
+enum roomcast_result roomcast_server_emit_volatile(const struct roomcast_server *server,
+                                                   const char *room,
+                                                   const char *event,
+                                                   const char *args_json,
+                                                   size_t len,
+                                                   size_t *sent);
+
+/**
+ * `*out` gets how many bytes are queued for socket `socket_id`'s
+ * connection and not yet written (NOT_FOUND if there is no such socket):
+ * the backpressure of a client that reads slowly.
+ *
+ * # Safety
+ * `server` is live; `socket_id` is NUL-terminated; `out` is writable.
+ */
+enum roomcast_result roomcast_server_buffered_amount(const struct roomcast_server *server,
+                                                     const char *socket_id,
+                                                     size_t *out);
+
+/**
+ * Ask for one DRAINED event (its callback, or the queue) once nothing is
+ * buffered for socket `socket_id` (at once if nothing is; also when the
+ * socket goes away). NOT_FOUND if there is no such socket.
+ *
+ * # Safety
+ * `server` is live; `socket_id` is NUL-terminated.
+ */
+enum roomcast_result roomcast_server_notify_drained(const struct roomcast_server *server,
+                                                    const char *socket_id);
 
 /**
  * Send `event` with one binary argument (`len` bytes) to `room` (NULL: everyone).

@@ -17,8 +17,15 @@ export interface SocketOptions {
   randomizationFactor?: number;
   /** Milliseconds allowed for each connection attempt (default 20000). */
   timeout?: number;
-  /** Milliseconds to wait for acks of emits with a callback (none by default). */
+  /** Milliseconds to wait for acks of emits with a callback (none by default); with
+   *  `retries`, how long each try waits (10000 by default). */
   ackTimeout?: number;
+  /** At-least-once emits (socket.io-client's option, default 0): every emit asks for an ack and
+   *  goes out one at a time, in order; one not acked within `ackTimeout` is sent again, up to
+   *  `retries` more times, and one whose connection dropped is sent again on the next. A
+   *  roomcast server handles each such emit once however often it arrives. Acks are
+   *  error-first (`(err, ...args)`); an emit given up on gets a timeout error. */
+  retries?: number;
 }
 
 export interface TimedEmitter {

@@ -5,7 +5,7 @@
 
 const { EventEmitter } = require("node:events");
 const { NativeClient } = require("./native.js");
-const { report, fire, anyListeners, emitting } = require("./shared.js");
+const { report, fire, anyListeners, emitting, FOREVER } = require("./shared.js");
 
 /** A client socket of one namespace, as socket.io-client's `Socket`. */
 class Socket extends EventEmitter {
@@ -50,6 +50,8 @@ class Socket extends EventEmitter {
       reconnectionDelayMax: opts.reconnectionDelayMax,
       randomizationFactor: opts.randomizationFactor,
       timeout: opts.timeout,
+      retries: opts.retries,
+      ackTimeout: opts.retries > 0 ? opts.ackTimeout : undefined,
     });
     native.onEvent((event, args, wantsAck) => this._dispatch(event, args, wantsAck));
     native.onLifecycle((kind, detail) => this._lifecycle(kind, detail));
@@ -128,7 +130,9 @@ class Socket extends EventEmitter {
   }
 
   get _ackTimeout() {
-    return this._opts.ackTimeout;
+    // With retries, each try waits ackTimeout (in the core) and the wait as
+    // a whole is bounded by the tries; acks are error-first, as socket.io-client's.
+    return this._opts.retries > 0 ? FOREVER : this._opts.ackTimeout;
   }
 
   /** Leave the namespace and close; no reconnection. Resolves once closed. */

@@ -29,6 +29,14 @@ export interface ServerOptions {
    *  (`socket.recovered`). Each recoverable event carries its offset as its last argument,
    *  which socket.io-client passes to listeners too. With `redis`, across nodes. */
   connectionStateRecovery?: RecoveryOptions;
+  /** Frames that may wait to be written to one connection (default 4096). */
+  outboundQueueMessages?: number;
+  /** Bytes that may wait to be written to one connection (default 8 MiB). */
+  outboundQueueBytes?: number;
+  /** What a full outbound queue does with an event that is not volatile (volatile ones are
+   *  dropped): "close" disconnects the client ("transport close" for it; it reconnects, and
+   *  with recovery gets what it missed), "drop" drops the event. Default "close". */
+  overflow?: "close" | "drop";
 }
 
 export interface RecoveryOptions {
@@ -195,6 +203,11 @@ export declare class Socket extends EventEmitter {
   readonly broadcast: BroadcastOperator;
   /** Sent only if its outgoing queue has room. */
   readonly volatile: BroadcastOperator;
+  /** Bytes queued for its connection and not yet written (0 once it is gone). */
+  readonly bufferedAmount: number;
+  /** Resolves once nothing is buffered for it (at once if nothing is, or when it disconnects):
+   *  the drain notification of a sender that paces itself by `bufferedAmount`. */
+  drained(): Promise<void>;
   disconnect(close?: boolean): this;
   onAny(listener: (event: string, ...args: any[]) => void): this;
   prependAny(listener: (event: string, ...args: any[]) => void): this;

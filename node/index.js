@@ -384,6 +384,16 @@ class Socket extends EventEmitter {
     return new BroadcastOperator(this.nsp, [this.id], [], { volatile: true });
   }
 
+  /** Bytes queued for its connection and not yet written (0 once it is gone). */
+  get bufferedAmount() {
+    return this.nsp.native.bufferedAmount(this.nsp.name, this.id) ?? 0;
+  }
+
+  /** Resolves once nothing is buffered for it (at once if nothing is, or when it disconnects). */
+  drained() {
+    return this.nsp.native.drained(this.nsp.name, this.id);
+  }
+
   /** Leave the namespace; with `close`, every namespace of the connection, and close it. */
   disconnect(close = false) {
     this.nsp.native.disconnect(this.nsp.name, this.id, !!close);
@@ -416,7 +426,10 @@ class Socket extends EventEmitter {
 
   _closed(reason) {
     this.connected = false;
-    for (const settle of this._pendingAcks) settle(undefined);
+    // A listener may still ack after its socket left (a retried emit of an
+    // at-least-once client then gets that answer); one that never does is
+    // let go after a while, so its event's task ends.
+    for (const settle of this._pendingAcks) setTimeout(() => settle(false), LATE_ACK_MS).unref();
     this._pendingAcks.clear();
     fire(this, "disconnecting", [reason], this.id);
     fire(this, "disconnect", [reason], this.id);
@@ -424,6 +437,9 @@ class Socket extends EventEmitter {
 }
 
 Object.assign(Socket.prototype, anyListeners, emitting);
+
+/** How long a listener may take to ack after its socket left. */
+const LATE_ACK_MS = 30_000;
 
 /** Run socket.io middlewares `(socket, next)` in order; `next(err)` refuses. */
 async function admit(middlewares, socket) {
@@ -612,6 +628,9 @@ class Server extends EventEmitter {
       corsOrigins: origins(opts.cors),
       redis: cluster,
       connectionStateRecovery: opts.connectionStateRecovery,
+      outboundQueueMessages: opts.outboundQueueMessages,
+      outboundQueueBytes: opts.outboundQueueBytes,
+      overflow: opts.overflow,
     });
     this._native.onNodeLost((lost) => fire(this, "node_lost", [lost], lost.sid));
     this._nsps = new Map();

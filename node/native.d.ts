@@ -135,6 +135,13 @@ export declare class NativeServer {
    * rejects with `ERR_TIMEOUT` after `timeoutMs`.
    */
   emitWithAck(ns: string, sid: string, event: string, args: any[], timeoutMs: number): Promise<any[]>
+  /**
+   * Bytes queued for socket `sid`'s connection and not yet written; null
+   * if there is no such socket.
+   */
+  bufferedAmount(ns: string, sid: string): number | null
+  /** Resolve once nothing is buffered for socket `sid`, or it is gone. */
+  drained(ns: string, sid: string): Promise<void>
   /** Put socket `sid` in `rooms`. */
   join(ns: string, sid: string, rooms: Array<string>): void
   /** Take socket `sid` out of `room`. */
@@ -216,6 +223,10 @@ export interface ClientOptions {
   reconnectionDelayMax?: number
   randomizationFactor?: number
   timeout?: number
+  /** At-least-once emits: sends after the first (socket.io-client's `retries`). */
+  retries?: number
+  /** Milliseconds each try of an at-least-once emit waits for its ack. */
+  ackTimeout?: number
 }
 
 /** socket.io's `connectionStateRecovery`, durations in milliseconds. */
@@ -259,6 +270,15 @@ export interface ServerOptions {
   redis?: RedisOptions
   /** Connection state recovery (socket.io's option): off when absent. */
   connectionStateRecovery?: RecoveryOptions
+  /** Frames the outbound queue of one connection may hold (4096 by default). */
+  outboundQueueMessages?: number
+  /** Bytes the outbound queue of one connection may hold (8 MiB by default). */
+  outboundQueueBytes?: number
+  /**
+   * What a full outbound queue does with an event that is not volatile:
+   * `"close"` (the default) or `"drop"`.
+   */
+  overflow?: string
 }
 
 /** The server's counters (`roomcast::Stats`) in socket.io's naming. */

@@ -101,4 +101,4 @@ const emitting = {
   },
 };
 
-module.exports = { takeAck, timeoutError, report, fire, anyListeners, emitting, checkEvent };
+module.exports = { takeAck, timeoutError, report, fire, anyListeners, emitting, checkEvent, FOREVER };

@@ -10,15 +10,20 @@ pub const ROOM: &str = "bench";
 /// arguments as `msg` to the room except the sender, `echo` acks with its
 /// arguments.
 pub fn build() -> roomcast::Result<Server> {
-    build_with(None)
+    build_with(None, false)
 }
 
 /// The same app, as a node of a cluster on the Redis at `redis_url` when
 /// given (B4): the room's broadcasts then reach its members on every node.
-pub fn build_with(redis_url: Option<&str>) -> roomcast::Result<Server> {
+/// With `recovery`, connection state recovery is on: every broadcast gets
+/// an offset and is kept (in a cluster, in the namespace's Redis stream).
+pub fn build_with(redis_url: Option<&str>, recovery: bool) -> roomcast::Result<Server> {
     let mut builder = Server::builder();
     if let Some(url) = redis_url {
         builder = builder.redis(RedisConfig::new(url));
+    }
+    if recovery {
+        builder = builder.connection_state_recovery(roomcast::RecoveryConfig::default());
     }
     let server = builder.build()?;
     server.on_connection(|socket| async move {

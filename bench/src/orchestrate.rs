@@ -73,6 +73,9 @@ impl fmt::Display for Scenario {
 pub enum PeerKind {
     /// `roomcast-bench-server` (this crate).
     Roomcast,
+    /// `roomcast-bench-server --recovery`: the same with connection state
+    /// recovery on, for what recording every broadcast costs (B1, B4).
+    RoomcastRecovery,
     /// `roomcast-bench-limit` (this crate).
     Limit,
     /// `node bench/peers/node/<script>`.
@@ -96,8 +99,14 @@ pub struct Peer {
 }
 
 /// Every peer, in table order.
-pub const PEERS: [Peer; 8] = [
+pub const PEERS: [Peer; 9] = [
     Peer { name: "roomcast-sio", title: "roomcast (Socket.IO)", proto: Proto::SocketIo, kind: PeerKind::Roomcast },
+    Peer {
+        name: "roomcast-sio-recovery",
+        title: "roomcast (Socket.IO), connection state recovery on",
+        proto: Proto::SocketIo,
+        kind: PeerKind::RoomcastRecovery,
+    },
     Peer { name: "roomcast-json", title: "roomcast (JSON protocol)", proto: Proto::Json, kind: PeerKind::Roomcast },
     Peer { name: "node-sio", title: "Node socket.io", proto: Proto::SocketIo, kind: PeerKind::Node("socketio.mjs") },
     Peer { name: "socketioxide", title: "socketioxide", proto: Proto::SocketIo, kind: PeerKind::Socketioxide },
@@ -126,9 +135,10 @@ impl Peer {
     /// The scenarios this peer takes part in. B4 needs a cluster over Redis:
     /// roomcast (both protocols) and socket.io with @socket.io/redis-adapter.
     pub fn runs(&self, s: Scenario) -> bool {
-        match s {
-            Scenario::B4 => matches!(self.kind, PeerKind::Roomcast | PeerKind::Node("socketio.mjs")),
-            _ => self.kind != PeerKind::Limit || s == Scenario::B1,
+        match (s, self.kind) {
+            (_, PeerKind::RoomcastRecovery) => matches!(s, Scenario::B1 | Scenario::B4),
+            (Scenario::B4, kind) => matches!(kind, PeerKind::Roomcast | PeerKind::Node("socketio.mjs")),
+            (_, kind) => kind != PeerKind::Limit || s == Scenario::B1,
         }
     }
 
@@ -199,6 +209,13 @@ pub fn peer_command(peer: &Peer, paths: &Paths) -> anyhow::Result<Vec<OsString>>
             paths.exe_dir.join("roomcast-bench-server"),
             "build it with `cargo build --release -p roomcast-bench`",
         )?]),
+        PeerKind::RoomcastRecovery => Ok(vec![
+            need_file(
+                paths.exe_dir.join("roomcast-bench-server"),
+                "build it with `cargo build --release -p roomcast-bench`",
+            )?,
+            "--recovery".into(),
+        ]),
         PeerKind::Limit => Ok(vec![need_file(
             paths.exe_dir.join("roomcast-bench-limit"),
             "build it with `cargo build --release -p roomcast-bench`",
@@ -680,7 +697,9 @@ mod tests {
         assert_eq!(Scenario::parse("b4"), Some(Scenario::B4));
         assert_eq!(Scenario::parse("b9"), None);
         let b4: Vec<&str> = PEERS.iter().filter(|p| p.runs(Scenario::B4)).map(|p| p.name).collect();
-        assert_eq!(b4, ["roomcast-sio", "roomcast-json", "node-sio"]);
+        assert_eq!(b4, ["roomcast-sio", "roomcast-sio-recovery", "roomcast-json", "node-sio"]);
+        let recovery = Peer::by_name("roomcast-sio-recovery").unwrap();
+        assert!(recovery.runs(Scenario::B1) && !recovery.runs(Scenario::B2) && recovery.baseline() == "roomcast-sio");
         let list = ["b4".to_owned(), "B1".to_owned(), "b4".to_owned()];
         assert_eq!(Scenario::parse_list(&list).unwrap(), [Scenario::B1, Scenario::B4]);
         assert!(Scenario::parse_list(&["b5".to_owned()]).is_err());

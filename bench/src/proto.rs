@@ -128,16 +128,17 @@ fn classify_sio_packet(s: &[u8]) -> Incoming {
         b'2' => {
             let (_, i) = skip_digits(s, i);
             let rest = &s[i..];
+            // With connection state recovery the event's offset comes last: `,"<ms>-<seq>"`.
             if let Some(after) = rest.strip_prefix(b"[\"msg\",")
                 && let Some((p, end)) = parse_payload(after)
-                && &after[end..] == b"]"
+                && (&after[end..] == b"]" || is_offset_tail(&after[end..]))
             {
                 return Incoming::Msg(p);
             }
             match serde_json::from_slice::<Vec<Value>>(rest) {
                 Ok(args) => match args.first().and_then(Value::as_str) {
                     Some("msg") => match args.get(1).and_then(payload_from_value) {
-                        Some(p) if args.len() == 2 => Incoming::Msg(p),
+                        Some(p) if args.len() == 2 || (args.len() == 3 && args[2].is_string()) => Incoming::Msg(p),
                         _ => Incoming::Invalid(format!("bad msg event: {}", truncated(rest))),
                     },
                     Some(_) => Incoming::Other,
@@ -163,6 +164,13 @@ fn classify_sio_packet(s: &[u8]) -> Incoming {
         }
         _ => Incoming::Invalid(format!("unexpected socket.io packet: {}", truncated(s))),
     }
+}
+
+/// `,"<digits>-<digits>"]`: a recovery offset as an event's last argument.
+fn is_offset_tail(tail: &[u8]) -> bool {
+    tail.strip_prefix(b",\"")
+        .and_then(|t| t.strip_suffix(b"\"]"))
+        .is_some_and(|o| !o.is_empty() && o.iter().all(|&b| b.is_ascii_digit() || b == b'-'))
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -357,6 +365,8 @@ mod tests {
         assert_eq!(classify(Proto::SocketIo, other.as_bytes()), Incoming::Msg(P));
         // With a namespace and an ack id.
         assert_eq!(classify(Proto::SocketIo, format!(r#"42/,7["msg",{pl}]"#).as_bytes()), Incoming::Msg(P));
+        let recovered = format!(r#"42["msg",{pl},"1795000000000-3"]"#);
+        assert_eq!(classify(Proto::SocketIo, recovered.as_bytes()), Incoming::Msg(P), "with its offset last");
         assert_eq!(classify(Proto::SocketIo, br#"42["other",1]"#), Incoming::Other);
         assert_eq!(
             classify(Proto::SocketIo, format!("4312[{pl}]").as_bytes()),

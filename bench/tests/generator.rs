@@ -47,7 +47,7 @@ fn roomcast_node(url: String) -> SocketAddr {
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         rt.block_on(async move {
-            let server = roomcast_bench::app::build_with(Some(&url)).unwrap();
+            let server = roomcast_bench::app::build_with(Some(&url), false).unwrap();
             tx.send(server.listen("127.0.0.1:0").await.unwrap()).unwrap();
             std::future::pending::<()>().await;
         });

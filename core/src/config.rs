@@ -53,6 +53,8 @@ pub struct ServerConfig {
     pub outbound_queue_messages: usize,
     /// Bytes the outbound queue of one connection may hold.
     pub outbound_queue_bytes: usize,
+    /// What a full outbound queue does with a frame that is not volatile.
+    pub overflow: crate::transport::Overflow,
     /// Inbound rate limit, `None` for unlimited.
     pub rate_limit: Option<RateLimit>,
     /// Maximum concurrent connections, `None` for unlimited.
@@ -88,6 +90,7 @@ impl Default for ServerConfig {
             max_payload: 1_000_000,
             outbound_queue_messages: 4096,
             outbound_queue_bytes: 8 * 1024 * 1024,
+            overflow: crate::transport::Overflow::Close,
             rate_limit: None,
             max_connections: None,
             max_connections_per_ip: None,

@@ -46,3 +46,4 @@ pub use metrics::Stats;
 pub use presence::{Member, PresenceEvent, PresenceKind};
 pub use recovery::RecoveryConfig;
 pub use server::{Server, ServerBuilder};
+pub use transport::Overflow;

@@ -32,3 +32,43 @@ async fn serve_runs_the_demo_and_stops_on_sigterm() {
     let exit = within(tokio::task::spawn_blocking(move || serve.wait())).await.unwrap();
     assert!(exit.success(), "clean exit, got {exit:?}");
 }
+
+#[tokio::test]
+async fn serve_takes_the_outbound_queue_and_overflow_policy() {
+    let args = ["--outbound-queue-messages", "8", "--outbound-queue-bytes", "16384", "--overflow", "drop"];
+    let mut serve = Serve::start(&args);
+    let mut stalled = Tc::connect(serve.addr, "").await;
+    let mut sender = Tc::connect(serve.addr, "").await;
+    stalled.join("lobby").await;
+    sender.join("lobby").await;
+    // `stalled` reads nothing meanwhile: far more than its queue and the kernel's buffers hold.
+    let text = "x".repeat(16 * 1024);
+    for i in 0..1000 {
+        sender.send(json!({"type":"message","room":"lobby","payload":{"i": i, "text": text}})).await;
+    }
+    // With `drop` it is still connected: it gets what was kept, in order.
+    let reader = tokio::spawn(async move {
+        let mut last = -1;
+        loop {
+            let m = stalled.recv_type("message").await;
+            if m["payload"]["end"] == true {
+                return last;
+            }
+            let i = m["payload"]["i"].as_i64().unwrap();
+            assert!(i > last, "in order");
+            last = i;
+        }
+    });
+    // The end marker, again until it got through (a full queue drops it too).
+    within(async {
+        while !reader.is_finished() {
+            sender.send(json!({"type":"message","room":"lobby","payload":{"end": true}})).await;
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    let last = within(reader).await.unwrap();
+    assert!(last < 999, "some were dropped ({last} last)");
+    serve.signal("-TERM");
+    within(tokio::task::spawn_blocking(move || serve.wait())).await.unwrap();
+}

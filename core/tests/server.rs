@@ -256,6 +256,61 @@ async fn slow_reader_is_closed_and_others_go_on() {
 }
 
 #[tokio::test]
+async fn backpressure_is_visible_and_the_drop_policy_keeps_the_socket() {
+    let reasons = Arc::new(Mutex::new(Vec::new()));
+    let builder = Server::builder().outbound_queue(64, 256 * 1024).overflow(roomcast::Overflow::Drop);
+    let (server, addr) = start(builder).await;
+    let r = reasons.clone();
+    server.on_disconnect(move |_s, reason| {
+        r.lock().push(reason);
+        async {}
+    });
+    let mut stuck = Tc::connect(addr, "").await;
+    let socket = server.socket(&stuck.id).unwrap();
+    assert_eq!(socket.buffered_amount(), 0);
+    within(socket.drained()).await; // nothing buffered: at once
+    let blob = "x".repeat(32 * 1024);
+    // The client does not read: the kernel buffers fill (enough for them at
+    // their largest), then the queue, then (policy Drop) reliable messages
+    // are dropped, not the socket.
+    for i in 0..1000 {
+        socket.emit("msg", json!({"i": i, "blob": blob})).unwrap();
+        tokio::task::yield_now().await;
+    }
+    eventually(|| server.stats().dropped > 0).await;
+    let buffered = socket.buffered_amount();
+    assert!(buffered > 128 * 1024, "the queue is near its bound: {buffered}");
+    assert!(socket.connected() && reasons.lock().is_empty(), "Drop keeps the socket");
+    let waiter = tokio::spawn({
+        let socket = socket.clone();
+        async move { socket.drained().await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!waiter.is_finished(), "still buffered while the client does not read");
+    // The client reads again: what was kept arrives in order, then the drain.
+    let reader = tokio::spawn(async move {
+        let mut last = -1;
+        loop {
+            let m = stuck.recv_type("event").await;
+            if m["event"] == "end" {
+                return last;
+            }
+            let i = m["data"]["i"].as_i64().unwrap();
+            assert!(i > last, "in order");
+            last = i;
+        }
+    });
+    within(waiter).await.unwrap();
+    assert_eq!(socket.buffered_amount(), 0);
+    // Sent after the drain: nothing is dropped anymore.
+    let dropped = server.stats().dropped;
+    socket.emit("end", json!(null)).unwrap();
+    assert!(within(reader).await.unwrap() >= 0);
+    assert_eq!(server.stats().dropped, dropped);
+    assert!(reasons.lock().is_empty());
+}
+
+#[tokio::test]
 async fn bad_input_gets_errors_and_connection_stays_usable() {
     let (server, addr) = start(Server::builder()).await;
     server.on("echo", |_s, d| async move { d });

@@ -114,7 +114,8 @@ export async function exitsByItself(script) {
 }
 
 /** A TCP proxy to `port` whose `cut()` drops every connection through it at
- *  once, as a network failure would; closed when the test ends. */
+ *  once, as a network failure would, and whose `pause()` stalls what the
+ *  server sends; closed when the test ends. */
 export async function cuttingProxy(t, port) {
   const { createServer, connect: tcp } = await import("node:net");
   const links = new Set();
@@ -130,9 +131,19 @@ export async function cuttingProxy(t, port) {
     for (const pair of links) pair.forEach((s) => s.destroy());
     links.clear();
   };
+  /** Stop reading what the server sends (a client that does not read), until `resume`. */
+  const pause = () => {
+    for (const [inbound, outbound] of links) {
+      outbound.unpipe(inbound);
+      outbound.pause();
+    }
+  };
+  const resume = () => {
+    for (const [inbound, outbound] of links) outbound.pipe(inbound);
+  };
   t.after(() => {
     cut();
     server.close();
   });
-  return { url: `http://127.0.0.1:${server.address().port}`, cut };
+  return { url: `http://127.0.0.1:${server.address().port}`, cut, pause, resume };
 }

@@ -48,6 +48,19 @@ async function recovery(): Promise<void> {
   await server.close();
 }
 
+// Backpressure and at-least-once emits.
+async function delivery(): Promise<void> {
+  const server = new Server({ outboundQueueMessages: 1024, outboundQueueBytes: 1 << 20, overflow: "drop" });
+  server.on("connection", async (socket) => {
+    socket.volatile.emit("tick", Date.now());
+    if (socket.bufferedAmount > 64 * 1024) await socket.drained();
+    socket.emit("report", { bytes: socket.bufferedAmount });
+  });
+  const client = io(`http://127.0.0.1:${await server.listen(0)}`, { retries: 3, ackTimeout: 2000 });
+  client.emit("save", { id: 1 }, (err: Error | null, saved: boolean) => console.log(err, saved));
+  await server.close();
+}
+
 // Presence, on a node of a cluster.
 async function presence(): Promise<void> {
   const server = new Server({ redis: { url: "redis://127.0.0.1:6379", prefix: "chat", nodeTtl: 5000 } });
@@ -125,3 +138,4 @@ async function cluster(): Promise<void> {
 void main();
 void cluster();
 void recovery();
+void delivery();

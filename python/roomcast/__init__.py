@@ -15,7 +15,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Dict, Iterable, List
 
 from . import _native
 from ._native import *  # noqa: F403  (the exception classes)
-from ._native import InvalidArgumentError
+from ._native import InvalidArgumentError, NotFoundError
 
 __version__ = _native.__version__
 
@@ -236,8 +236,19 @@ class AsyncServer(_Handlers):
         max_http_buffer_size: int = 1_000_000,
         cors_allowed_origins: Union[str, Iterable[str], None] = None,
         connection_state_recovery: Union[bool, Mapping[str, Any], None] = None,
+        outbound_queue_messages: int = 4096,
+        outbound_queue_bytes: int = 8 * 1024 * 1024,
+        overflow: str = "close",
     ) -> None:
-        """``connection_state_recovery`` (a roomcast extension, socket.io's
+        """``outbound_queue_messages`` and ``outbound_queue_bytes`` bound what
+        waits to be written to one connection (roomcast extensions). When a
+        slow client's queue is full, volatile emits are dropped, and
+        ``overflow`` decides for the rest: ``"close"`` disconnects the client
+        (it reconnects, and with recovery gets what it missed), ``"drop"``
+        drops the event. ``buffered_amount(sid)`` and ``drained(sid)`` let a
+        sender pace itself.
+
+        ``connection_state_recovery`` (a roomcast extension, socket.io's
         option): ``True``, or a dict with ``max_disconnection_duration``
         (seconds, default 120), ``skip_middlewares`` and ``max_packets``
         (default 10000). A client that loses its connection and comes back
@@ -271,6 +282,9 @@ class AsyncServer(_Handlers):
             recovery_window=float(recovery.get("max_disconnection_duration", 120.0)) if enabled else None,
             recovery_skip_middlewares=bool(recovery.get("skip_middlewares", False)),
             recovery_max_packets=int(recovery.get("max_packets", 10_000)),
+            outbound_queue_messages=outbound_queue_messages,
+            outbound_queue_bytes=outbound_queue_bytes,
+            overflow=overflow,
         )
 
     def _register(self, event: str, f: Callable[..., Any], namespace: str) -> None:
@@ -293,20 +307,23 @@ class AsyncServer(_Handlers):
         skip_sid: Union[str, Iterable[str], None] = None,
         namespace: str = "/",
         callback: Optional[Callable[..., Any]] = None,
+        volatile: bool = False,
     ) -> None:
         """Send ``event`` to a sid or room (``to``/``room``), or to everyone.
 
         A tuple ``data`` sends several arguments, as in python-socketio. With
         ``callback``, ``to`` names one client and the callback gets its ack.
+        ``volatile`` (socket.io's ``volatile`` flag): clients whose outbound
+        queue is full miss it, and it is never replayed by recovery.
         """
         args = _args(data)
         if callback is not None:
             target = to if to is not None else room
-            if not isinstance(target, str) or skip_sid is not None:
-                raise InvalidArgumentError("an emit with a callback goes to one client: to=<sid>")
+            if not isinstance(target, str) or skip_sid is not None or volatile:
+                raise InvalidArgumentError("an emit with a callback goes to one client: to=<sid>, not volatile")
             _callback_task(self._native.call(event, args, target, CALLBACK_TIMEOUT, namespace), callback)
             return
-        self._native.emit(event, args, _rooms(to) + _rooms(room), _rooms(skip_sid), namespace)
+        self._native.emit(event, args, _rooms(to) + _rooms(room), _rooms(skip_sid), namespace, volatile)
 
     async def send(
         self,
@@ -367,6 +384,21 @@ class AsyncServer(_Handlers):
         (connection state recovery: same sid, rooms and session, missed
         events replayed); socket.io's ``socket.recovered``."""
         return self._native.recovered(sid, namespace)
+
+    def buffered_amount(self, sid: str, namespace: str = "/") -> int:
+        """Bytes queued for client ``sid``'s connection and not yet written
+        (like a WebSocket's ``bufferedAmount``); raises ``NotFoundError`` for
+        a client not connected to this server."""
+        amount = self._native.buffered_amount(sid, namespace)
+        if amount is None:
+            raise NotFoundError(f"no client {sid} in namespace {namespace} on this server")
+        return amount
+
+    async def drained(self, sid: str, namespace: str = "/") -> None:
+        """Return once nothing is buffered for client ``sid`` (at once if
+        nothing is, or when it disconnects): the drain notification of a
+        sender that paces itself by ``buffered_amount``."""
+        await self._native.drained(sid, namespace)
 
     async def disconnect(self, sid: str, namespace: str = "/", *, close: bool = False) -> None:
         """Disconnect client ``sid`` from ``namespace`` (in a cluster, a client
@@ -626,13 +658,23 @@ class AsyncClient(_Handlers):
         reconnection_delay: float = 1,
         reconnection_delay_max: float = 5,
         randomization_factor: float = 0.5,
+        retries: int = 0,
+        ack_timeout: float = 10,
     ) -> None:
+        """``retries`` and ``ack_timeout`` (socket.io-client's options, roomcast
+        extensions here) make emits at least once: each asks for an ack and
+        they go out one at a time, in order; one not acked within
+        ``ack_timeout`` seconds is sent again, up to ``retries`` more times,
+        and one whose connection dropped is sent again on the next. A roomcast
+        server runs each such event once however often it arrives."""
         self._options = {
             "reconnection": reconnection,
             "reconnection_attempts": reconnection_attempts,
             "reconnection_delay": float(reconnection_delay),
             "reconnection_delay_max": float(reconnection_delay_max),
             "randomization_factor": randomization_factor,
+            "retries": retries,
+            "ack_timeout": float(ack_timeout),
         }
         # Handlers per namespace, kept until connect(): the native client needs the URL.
         self._handlers: dict[str, dict[str, Callable[..., Awaitable[Any]]]] = {}

@@ -123,3 +123,51 @@ class ClientPeer:
     async def close(self) -> None:
         """Disconnect; harmless when already disconnected, so finally blocks can call it."""
         await self.client.disconnect()
+
+
+class Proxy:
+    """Forwards TCP connections to ``target``; ``cut()`` drops every open
+    one, ``pause()`` stops reading what the server sends (a client that does
+    not read) until ``resume()``."""
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.links: list[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = []
+        self.flowing = asyncio.Event()
+        self.flowing.set()
+
+    def pause(self) -> None:
+        self.flowing.clear()
+
+    def resume(self) -> None:
+        self.flowing.set()
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._link, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def _link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target)
+        self.links.append((writer, up_writer))
+
+        async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter, gate: Optional[asyncio.Event]) -> None:
+            try:
+                while (gate is None or await gate.wait()) and (data := await r.read(65536)):
+                    w.write(data)
+                    await w.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                w.close()
+
+        await asyncio.gather(pipe(reader, up_writer, None), pipe(up_reader, writer, self.flowing))
+
+    def cut(self) -> None:
+        for a, b in self.links:
+            for w in (a, b):
+                w.transport.abort()
+        self.links.clear()
+
+    async def close(self) -> None:
+        self.cut()
+        self.server.close()

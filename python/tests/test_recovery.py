@@ -10,47 +10,9 @@ from typing import Any
 import pytest
 
 import roomcast
-from helpers import bounded
+from helpers import Proxy, bounded
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
-
-
-class Proxy:
-    """Forwards TCP connections to ``target``; ``cut()`` drops every open one."""
-
-    def __init__(self, target: int) -> None:
-        self.target = target
-        self.links: list[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = []
-
-    async def start(self) -> int:
-        self.server = await asyncio.start_server(self._link, "127.0.0.1", 0)
-        return int(self.server.sockets[0].getsockname()[1])
-
-    async def _link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target)
-        self.links.append((writer, up_writer))
-
-        async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-            try:
-                while data := await r.read(65536):
-                    w.write(data)
-                    await w.drain()
-            except (ConnectionError, OSError):
-                pass
-            finally:
-                w.close()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-
-    def cut(self) -> None:
-        for a, b in self.links:
-            for w in (a, b):
-                w.transport.abort()
-        self.links.clear()
-
-    async def close(self) -> None:
-        self.cut()
-        self.server.close()
 
 
 @bounded(30)

@@ -106,6 +106,37 @@ pub unsafe extern "C" fn roomcast_client_set_reconnect(
     }
 }
 
+/// At-least-once events: with `retries` above 0, `roomcast_client_emit`
+/// and `roomcast_client_emit_with_ack` ask for an answer and go out one at
+/// a time, in order; one not answered within `ack_timeout_ms` is sent
+/// again, up to `retries` more times, and one whose connection dropped is
+/// sent again on the next. The server runs each such event once however
+/// often it arrives. `ack_timeout_ms` (above 0) also bounds every other
+/// wait for the server (joins, acks, pings). Before `roomcast_client_connect`.
+///
+/// # Safety
+/// `client` is live.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roomcast_client_set_retries(
+    client: *const roomcast_client,
+    retries: u32,
+    ack_timeout_ms: u32,
+) -> roomcast_result {
+    unsafe {
+        with(client, |c| {
+            if ack_timeout_ms == 0 {
+                return Err(c
+                    .last_error
+                    .set_text(roomcast_result::ROOMCAST_RESULT_INVALID_ARGUMENT, "ack_timeout_ms must be above 0"));
+            }
+            let mut o = c.options.lock();
+            o.retries = retries;
+            o.ack_timeout = Duration::from_millis(ack_timeout_ms.into());
+            Ok(())
+        })
+    }
+}
+
 /// Set the callback for what the server sends (see `roomcast_client_callback`).
 /// Before `roomcast_client_connect`.
 ///
@@ -273,8 +304,9 @@ pub unsafe extern "C" fn roomcast_client_emit(
 }
 
 /// Send `event` and have `cb` called (on a runtime thread) with the
-/// server's ack: OK with its data as JSON, or TIMEOUT (10 s) / the
-/// server's error.
+/// server's ack: OK with its data as JSON, or TIMEOUT (after the ack
+/// timeout, 10 s unless `roomcast_client_set_retries` says otherwise; with
+/// retries, after the last try) / the server's error.
 ///
 /// # Safety
 /// As `roomcast_client_emit`; `user_data` is usable from runtime threads until `cb` ran.

@@ -15,6 +15,7 @@ pub struct roomcast_server_config {
     pub(crate) max_payload: Option<usize>,
     pub(crate) max_connections: Option<(usize, usize)>,
     pub(crate) outbound_queue: Option<(usize, usize)>,
+    pub(crate) overflow: roomcast::Overflow,
     pub(crate) origins: Vec<String>,
     pub(crate) jwt_secret: Option<String>,
     pub(crate) event_queue: bool,
@@ -40,6 +41,7 @@ pub unsafe extern "C" fn roomcast_server_config_new(out: *mut *mut roomcast_serv
                 max_payload: None,
                 max_connections: None,
                 outbound_queue: None,
+                overflow: roomcast::Overflow::Close,
                 origins: Vec::new(),
                 jwt_secret: None,
                 event_queue: false,
@@ -156,8 +158,9 @@ pub unsafe extern "C" fn roomcast_server_config_set_max_connections(
 }
 
 /// Each connection's outgoing queue: at most `messages` frames and `bytes`
-/// bytes waiting (both above 0). A client that reads too slowly to keep
-/// under them is disconnected (volatile emits are dropped instead).
+/// bytes waiting (both above 0). When a client reads too slowly to keep
+/// under them, volatile emits are dropped and the overflow policy decides
+/// for the rest (`roomcast_server_config_set_overflow`).
 ///
 /// # Safety
 /// `config` is live.
@@ -173,6 +176,39 @@ pub unsafe extern "C" fn roomcast_server_config_set_outbound_queue(
                 return Err(roomcast_result::ROOMCAST_RESULT_INVALID_ARGUMENT);
             }
             c.outbound_queue = Some((messages, bytes));
+            Ok(())
+        })
+    }
+}
+
+/// What a full outgoing queue does with an emit that is not volatile.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum roomcast_overflow {
+    /// Disconnect the slow client (the default): it reconnects and, with
+    /// recovery, gets what it missed.
+    ROOMCAST_OVERFLOW_CLOSE = 0,
+    /// Drop the emit and keep the client (it misses the emit).
+    ROOMCAST_OVERFLOW_DROP = 1,
+}
+
+/// Choose what a full outgoing queue does (`overflow` is a
+/// `roomcast_overflow`; INVALID_ARGUMENT for another value).
+///
+/// # Safety
+/// `config` is live.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roomcast_server_config_set_overflow(
+    config: *mut roomcast_server_config,
+    overflow: u32,
+) -> roomcast_result {
+    unsafe {
+        with(config, |c| {
+            c.overflow = match overflow {
+                x if x == roomcast_overflow::ROOMCAST_OVERFLOW_CLOSE as u32 => roomcast::Overflow::Close,
+                x if x == roomcast_overflow::ROOMCAST_OVERFLOW_DROP as u32 => roomcast::Overflow::Drop,
+                _ => return Err(roomcast_result::ROOMCAST_RESULT_INVALID_ARGUMENT),
+            };
             Ok(())
         })
     }

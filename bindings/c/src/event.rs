@@ -40,6 +40,10 @@ pub enum roomcast_event_type {
     /// arguments as a JSON array, no socket. `roomcast_event_reply` answers
     /// it (without a reply the node answers with no arguments, `[]`).
     ROOMCAST_EVENT_SERVER_EVENT = 6,
+    /// Nothing is buffered for a socket any more (asked for with
+    /// `roomcast_server_notify_drained`): its socket id; also sent when the
+    /// socket went away meanwhile.
+    ROOMCAST_EVENT_DRAINED = 7,
 }
 
 /// One event. Borrowed inside a callback (do not free), owned from
@@ -145,6 +149,12 @@ impl roomcast_event {
         ev.socket_id = c_string(socket.id().as_str());
         ev.user_id = c_string(socket.user_id().unwrap_or_default());
         ev.name = c_string(reason.as_str());
+        ev
+    }
+
+    pub(crate) fn drained(sid: &str) -> Self {
+        let mut ev = Self::new(roomcast_event_type::ROOMCAST_EVENT_DRAINED);
+        ev.socket_id = c_string(sid);
         ev
     }
 

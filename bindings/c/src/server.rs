@@ -51,6 +51,7 @@ struct Callbacks {
     event: Slot,
     disconnect: Slot,
     node_lost: Slot,
+    drained: Slot,
     /// Per event name (`roomcast_server_on_server_event`).
     server_events: HashMap<String, Slot>,
 }
@@ -121,6 +122,7 @@ fn build(c: &roomcast_server_config) -> Result<roomcast_server, roomcast_result>
     if let Some((messages, bytes)) = c.outbound_queue {
         b = b.outbound_queue(messages, bytes);
     }
+    b = b.overflow(c.overflow);
     for origin in &c.origins {
         b = b.allowed_origin(origin.clone());
     }
@@ -263,6 +265,20 @@ pub unsafe extern "C" fn roomcast_server_on_node_lost(
     user_data: *mut c_void,
 ) -> roomcast_result {
     unsafe { set_callback(server, |c| &mut c.node_lost, cb, user_data) }
+}
+
+/// Set the callback for DRAINED events (`roomcast_server_notify_drained`).
+/// BAD_STATE with an event queue.
+///
+/// # Safety
+/// As `roomcast_server_on_connect`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roomcast_server_on_drained(
+    server: *const roomcast_server,
+    cb: roomcast_event_callback,
+    user_data: *mut c_void,
+) -> roomcast_result {
+    unsafe { set_callback(server, |c| &mut c.drained, cb, user_data) }
 }
 
 /// Answer the cluster's server events named `event` (sent by another node
@@ -548,14 +564,95 @@ pub unsafe extern "C" fn roomcast_server_emit(
     len: usize,
     sent: *mut usize,
 ) -> roomcast_result {
+    unsafe { emit_json(server, room, event, args_json, len, sent, false) }
+}
+
+/// As `roomcast_server_emit`, volatile: a socket whose outgoing queue is
+/// full misses it (instead of the overflow policy applying), and recovery
+/// never replays it.
+///
+/// # Safety
+/// As `roomcast_server_emit`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roomcast_server_emit_volatile(
+    server: *const roomcast_server,
+    room: *const c_char,
+    event: *const c_char,
+    args_json: *const c_char,
+    len: usize,
+    sent: *mut usize,
+) -> roomcast_result {
+    unsafe { emit_json(server, room, event, args_json, len, sent, true) }
+}
+
+/// `roomcast_server_emit`, volatile or not.
+unsafe fn emit_json(
+    server: *const roomcast_server,
+    room: *const c_char,
+    event: *const c_char,
+    args_json: *const c_char,
+    len: usize,
+    sent: *mut usize,
+    volatile: bool,
+) -> roomcast_result {
     let (room, event, json) = unsafe { (opt_str_arg(room), str_arg(event), bytes_arg(args_json.cast(), len)) };
     unsafe {
         with(server, |s| {
             let args = parse_args(s, json?)?;
-            let n = to_room(s, room?).emit_args(event?, args);
+            let mut op = to_room(s, room?);
+            if volatile {
+                op = op.volatile();
+            }
+            let n = op.emit_args(event?, args);
             if !sent.is_null() {
                 write_out(sent, n)?;
             }
+            Ok(())
+        })
+    }
+}
+
+/// `*out` gets how many bytes are queued for socket `socket_id`'s
+/// connection and not yet written (NOT_FOUND if there is no such socket):
+/// the backpressure of a client that reads slowly.
+///
+/// # Safety
+/// `server` is live; `socket_id` is NUL-terminated; `out` is writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roomcast_server_buffered_amount(
+    server: *const roomcast_server,
+    socket_id: *const c_char,
+    out: *mut usize,
+) -> roomcast_result {
+    let sid = unsafe { str_arg(socket_id) };
+    unsafe {
+        with(server, |s| {
+            let socket = socket(s, sid?)?;
+            write_out(out, socket.buffered_amount())
+        })
+    }
+}
+
+/// Ask for one DRAINED event (its callback, or the queue) once nothing is
+/// buffered for socket `socket_id` (at once if nothing is; also when the
+/// socket goes away). NOT_FOUND if there is no such socket.
+///
+/// # Safety
+/// `server` is live; `socket_id` is NUL-terminated.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roomcast_server_notify_drained(
+    server: *const roomcast_server,
+    socket_id: *const c_char,
+) -> roomcast_result {
+    let sid = unsafe { str_arg(socket_id) };
+    unsafe {
+        with(server, |s| {
+            let socket = socket(s, sid?)?;
+            let delivery = s.delivery.clone();
+            RUNTIME.spawn(async move {
+                socket.drained().await;
+                delivery.deliver(roomcast_event::drained(socket.id().as_str()), |c| c.drained);
+            });
             Ok(())
         })
     }
@@ -982,9 +1079,23 @@ mod tests {
 
     /// The next CONNECTED event of the queue: its socket id and whether it is recovered.
     unsafe fn connected(server: *mut roomcast_server) -> (String, bool) {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        // SAFETY: as the caller's.
+        unsafe { next_of(server, roomcast_event_type::ROOMCAST_EVENT_CONNECTED, Duration::from_secs(10)) }
+            .expect("no CONNECTED event")
+    }
+
+    /// The next event of type `kind` within `wait` (others are skipped): its
+    /// socket id and whether it is recovered.
+    unsafe fn next_of(
+        server: *mut roomcast_server,
+        kind: roomcast_event_type,
+        wait: Duration,
+    ) -> Option<(String, bool)> {
+        let deadline = Instant::now() + wait;
         loop {
-            assert!(Instant::now() < deadline, "no CONNECTED event");
+            if Instant::now() > deadline {
+                return None;
+            }
             let mut ev = null_mut();
             // SAFETY: a live server, a writable out-pointer, the event freed once.
             unsafe {
@@ -992,17 +1103,186 @@ mod tests {
                     std::thread::sleep(Duration::from_millis(5));
                     continue;
                 }
-                let kind = roomcast_event_get_type(ev);
+                let got = roomcast_event_get_type(ev);
                 let (mut sid, mut recovered) = (null(), false);
                 assert_eq!(roomcast_event_get_socket(ev, &mut sid, null_mut()), OK);
                 assert_eq!(roomcast_event_is_recovered(ev, &mut recovered), OK);
                 let sid = CStr::from_ptr(sid).to_str().unwrap().to_owned();
                 roomcast_event_free(ev);
-                if kind == roomcast_event_type::ROOMCAST_EVENT_CONNECTED as u32 {
-                    return (sid, recovered);
+                if got == kind as u32 {
+                    return Some((sid, recovered));
                 }
                 assert!(!recovered, "only CONNECTED events are recovered");
             }
+        }
+    }
+
+    /// A JSON-protocol WebSocket to `port` that reads its handshake answer and nothing more.
+    fn stalled_client(port: u16) -> TcpStream {
+        use std::io::{Read, Write};
+        let mut tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let request = format!(
+            "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        tcp.write_all(request.as_bytes()).unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8];
+        while !head.ends_with(b"\r\n\r\n") {
+            tcp.read_exact(&mut byte).unwrap();
+            head.push(byte[0]);
+        }
+        assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+        tcp
+    }
+
+    /// Records the result and data of a C client's ack.
+    unsafe extern "C" fn note_ack(user_data: *mut c_void, result: roomcast_result, json: *const c_char, len: usize) {
+        // SAFETY: the test passes a live Mutex; `json` holds `len` bytes for the call when not NULL.
+        unsafe {
+            let data = (!json.is_null())
+                .then(|| String::from_utf8_lossy(std::slice::from_raw_parts(json.cast::<u8>(), len)).into_owned());
+            *(*user_data.cast::<Mutex<Option<(roomcast_result, Option<String>)>>>()).lock() = Some((result, data));
+        }
+    }
+
+    /// At-least-once events through the C API: the C client with retries
+    /// loses its connection while the server handles an event; it sends
+    /// the event again on the next connection, and the server answers with
+    /// the first run's outcome instead of handing the event over again.
+    #[test]
+    fn a_c_client_with_retries_has_its_event_handled_once_across_a_cut() {
+        let acked: Mutex<Option<(roomcast_result, Option<String>)>> = Mutex::new(None);
+        // SAFETY: live handles, NUL-terminated strings, writable out-pointers; `acked` outlives the client.
+        unsafe {
+            let (mut config, mut server) = (null_mut(), null_mut());
+            assert_eq!(roomcast_server_config_new(&mut config), OK);
+            assert_eq!(roomcast_server_config_set_event_queue(config, true), OK);
+            assert_eq!(roomcast_server_new(config, &mut server), OK);
+            roomcast_server_config_free(config);
+            assert_eq!(roomcast_server_start(server), OK);
+            let mut port = 0u16;
+            assert_eq!(roomcast_server_port(server, &mut port), OK);
+            let (via, open) = proxy(port);
+            let url = CString::new(format!("ws://127.0.0.1:{via}/ws")).unwrap();
+            let mut client = null_mut();
+            assert_eq!(roomcast_client_new(url.as_ptr(), null(), &mut client), OK);
+            assert_eq!(roomcast_client_set_reconnect(client, true, 20, 50, 0), OK);
+            let bad = roomcast_client_set_retries(client, 5, 0);
+            assert_eq!(bad, roomcast_result::ROOMCAST_RESULT_INVALID_ARGUMENT);
+            assert_eq!(roomcast_client_set_retries(client, 20, 150), OK);
+            let c = Ptr(client);
+            let connecting = std::thread::spawn(move || {
+                let c = c;
+                roomcast_client_connect(c.0)
+            });
+            connected(server);
+            assert_eq!(connecting.join().unwrap(), OK);
+            let user_data = (&raw const acked).cast_mut().cast();
+            let sent =
+                roomcast_client_emit_with_ack(client, c"slow".as_ptr(), c"7".as_ptr(), 1, Some(note_ack), user_data);
+            assert_eq!(sent, OK);
+            // Hold the MESSAGE unanswered, cut the connection, let the client retry meanwhile.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let held = loop {
+                assert!(Instant::now() < deadline, "no MESSAGE event");
+                let mut ev = null_mut();
+                if roomcast_server_next_event(server, &mut ev) != OK {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                }
+                if roomcast_event_get_type(ev) == roomcast_event_type::ROOMCAST_EVENT_MESSAGE as u32 {
+                    break ev;
+                }
+                roomcast_event_free(ev);
+            };
+            cut(&open);
+            std::thread::sleep(Duration::from_millis(400));
+            assert_eq!(roomcast_event_reply(held, c"[70]".as_ptr(), 4), OK, "to the connection that is gone");
+            roomcast_event_free(held);
+            let mut messages = 0;
+            while acked.lock().is_none() {
+                assert!(Instant::now() < deadline, "the retried event was not acked");
+                let mut ev = null_mut();
+                if roomcast_server_next_event(server, &mut ev) == OK {
+                    messages +=
+                        usize::from(roomcast_event_get_type(ev) == roomcast_event_type::ROOMCAST_EVENT_MESSAGE as u32);
+                    roomcast_event_free(ev);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            assert_eq!(*acked.lock(), Some((OK, Some("70".to_owned()))), "the first run's answer");
+            assert_eq!(messages, 0, "the repeats were not handed over again");
+            assert_eq!(roomcast_client_close(client), OK);
+            roomcast_client_free(client);
+            roomcast_server_free(server);
+        }
+    }
+
+    /// Backpressure through the C API: a client that does not read shows in
+    /// `roomcast_server_buffered_amount`; with the DROP policy it stays
+    /// connected; `roomcast_server_notify_drained` gives one DRAINED event
+    /// once it has read everything.
+    #[test]
+    fn a_stalled_client_shows_backpressure_and_drains() {
+        // SAFETY: live handles, NUL-terminated strings, writable out-pointers.
+        unsafe {
+            let (mut config, mut server) = (null_mut(), null_mut());
+            assert_eq!(roomcast_server_config_new(&mut config), OK);
+            assert_eq!(roomcast_server_config_set_outbound_queue(config, 64, 256 * 1024), OK);
+            assert_eq!(
+                roomcast_server_config_set_overflow(config, 9),
+                roomcast_result::ROOMCAST_RESULT_INVALID_ARGUMENT
+            );
+            assert_eq!(
+                roomcast_server_config_set_overflow(config, roomcast_overflow::ROOMCAST_OVERFLOW_DROP as u32),
+                OK
+            );
+            assert_eq!(roomcast_server_config_set_event_queue(config, true), OK);
+            assert_eq!(roomcast_server_new(config, &mut server), OK);
+            roomcast_server_config_free(config);
+            assert_eq!(roomcast_server_start(server), OK);
+            let mut port = 0u16;
+            assert_eq!(roomcast_server_port(server, &mut port), OK);
+            // Its CONNECT waits in the queue for `connected` to take it.
+            let tcp = std::thread::spawn(move || stalled_client(port));
+            let (sid, _) = connected(server);
+            let tcp = tcp.join().unwrap();
+            let csid = CString::new(sid.clone()).unwrap();
+            let mut amount = usize::MAX;
+            assert_eq!(roomcast_server_buffered_amount(server, csid.as_ptr(), &mut amount), OK);
+            assert_eq!(amount, 0);
+            let drained = roomcast_event_type::ROOMCAST_EVENT_DRAINED;
+            assert_eq!(roomcast_server_notify_drained(server, csid.as_ptr()), OK);
+            assert_eq!(next_of(server, drained, Duration::from_secs(10)).unwrap().0, sid, "nothing buffered: at once");
+
+            let args = CString::new(format!("[{{\"blob\":\"{}\"}}]", "x".repeat(32 * 1024))).unwrap();
+            let len = args.as_bytes().len();
+            for _ in 0..400 {
+                assert_eq!(
+                    roomcast_server_emit(server, csid.as_ptr(), c"msg".as_ptr(), args.as_ptr(), len, null_mut()),
+                    OK
+                );
+            }
+            let mut sent = 0;
+            let volatile =
+                roomcast_server_emit_volatile(server, csid.as_ptr(), c"tick".as_ptr(), c"[1]".as_ptr(), 3, &mut sent);
+            assert_eq!((volatile, sent), (OK, 1));
+            assert_eq!(roomcast_server_buffered_amount(server, csid.as_ptr(), &mut amount), OK, "still connected");
+            assert!(amount > 128 * 1024, "near the bound: {amount}");
+            assert_eq!(roomcast_server_notify_drained(server, csid.as_ptr()), OK);
+            assert_eq!(next_of(server, drained, Duration::from_millis(100)), None, "not while it does not read");
+            let reader = std::thread::spawn(move || {
+                let _ = std::io::copy(&mut &tcp, &mut std::io::sink());
+            });
+            assert_eq!(next_of(server, drained, Duration::from_secs(10)).unwrap().0, sid);
+            assert_eq!(roomcast_server_buffered_amount(server, csid.as_ptr(), &mut amount), OK);
+            assert_eq!(amount, 0);
+            let missing = roomcast_server_buffered_amount(server, c"nobody".as_ptr(), &mut amount);
+            assert_eq!(missing, roomcast_result::ROOMCAST_RESULT_NOT_FOUND);
+            assert_eq!(roomcast_server_notify_drained(server, c"nobody".as_ptr()), missing);
+            roomcast_server_free(server);
+            reader.join().unwrap();
         }
     }
 

@@ -46,6 +46,10 @@ pub struct ClientOptions {
     pub reconnection_delay_max: Option<u32>,
     pub randomization_factor: Option<f64>,
     pub timeout: Option<u32>,
+    /// At-least-once emits: sends after the first (socket.io-client's `retries`).
+    pub retries: Option<u32>,
+    /// Milliseconds each try of an at-least-once emit waits for its ack.
+    pub ack_timeout: Option<u32>,
 }
 
 #[napi]
@@ -84,6 +88,8 @@ impl NativeClient {
             r.max = o.reconnection_delay_max.map_or(r.max, |ms| Duration::from_millis(u64::from(ms)));
             r.jitter = o.randomization_factor.unwrap_or(r.jitter);
             opts.connect_timeout = o.timeout.map_or(opts.connect_timeout, |ms| Duration::from_millis(u64::from(ms)));
+            opts.retries = o.retries.unwrap_or(opts.retries);
+            opts.ack_timeout = o.ack_timeout.map_or(opts.ack_timeout, |ms| Duration::from_millis(u64::from(ms)));
         }
         let core = SocketIoClient::new(&url, opts).map_err(|e| errors::coded(&e))?;
         Ok(Self { core, keepalive: Arc::default() })

@@ -55,6 +55,13 @@ pub struct ServerOptions {
     pub redis: Option<RedisOptions>,
     /// Connection state recovery (socket.io's option): off when absent.
     pub connection_state_recovery: Option<RecoveryOptions>,
+    /// Frames the outbound queue of one connection may hold (4096 by default).
+    pub outbound_queue_messages: Option<u32>,
+    /// Bytes the outbound queue of one connection may hold (8 MiB by default).
+    pub outbound_queue_bytes: Option<u32>,
+    /// What a full outbound queue does with an event that is not volatile:
+    /// `"close"` (the default) or `"drop"`.
+    pub overflow: Option<String>,
 }
 
 /// socket.io's `connectionStateRecovery`, durations in milliseconds.
@@ -212,8 +219,24 @@ impl NativeServer {
             cors_origins: None,
             redis: None,
             connection_state_recovery: None,
+            outbound_queue_messages: None,
+            outbound_queue_bytes: None,
+            overflow: None,
         });
         let mut b = Core::builder();
+        let d = roomcast::ServerConfig::default();
+        b = b.outbound_queue(
+            o.outbound_queue_messages.map_or(d.outbound_queue_messages, |n| n as usize),
+            o.outbound_queue_bytes.map_or(d.outbound_queue_bytes, |n| n as usize),
+        );
+        b = b.overflow(match o.overflow.as_deref() {
+            None | Some("close") => roomcast::Overflow::Close,
+            Some("drop") => roomcast::Overflow::Drop,
+            Some(other) => {
+                let why = format!("overflow must be \"close\" or \"drop\", not {other:?}");
+                return Err(errors::coded(&roomcast::Error::new(roomcast::ErrorKind::InvalidArgument, why)));
+            }
+        });
         if let Some(ms) = o.ping_interval {
             b = b.ping_interval(millis(ms));
         }
@@ -374,6 +397,26 @@ impl NativeServer {
             },
             |env, reply| reply.map(JsArgs).map_err(|e| errors::rejection(env, &e)),
         )
+    }
+
+    /// Bytes queued for socket `sid`'s connection and not yet written; null
+    /// if there is no such socket.
+    #[napi]
+    pub fn buffered_amount(&self, ns: String, sid: String) -> Option<u32> {
+        let socket = self.core.of(&ns).socket(&sid)?;
+        Some(u32::try_from(socket.buffered_amount()).unwrap_or(u32::MAX))
+    }
+
+    /// Resolve once nothing is buffered for socket `sid`, or it is gone.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn drained<'env>(&self, env: &'env Env, ns: String, sid: String) -> Result<PromiseRaw<'env, ()>> {
+        let socket = self.core.of(&ns).socket(&sid);
+        env.spawn_future(async move {
+            if let Some(socket) = socket {
+                socket.drained().await;
+            }
+            Ok(())
+        })
     }
 
     /// Put socket `sid` in `rooms`.

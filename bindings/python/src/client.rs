@@ -29,7 +29,7 @@ impl Client {
     #[pyo3(signature = (
         url, *, path = "/socket.io/", auth = None, headers = Vec::new(), reconnection = true,
         reconnection_attempts = 0, reconnection_delay = 1.0, reconnection_delay_max = 5.0,
-        randomization_factor = 0.5, connect_timeout = 20.0,
+        randomization_factor = 0.5, connect_timeout = 20.0, retries = 0, ack_timeout = 10.0,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -43,10 +43,14 @@ impl Client {
         reconnection_delay_max: f64,
         randomization_factor: f64,
         connect_timeout: f64,
+        retries: u32,
+        ack_timeout: f64,
     ) -> PyResult<Self> {
         let mut opts = SocketIoOptions {
             path: path.to_owned(),
             connect_timeout: convert::seconds(connect_timeout, "connect_timeout")?,
+            retries,
+            ack_timeout: convert::seconds(ack_timeout, "ack_timeout")?,
             ..Default::default()
         };
         if let Some(auth) = auth {

@@ -89,6 +89,9 @@ impl Server {
         recovery_window = None,
         recovery_skip_middlewares = true,
         recovery_max_packets = 10_000,
+        outbound_queue_messages = 4096,
+        outbound_queue_bytes = 8 * 1024 * 1024,
+        overflow = "close",
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -104,11 +107,27 @@ impl Server {
         recovery_window: Option<f64>,
         recovery_skip_middlewares: bool,
         recovery_max_packets: usize,
+        outbound_queue_messages: usize,
+        outbound_queue_bytes: usize,
+        overflow: &str,
     ) -> PyResult<Self> {
+        let overflow = match overflow {
+            "close" => roomcast::Overflow::Close,
+            "drop" => roomcast::Overflow::Drop,
+            other => {
+                let e = roomcast::Error::new(
+                    roomcast::ErrorKind::InvalidArgument,
+                    format!("overflow must be \"close\" or \"drop\", not {other:?}"),
+                );
+                return Err(errors::to_py(e));
+            }
+        };
         let mut b = Core::builder()
             .ping_interval(convert::seconds(ping_interval, "ping_interval")?)
             .ping_timeout(convert::seconds(ping_timeout, "ping_timeout")?)
-            .max_payload(max_payload);
+            .max_payload(max_payload)
+            .outbound_queue(outbound_queue_messages, outbound_queue_bytes)
+            .overflow(overflow);
         for origin in allowed_origins.unwrap_or_default() {
             b = b.allowed_origin(origin);
         }
@@ -224,6 +243,26 @@ impl Server {
     #[pyo3(signature = (sid, namespace = "/"))]
     fn recovered(&self, sid: &str, namespace: &str) -> bool {
         self.find(sid, namespace).is_some_and(|s| s.recovered())
+    }
+
+    /// Bytes queued for socket `sid`'s connection and not yet written; None
+    /// if there is no such socket here.
+    #[pyo3(signature = (sid, namespace = "/"))]
+    fn buffered_amount(&self, sid: &str, namespace: &str) -> Option<usize> {
+        self.find(sid, namespace).map(|s| s.buffered_amount())
+    }
+
+    /// Resolve once nothing is buffered for socket `sid` (or it is gone);
+    /// NotFoundError if there is no such socket here.
+    #[pyo3(signature = (sid, namespace = "/"))]
+    fn drained<'py>(&self, py: Python<'py>, sid: &str, namespace: &str) -> PyResult<Bound<'py, PyAny>> {
+        let socket = self.find(sid, namespace);
+        let wait = async move {
+            let socket = socket.ok_or_else(|| roomcast::Error::new(roomcast::ErrorKind::NotFound, "no such socket"))?;
+            socket.drained().await;
+            Ok(())
+        };
+        self.event_loop.future(py, wait, |py, ()| Ok(py.None().into_bound(py)))
     }
 
     /// Disconnect socket `sid` (with `close`, every namespace of its
@@ -542,7 +581,8 @@ impl Server {
     /// Send `event` with `args` to the sockets in `to` (rooms or sids; all
     /// when empty) except those in `skip`. Returns how many sockets it was
     /// queued for.
-    #[pyo3(signature = (event, args, to = Vec::new(), skip = Vec::new(), namespace = "/"))]
+    /// `volatile`: dropped for sockets whose outbound queue is full.
+    #[pyo3(signature = (event, args, to = Vec::new(), skip = Vec::new(), namespace = "/", volatile = false))]
     fn emit(
         &self,
         event: String,
@@ -550,9 +590,13 @@ impl Server {
         to: Vec<String>,
         skip: Vec<String>,
         namespace: &str,
+        volatile: bool,
     ) -> PyResult<usize> {
         let args = convert::to_args(args)?;
-        let op = self.select(to, skip, namespace);
+        let mut op = self.select(to, skip, namespace);
+        if volatile {
+            op = op.volatile();
+        }
         let _runtime = pyo3_async_runtimes::tokio::get_runtime().enter();
         Ok(op.emit_args(event, args))
     }

@@ -65,6 +65,16 @@ struct ServeArgs {
     /// Sustained inbound messages per second per connection (burst: twice that).
     #[arg(long)]
     rate_limit: Option<f64>,
+    /// Outbound queue bound per connection, in frames.
+    #[arg(long, default_value_t = 4096)]
+    outbound_queue_messages: usize,
+    /// Outbound queue bound per connection, in bytes.
+    #[arg(long, default_value_t = 8 * 1024 * 1024)]
+    outbound_queue_bytes: usize,
+    /// What a full outbound queue does with a message that is not volatile:
+    /// `close` the slow consumer (the client reconnects) or `drop` the message.
+    #[arg(long, value_enum, default_value_t = OverflowArg::Close)]
+    overflow: OverflowArg,
     /// Join a cluster over Redis: `redis://host:port`, `rediss://…`,
     /// `redis-cluster://host:port?node=host:port`, `redis-sentinel://…`.
     #[arg(long, env = "ROOMCAST_REDIS")]
@@ -83,6 +93,12 @@ struct ServeArgs {
     /// their session and the messages they missed.
     #[arg(long)]
     recovery_window_ms: Option<u64>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum OverflowArg {
+    Close,
+    Drop,
 }
 
 fn main() -> ExitCode {
@@ -110,7 +126,12 @@ async fn serve(args: ServeArgs) -> roomcast::Result<()> {
     let mut b = Server::builder()
         .ping_interval(Duration::from_millis(args.ping_interval_ms))
         .ping_timeout(Duration::from_millis(args.ping_timeout_ms))
-        .max_payload(args.max_payload);
+        .max_payload(args.max_payload)
+        .outbound_queue(args.outbound_queue_messages, args.outbound_queue_bytes)
+        .overflow(match args.overflow {
+            OverflowArg::Close => roomcast::Overflow::Close,
+            OverflowArg::Drop => roomcast::Overflow::Drop,
+        });
     if let Some(secret) = &args.jwt_secret {
         b = b.jwt(JwtVerifier::hs256(secret));
     }

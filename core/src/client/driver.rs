@@ -181,6 +181,7 @@ async fn serve(shared: &Arc<Shared>, conn: Active) -> Ended {
     }
     shared.set_state(ClientState::Connected);
     loop {
+        let retry_at = shared.core.lock().retry_deadline();
         tokio::select! {
             biased;
             () = shared.shutdown.cancelled() => {
@@ -197,6 +198,12 @@ async fn serve(shared: &Arc<Shared>, conn: Active) -> Ended {
                 return Ended::Closing;
             }
             () = shared.wake.notified() => {
+                if let Err(e) = write_queued(shared, &mut sink).await {
+                    return Ended::Lost(ws_error(e));
+                }
+            }
+            () = super::retry::sleep_until(retry_at) => {
+                shared.core.lock().retry_expired();
                 if let Err(e) = write_queued(shared, &mut sink).await {
                     return Ended::Lost(ws_error(e));
                 }
@@ -302,13 +309,22 @@ fn on_frame(shared: &Arc<Shared>, text: &str, epoch: u64) {
             }
         }
         ServerMessage::Ack { id, data } => {
-            shared.core.lock().settle_ack(id, Ok(data.into_owned()));
+            let mut core = shared.core.lock();
+            if core.settle_ack(id, Ok(data.into_owned())) && core.retries() {
+                shared.wake.notify_one(); // the next at-least-once event may go
+            }
         }
         ServerMessage::Error { code, message, id, room } => {
             let told = {
                 let mut core = shared.core.lock();
                 match (id, room.as_deref(), code.as_ref()) {
-                    (Some(id), _, _) => core.settle_ack(id, Err(Error::new(error_kind(&code), message.as_ref()))),
+                    (Some(id), _, _) => {
+                        let told = core.settle_ack(id, Err(Error::new(error_kind(&code), message.as_ref())));
+                        if told && core.retries() {
+                            shared.wake.notify_one();
+                        }
+                        told
+                    }
                     (None, Some(room), "join_refused") => core.join_refused(room, &message),
                     (None, Some(room), "invalid_message") => core.room_invalid(room, &message),
                     _ => false,

@@ -41,9 +41,12 @@
 //! next connection; a frame already written may or may not have reached the
 //! server and is not re-sent (re-sending could run an event twice). An
 //! [`Client::emit_with_ack`] whose frame was written when the connection
-//! dropped therefore fails with [`ErrorKind::Closed`].
+//! dropped therefore fails with [`ErrorKind::Closed`]. With
+//! [`ClientOptions::retries`] events are at least once instead: sent again
+//! until answered, and run once by the server.
 
 mod driver;
+mod retry;
 mod shared;
 pub mod socketio;
 mod ws;
@@ -121,6 +124,14 @@ pub struct ClientOptions {
     pub ack_timeout: Duration,
     /// Time allowed for each connection attempt, up to the `connected` frame (default 10 s).
     pub connect_timeout: Duration,
+    /// At-least-once events (default 0: off). Above 0, `emit` and
+    /// `emit_with_ack` ask for an ack and go out one at a time, in order;
+    /// one not answered within `ack_timeout` is sent again, up to `retries`
+    /// more times, and one whose connection dropped is sent again on the
+    /// next. The client sends a random key with its handshake, so the server
+    /// runs each event once however often it arrives. Room messages
+    /// (`send`) stay at most once: the protocol does not confirm them.
+    pub retries: u32,
 }
 
 impl Default for ClientOptions {
@@ -132,6 +143,7 @@ impl Default for ClientOptions {
             offline_queue: 1000,
             ack_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(10),
+            retries: 0,
         }
     }
 }
@@ -359,13 +371,22 @@ impl Client {
         Ok(())
     }
 
-    /// Send server event `event` without waiting for an answer; queued like [`Client::send`].
+    /// Send server event `event` without waiting for an answer; queued like
+    /// [`Client::send`]. With [`ClientOptions::retries`], at least once (a
+    /// failure after the last try is only logged).
     pub fn emit(&self, event: &str, data: Value) -> Result<()> {
         check_name("event", event)?;
-        self.shared()
-            .core
-            .lock()
-            .enqueue(ClientMessage::Event { event: event.to_owned(), data, id: None }, self.limit())?;
+        let shared = self.shared();
+        if shared.opts.retries > 0 {
+            let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+            let msg = ClientMessage::Event { event: event.to_owned(), data, id: Some(id) };
+            shared.core.lock().enqueue_retried(id, msg, None, self.limit())?;
+        } else {
+            shared
+                .core
+                .lock()
+                .enqueue(ClientMessage::Event { event: event.to_owned(), data, id: None }, self.limit())?;
+        }
         self.wake();
         Ok(())
     }
@@ -375,9 +396,21 @@ impl Client {
     /// (the handler failed), `Timeout` after `ack_timeout` (a still-queued
     /// event is then withdrawn), or `Closed` if the connection dropped after
     /// the event was written (it may or may not have run).
+    ///
+    /// With [`ClientOptions::retries`], the event is sent again (same id)
+    /// each time `ack_timeout` passes without an answer and when the
+    /// connection drops, and fails with `Timeout` after the last try; time
+    /// offline does not use up tries.
     pub async fn emit_with_ack(&self, event: &str, data: Value) -> Result<Value> {
         check_name("event", event)?;
         let id = self.shared().next_id.fetch_add(1, Ordering::Relaxed);
+        if self.shared().opts.retries > 0 {
+            let (tx, rx) = oneshot::channel();
+            let msg = ClientMessage::Event { event: event.to_owned(), data, id: Some(id) };
+            self.shared().core.lock().enqueue_retried(id, msg, Some(tx), self.limit())?;
+            self.wake();
+            return rx.await.unwrap_or_else(|_| Err(Error::new(ErrorKind::Closed, "client closed before the ack")));
+        }
         let rx = self.shared().core.lock().emit_with_ack(id, event.to_owned(), data, self.limit())?;
         self.wake();
         let result = self.wait(rx, "ack").await;
@@ -428,11 +461,18 @@ fn check_name(what: &str, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// `url` with `namespace` added to its query.
+/// `url` with `namespace` (and an at-least-once client's key) added to its query.
 fn with_query(url: &str, opts: &ClientOptions) -> Result<Uri> {
     let mut url = url.to_owned();
+    let mut pairs = form_urlencoded::Serializer::new(String::new());
     if let Some(ns) = &opts.namespace {
-        let query = form_urlencoded::Serializer::new(String::new()).append_pair("namespace", ns).finish();
+        pairs.append_pair("namespace", ns);
+    }
+    if opts.retries > 0 {
+        pairs.append_pair(crate::protocol::CLIENT_KEY, &retry::client_key());
+    }
+    let query = pairs.finish();
+    if !query.is_empty() {
         url.push(if url.contains('?') { '&' } else { '?' });
         url.push_str(&query);
     }

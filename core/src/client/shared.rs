@@ -14,6 +14,7 @@ use serde_json::Value;
 use tokio::sync::{Notify, broadcast, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
+use super::retry::{Retry, RetryQueue};
 use super::{ClientEvent, ClientOptions, ClientState};
 use crate::error::{Error, ErrorKind, Result};
 use crate::hub::handler::Reply;
@@ -47,11 +48,13 @@ pub(super) struct Shared {
 
 impl Shared {
     pub fn new(uri: Uri, auth: Option<HeaderValue>, opts: ClientOptions) -> Self {
+        let retried =
+            (opts.retries > 0).then(|| RetryQueue::new(Retry { retries: opts.retries, ack_timeout: opts.ack_timeout }));
         Self {
             uri,
             auth,
             opts,
-            core: Mutex::new(Core::default()),
+            core: Mutex::new(Core { retried, ..Core::default() }),
             wake: Notify::new(),
             state: watch::Sender::new(ClientState::Connecting),
             events: broadcast::Sender::new(EVENT_CAPACITY),
@@ -141,6 +144,8 @@ pub(super) struct Core {
     leaves: HashMap<String, Vec<Waiter<()>>>,
     acks: HashMap<u64, PendingAck>,
     pings: HashMap<u64, Waiter<()>>,
+    /// At-least-once events (with `retries`), after `queue`.
+    retried: Option<RetryQueue<ClientMessage, Value>>,
     pub resume: Resume,
 }
 
@@ -178,6 +183,39 @@ impl Core {
         let (tx, rx) = oneshot::channel();
         self.leaves.entry(room.to_owned()).or_default().push(tx);
         Ok(Some(rx))
+    }
+
+    /// Append an at-least-once event, bounded by `limit` with the rest.
+    pub fn enqueue_retried(
+        &mut self,
+        id: u64,
+        msg: ClientMessage,
+        tx: Option<Waiter<Value>>,
+        limit: usize,
+    ) -> Result<()> {
+        if self.closed {
+            return Err(Error::closed());
+        }
+        let Some(retried) = self.retried.as_mut() else {
+            return Err(Error::new(ErrorKind::Internal, "at-least-once events need retries"));
+        };
+        if self.queue.len() + retried.len() >= limit {
+            return Err(Error::new(ErrorKind::QueueFull, format!("{limit} frames already wait to be sent")));
+        }
+        retried.push(id, vec![msg], tx);
+        Ok(())
+    }
+
+    /// When the at-least-once event that is out stops waiting for its answer.
+    pub fn retry_deadline(&self) -> Option<tokio::time::Instant> {
+        self.retried.as_ref().and_then(RetryQueue::deadline)
+    }
+
+    /// Its answer timed out: send it again, or give up.
+    pub fn retry_expired(&mut self) {
+        if let Some(r) = self.retried.as_mut() {
+            r.expire();
+        }
     }
 
     pub fn emit_with_ack(
@@ -249,6 +287,9 @@ impl Core {
             }
             batch.push(msg);
         }
+        if let Some(frames) = self.retried.as_mut().and_then(|r| r.due(self.epoch)) {
+            batch.extend(frames);
+        }
         batch
     }
 
@@ -287,6 +328,12 @@ impl Core {
         *self = Core { closed: true, epoch, ..Core::default() };
     }
 
+    /// Whether events are at least once (the driver then writes the next
+    /// one as soon as one is answered).
+    pub fn retries(&self) -> bool {
+        self.retried.is_some()
+    }
+
     pub fn joined(&mut self, room: &str) {
         for w in self.joins.remove(room).unwrap_or_default() {
             let _ = w.send(Ok(()));
@@ -321,9 +368,13 @@ impl Core {
         told
     }
 
-    /// Answer `emit_with_ack` call `id`; returns whether it was still waiting.
+    /// Answer `emit_with_ack` call `id` (or the at-least-once event that is
+    /// out); returns whether it was still waiting.
     pub fn settle_ack(&mut self, id: u64, result: Result<Value>) -> bool {
-        self.acks.remove(&id).is_some_and(|a| a.tx.send(result).is_ok())
+        match self.acks.remove(&id) {
+            Some(a) => a.tx.send(result).is_ok(),
+            None => self.retried.as_mut().is_some_and(|r| r.settle(id, result)),
+        }
     }
 
     pub fn pong(&mut self, id: u64) {

@@ -2,11 +2,13 @@
 //! by every protocol; only the way the outcome is answered differs.
 
 use super::args::Args;
+use super::dedupe::Seen;
 use super::handler::Reply;
 use super::socket::Socket;
+use crate::protocol::CLIENT_KEY;
 
 /// What became of an inbound event.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum Outcome {
     /// The handler ran; its reply is the ack.
     Replied(Reply),
@@ -54,15 +56,28 @@ pub(crate) async fn run_event(socket: &Socket, event: String, mut args: Args) ->
     outcome
 }
 
-/// Start an inbound event in the session task so handlers begin in arrival
-/// order, as socket.io's do; whatever the handler then waits for continues
-/// on a task of its own, so a slow handler does not stall the connection.
-pub(crate) async fn start_event<F>(socket: Socket, event: String, args: Args, wants_ack: bool, respond: F)
+/// Start an inbound event (`id`: its ack id) in the session task so
+/// handlers begin in arrival order, as socket.io's do; whatever the handler
+/// then waits for continues on a task of its own, so a slow handler does not
+/// stall the connection. A repeat from an at-least-once client is answered
+/// with the first run's outcome instead (see `dedupe`).
+pub(crate) async fn start_event<F>(socket: Socket, event: String, args: Args, id: Option<u64>, respond: F)
 where
     F: FnOnce(&Socket, String, Outcome) + Send + 'static,
 {
-    let mut fut = Box::pin(with_wants_ack(wants_ack, async move {
+    let retried = id.zip(socket.handshake().query_param(CLIENT_KEY).map(str::to_owned));
+    if let Some((id, key)) = &retried {
+        match socket.0.ns.dedupe().begin(key, socket.user_id(), *id) {
+            Seen::New => {}
+            Seen::Done(outcome) => return respond(&socket, event, outcome),
+            Seen::Running | Seen::Stale => return,
+        }
+    }
+    let mut fut = Box::pin(with_wants_ack(id.is_some(), async move {
         let outcome = run_event(&socket, event.clone(), args).await;
+        if let Some((id, key)) = &retried {
+            socket.0.ns.dedupe().finish(key, *id, &outcome);
+        }
         respond(&socket, event, outcome);
     }));
     let done = std::future::poll_fn(|cx| std::task::Poll::Ready(fut.as_mut().poll(cx).is_ready())).await;

@@ -3,6 +3,7 @@
 
 pub mod args;
 pub mod broadcast;
+mod dedupe;
 pub mod dispatch;
 pub mod handler;
 pub mod namespace;

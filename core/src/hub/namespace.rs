@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::args::Args;
 use super::broadcast::BroadcastOperator;
+use super::dedupe::Dedupe;
 use super::handler::{
     self, AnyHandler, ConnectHook, ConnectionHandler, DisconnectHandler, EventHandler, IntoReply, JoinHook,
 };
@@ -71,6 +72,8 @@ pub struct Namespace {
     /// Connection state recovery: this namespace's order, packets and
     /// waiting sessions (`None`: off).
     recovery: Option<Buffer>,
+    /// What at-least-once clients' events ran to, for their repeats.
+    dedupe: Dedupe,
 }
 
 impl fmt::Debug for Namespace {
@@ -92,6 +95,7 @@ impl Namespace {
         let local = cluster.is_none();
         Self {
             recovery: recovery.map(|c| Buffer::new(c, local)),
+            dedupe: Dedupe::default(),
             name,
             dynamic,
             index: RwLock::default(),
@@ -123,6 +127,7 @@ impl Namespace {
             cluster: parent.cluster.clone(),
             presence: Tracker::default(),
             recovery: parent.recovery.as_ref().map(|b| Buffer::new(b.config().clone(), parent.cluster.is_none())),
+            dedupe: Dedupe::default(),
         });
         parent.children.write().push(child.clone());
         child
@@ -682,6 +687,10 @@ impl Namespace {
         };
         let ns = socket.0.ns.clone();
         BroadcastOperator::new(ns).to(room).except(sid.as_str()).send(packet);
+    }
+
+    pub(crate) fn dedupe(&self) -> &Dedupe {
+        &self.dedupe
     }
 
     /// Whether connection state recovery is on.

@@ -570,10 +570,10 @@ impl Socket {
     /// the connection (socket.io's `disconnect(true)`). A JSON-protocol
     /// socket is its connection: the same as [`Socket::disconnect`].
     pub fn disconnect_connection(&self) {
-        match self.0.protocol {
-            Protocol::Json => self.close(DisconnectReason::ServerDisconnect),
-            Protocol::SocketIo => self.close(DisconnectReason::ForcedServerClose),
-        }
+        self.close(match self.0.protocol {
+            Protocol::Json => DisconnectReason::ServerDisconnect,
+            Protocol::SocketIo => DisconnectReason::ForcedServerClose,
+        });
     }
 
     /// Whether the socket is still connected.
@@ -604,17 +604,38 @@ impl Socket {
 
     /// Ask the owning session to end this socket: record why (the first
     /// reason wins) and wake the session, which closes what the protocol needs.
-    pub(crate) fn close(&self, reason: DisconnectReason) {
+    /// Returns whether this call ended it (false if it was ending already).
+    pub(crate) fn close(&self, reason: DisconnectReason) -> bool {
         {
             let mut r = self.0.close_reason.lock();
             if r.is_some() {
-                return;
+                return false;
             }
             *r = Some(reason);
         }
         self.0.closed.cancel();
         if let Some(hook) = &self.0.on_close {
             hook();
+        }
+        true
+    }
+
+    /// Bytes queued for this socket's connection and not yet written to it
+    /// (like a WebSocket's `bufferedAmount`): what a client that reads
+    /// slowly has left to take. When it reaches the outbound queue's bound,
+    /// the overflow policy applies ([`crate::Overflow`]). A connection's
+    /// sockets (one per namespace) share it. 0 once the socket is gone.
+    pub fn buffered_amount(&self) -> usize {
+        if self.connected() { self.0.outbox.buffered() } else { 0 }
+    }
+
+    /// Wait until nothing is buffered for this socket's connection (at once
+    /// if nothing is), or the socket is gone: the drain notification of a
+    /// sender that paces itself by [`Socket::buffered_amount`].
+    pub async fn drained(&self) {
+        tokio::select! {
+            () = self.0.outbox.drained() => {}
+            () = self.0.closed.cancelled() => {}
         }
     }
 
@@ -680,9 +701,10 @@ impl Socket {
                 Ok(())
             }
             Pushed::Overflow => {
-                Counters::add(&self.0.counters.slow_consumer_closes, 1);
-                tracing::debug!(sid = %self.0.sid, "outbound queue full, closing slow consumer");
-                self.close(DisconnectReason::SlowConsumer);
+                if self.close(DisconnectReason::SlowConsumer) {
+                    Counters::add(&self.0.counters.slow_consumer_closes, 1);
+                    tracing::debug!(sid = %self.0.sid, "outbound queue full, closing slow consumer");
+                }
                 Err(Error::new(ErrorKind::QueueFull, "outbound queue full; socket closed"))
             }
             Pushed::Closed => Err(Error::closed()),

@@ -205,7 +205,7 @@ fn open(
     let cfg = &server.config;
     let conn = Arc::new(EngineConn {
         sid: sid.clone(),
-        outbox: Arc::new(Outbox::new(cfg.outbound_queue_messages, cfg.outbound_queue_bytes)),
+        outbox: Arc::new(Outbox::new(cfg.outbound_queue_messages, cfg.outbound_queue_bytes, cfg.overflow)),
         inbound: Inbox::new(),
         transport: Mutex::new(transport),
         poll_active: Mutex::new(false),
@@ -383,6 +383,7 @@ async fn poll(conn: &Arc<EngineConn>, cors: &Cors) -> Response<Body> {
             () = upgrading => "6".to_owned(),
         }
     };
+    conn.outbox.written();
     *conn.poll_active.lock() = false;
     cors.text(body)
 }

@@ -318,6 +318,13 @@ impl ServerBuilder {
         self
     }
 
+    /// What a full outbound queue does with a frame that is not volatile:
+    /// close the slow consumer (the default) or drop the frame.
+    pub fn overflow(mut self, policy: crate::transport::Overflow) -> Self {
+        self.config.overflow = policy;
+        self
+    }
+
     /// Per-connection inbound rate limit.
     pub fn rate_limit(mut self, limit: RateLimit) -> Self {
         self.config.rate_limit = Some(limit);

@@ -39,7 +39,7 @@ pub(crate) struct Accepted {
 pub(crate) async fn run(a: Accepted, mut reader: WsReader, wire: Arc<WsWriter>) {
     let cfg = &a.server.config;
     let counters = a.server.hub.counters.clone();
-    let outbox = Arc::new(Outbox::new(cfg.outbound_queue_messages, cfg.outbound_queue_bytes));
+    let outbox = Arc::new(Outbox::new(cfg.outbound_queue_messages, cfg.outbound_queue_bytes, cfg.overflow));
     outbox.attach(wire.clone());
     let writer = tokio::spawn(write_loop(wire, outbox.clone(), cfg.shutdown_timeout));
     let socket = Socket::new(NewSocket {
@@ -220,21 +220,19 @@ async fn dispatch(socket: &Socket, text: &str) {
         }
         ClientMessage::Event { event, data, id } => {
             let args = Args::one(args::from_json(data));
-            dispatch::start_event(socket.clone(), event, args, id.is_some(), move |socket, event, outcome| {
-                match (outcome, id) {
-                    (Outcome::NoHandler | Outcome::Replied(Reply::Unhandled), id) => {
-                        error(socket, ErrorCode::NoHandler, &format!("no handler for event `{event}`"), id, None)
-                    }
-                    (Outcome::Refused(why), id) => error(socket, ErrorCode::Refused, &why, id, None),
-                    (Outcome::Replied(Reply::Error(e)), id) => error(socket, ErrorCode::Internal, &e, id, None),
-                    (Outcome::Replied(Reply::Data(v)), Some(id)) => {
-                        reply(socket, &ServerMessage::Ack { id, data: Cow::Owned(v.json()) })
-                    }
-                    (Outcome::Replied(Reply::None), Some(id)) => {
-                        reply(socket, &ServerMessage::Ack { id, data: Cow::Owned(Value::Null) })
-                    }
-                    (Outcome::Replied(_), None) => {}
+            dispatch::start_event(socket.clone(), event, args, id, move |socket, event, outcome| match (outcome, id) {
+                (Outcome::NoHandler | Outcome::Replied(Reply::Unhandled), id) => {
+                    error(socket, ErrorCode::NoHandler, &format!("no handler for event `{event}`"), id, None)
                 }
+                (Outcome::Refused(why), id) => error(socket, ErrorCode::Refused, &why, id, None),
+                (Outcome::Replied(Reply::Error(e)), id) => error(socket, ErrorCode::Internal, &e, id, None),
+                (Outcome::Replied(Reply::Data(v)), Some(id)) => {
+                    reply(socket, &ServerMessage::Ack { id, data: Cow::Owned(v.json()) })
+                }
+                (Outcome::Replied(Reply::None), Some(id)) => {
+                    reply(socket, &ServerMessage::Ack { id, data: Cow::Owned(Value::Null) })
+                }
+                (Outcome::Replied(_), None) => {}
             })
             .await;
         }

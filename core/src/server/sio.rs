@@ -101,7 +101,7 @@ impl SioSession {
                 };
                 items.remove(0);
                 let id = packet.id;
-                dispatch::start_event(socket, event, Args::new(items), id.is_some(), move |s, e, outcome| {
+                dispatch::start_event(socket, event, Args::new(items), id, move |s, e, outcome| {
                     respond(s, e, outcome, id)
                 })
                 .await;

@@ -4,6 +4,8 @@
 pub mod outbox;
 pub mod websocket;
 
+pub use outbox::Overflow;
+
 use std::borrow::Cow;
 
 use bytes::Bytes;

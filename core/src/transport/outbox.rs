@@ -7,6 +7,13 @@
 //! other frame makes the push report [`Pushed::Overflow`] and the owner closes
 //! the connection.
 //!
+//! With [`Overflow::Drop`] a full queue drops any frame instead (the
+//! connection stays, and misses what did not fit).
+//!
+//! What is queued or being written is the connection's buffered amount,
+//! which the application reads for backpressure; [`Outbox::drained`] waits
+//! until it is back to zero.
+//!
 //! A WebSocket attaches its writer ([`Outbox::attach`]): then a single
 //! recipient's frames ([`Outbox::push_now`]) are written by the pushing task
 //! itself when nothing is queued or being written, which keeps order and
@@ -19,6 +26,19 @@ use tokio::sync::Notify;
 
 use super::Frame;
 use super::websocket::WsWriter;
+
+/// What a full queue does with a frame that is not volatile (volatile
+/// frames are always dropped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Overflow {
+    /// Close the connection as a slow consumer (4008 / reason "slow
+    /// consumer"), so the client knows and reconnects (and, with connection
+    /// state recovery, gets what it missed).
+    #[default]
+    Close,
+    /// Drop the frame and keep the connection (the client silently misses it).
+    Drop,
+}
 
 /// Outcome of a push.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +57,8 @@ struct State {
     /// Emptied by taking the vector, so an idle connection holds no capacity.
     frames: Vec<Frame>,
     bytes: usize,
+    /// Bytes of the batch the writer took and has not reported written.
+    inflight: usize,
     closing: bool,
     /// The WebSocket writer, for direct writes.
     wire: Option<Arc<WsWriter>>,
@@ -52,25 +74,67 @@ struct State {
 pub struct Outbox {
     state: Mutex<State>,
     notify: Notify,
+    /// Wakes [`Outbox::drained`] waiters once nothing is buffered.
+    drain: Notify,
     max_frames: usize,
     max_bytes: usize,
+    overflow: Overflow,
 }
 
 impl Outbox {
     /// A queue holding at most `max_frames` frames and `max_bytes` bytes.
-    pub fn new(max_frames: usize, max_bytes: usize) -> Self {
+    pub fn new(max_frames: usize, max_bytes: usize, overflow: Overflow) -> Self {
         Self {
             state: Mutex::new(State {
                 frames: Vec::new(),
                 bytes: 0,
+                inflight: 0,
                 closing: false,
                 wire: None,
                 busy: false,
                 ahead: 0,
             }),
             notify: Notify::new(),
+            drain: Notify::new(),
             max_frames: max_frames.max(1),
             max_bytes: max_bytes.max(1),
+            overflow,
+        }
+    }
+
+    /// Bytes queued or being written: the connection's buffered amount.
+    pub fn buffered(&self) -> usize {
+        let st = self.state.lock();
+        st.bytes + st.inflight
+    }
+
+    /// Wait until nothing is buffered (at once if nothing is), or the queue
+    /// has closed.
+    pub async fn drained(&self) {
+        loop {
+            let notified = self.drain.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let st = self.state.lock();
+                if st.bytes + st.inflight == 0 || st.closing {
+                    return;
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// The writer put the batch it took on the wire (or handed it to a
+    /// polling response): wake drain waiters when nothing else is queued.
+    pub fn written(&self) {
+        let empty = {
+            let mut st = self.state.lock();
+            st.inflight = 0;
+            st.frames.is_empty()
+        };
+        if empty {
+            self.drain.notify_waiters();
         }
     }
 
@@ -118,7 +182,7 @@ impl Outbox {
             let full = !st.frames.is_empty()
                 && (st.frames.len() + frames.len() > self.max_frames || st.bytes + len > self.max_bytes);
             if full {
-                return if volatile { Pushed::Dropped } else { Pushed::Overflow };
+                return if volatile || self.overflow == Overflow::Drop { Pushed::Dropped } else { Pushed::Overflow };
             }
             was_empty = st.frames.is_empty();
             if st.frames.capacity() == 0 {
@@ -178,6 +242,7 @@ impl Outbox {
             st.frames.push(Frame::Close { code, reason: reason.into() });
         }
         self.notify.notify_one();
+        self.drain.notify_waiters();
         true
     }
 
@@ -195,7 +260,7 @@ impl Outbox {
                     } else {
                         out.append(&mut st.frames);
                     }
-                    st.bytes = 0;
+                    st.inflight += std::mem::take(&mut st.bytes);
                     st.busy = true;
                     return Some(std::mem::take(&mut st.ahead));
                 }
@@ -219,7 +284,7 @@ mod tests {
 
     #[tokio::test]
     async fn bounded_by_frames_and_bytes() {
-        let q = Outbox::new(2, 10);
+        let q = Outbox::new(2, 10, Overflow::Close);
         assert_eq!(q.push(text("aaaa"), false), Pushed::Queued);
         assert_eq!(q.push(text("bbbb"), false), Pushed::Queued);
         assert_eq!(q.push(text("c"), true), Pushed::Dropped);
@@ -231,13 +296,46 @@ mod tests {
         assert_eq!(q.push(text("12345678"), false), Pushed::Queued);
         assert_eq!(q.push(text("1234"), false), Pushed::Overflow);
         // A single oversize frame goes into an empty queue.
-        let q = Outbox::new(2, 10);
+        let q = Outbox::new(2, 10, Overflow::Close);
         assert_eq!(q.push(text("0123456789abcdef"), false), Pushed::Queued);
     }
 
     #[tokio::test]
+    async fn drop_policy_keeps_the_connection() {
+        let q = Outbox::new(1, 100, Overflow::Drop);
+        assert_eq!(q.push(text("a"), false), Pushed::Queued);
+        assert_eq!(q.push(text("b"), false), Pushed::Dropped);
+    }
+
+    #[tokio::test]
+    async fn buffered_counts_until_written_and_drained_waits_for_it() {
+        let q = std::sync::Arc::new(Outbox::new(8, 1000, Overflow::Close));
+        q.drained().await; // nothing buffered: at once
+        q.push(text("abc"), false);
+        q.push(text("de"), false);
+        assert_eq!(q.buffered(), 5);
+        let waiter = tokio::spawn({
+            let q = q.clone();
+            async move { q.drained().await }
+        });
+        let mut out = Vec::new();
+        q.next_batch(&mut out).await;
+        assert_eq!(q.buffered(), 5, "taken by the writer but not written yet");
+        q.push(text("f"), false);
+        q.written();
+        assert_eq!(q.buffered(), 1);
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "one frame still queued");
+        out.clear();
+        q.next_batch(&mut out).await;
+        q.written();
+        assert_eq!(q.buffered(), 0);
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiter).await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
     async fn close_discards_and_ends() {
-        let q = Outbox::new(8, 1000);
+        let q = Outbox::new(8, 1000, Overflow::Close);
         q.push(text("a"), false);
         assert!(q.close(4008, "slow", true));
         assert!(!q.close(1000, "again", true));
@@ -251,7 +349,7 @@ mod tests {
 
     #[tokio::test]
     async fn graceful_close_keeps_queued_frames() {
-        let q = Outbox::new(8, 1000);
+        let q = Outbox::new(8, 1000, Overflow::Close);
         q.push(text("a"), false);
         q.close(1001, "bye", false);
         let mut out = Vec::new();
@@ -261,7 +359,7 @@ mod tests {
 
     #[tokio::test]
     async fn wakes_the_writer() {
-        let q = std::sync::Arc::new(Outbox::new(8, 1000));
+        let q = std::sync::Arc::new(Outbox::new(8, 1000, Overflow::Close));
         let q2 = q.clone();
         let t = tokio::spawn(async move {
             let mut out = Vec::new();

@@ -340,6 +340,55 @@ static void recovery(void) {
   roomcast_server_free(server);
 }
 
+/* Backpressure: the overflow setting, buffered amounts and one DRAINED
+ * event per request, through the callback; the client's retry setting. */
+static atomic_int drained_events;
+
+static void note_drained(void *user_data, roomcast_event *ev) {
+  (void)user_data;
+  const char *sid = NULL;
+  CHECK(roomcast_event_get_type(ev) == ROOMCAST_EVENT_DRAINED);
+  CHECK(roomcast_event_get_socket(ev, &sid, NULL) == ROOMCAST_RESULT_OK && sid != NULL && sid[0] != 0);
+  drained_events++;
+}
+
+static void backpressure(void) {
+  roomcast_server_config *config = NULL;
+  roomcast_server *server = NULL;
+  CHECK(roomcast_server_config_new(&config) == ROOMCAST_RESULT_OK);
+  CHECK(roomcast_server_config_set_overflow(NULL, ROOMCAST_OVERFLOW_DROP) == ROOMCAST_RESULT_NULL_ARGUMENT);
+  CHECK(roomcast_server_config_set_overflow(config, 42) == ROOMCAST_RESULT_INVALID_ARGUMENT);
+  CHECK(roomcast_server_config_set_overflow(config, ROOMCAST_OVERFLOW_CLOSE) == ROOMCAST_RESULT_OK);
+  CHECK(roomcast_server_new(config, &server) == ROOMCAST_RESULT_OK);
+  roomcast_server_config_free(config);
+  CHECK(roomcast_server_on_drained(server, note_drained, NULL) == ROOMCAST_RESULT_OK);
+  char *sid = NULL;
+  roomcast_client *client = start_with_client(server, "r", &sid);
+  size_t amount = 1;
+  CHECK(roomcast_server_buffered_amount(NULL, sid, &amount) == ROOMCAST_RESULT_NULL_ARGUMENT);
+  CHECK(roomcast_server_buffered_amount(server, NULL, &amount) == ROOMCAST_RESULT_NULL_ARGUMENT);
+  CHECK(roomcast_server_buffered_amount(server, sid, NULL) == ROOMCAST_RESULT_NULL_ARGUMENT);
+  CHECK(roomcast_server_buffered_amount(server, "nobody", &amount) == ROOMCAST_RESULT_NOT_FOUND);
+  CHECK(roomcast_server_buffered_amount(server, sid, &amount) == ROOMCAST_RESULT_OK);
+  CHECK(roomcast_server_notify_drained(NULL, sid) == ROOMCAST_RESULT_NULL_ARGUMENT);
+  CHECK(roomcast_server_notify_drained(server, "nobody") == ROOMCAST_RESULT_NOT_FOUND);
+  CHECK(roomcast_server_notify_drained(server, sid) == ROOMCAST_RESULT_OK);
+  for (int i = 0; i < 5000 && atomic_load(&drained_events) == 0; i++) usleep(1000);
+  CHECK(atomic_load(&drained_events) == 1);
+  size_t sent = 0;
+  CHECK(roomcast_server_emit_volatile(NULL, "r", "tick", "[1]", 3, &sent) == ROOMCAST_RESULT_NULL_ARGUMENT);
+  CHECK(roomcast_server_emit_volatile(server, "r", "tick", "[1", 2, &sent) == ROOMCAST_RESULT_INVALID_ARGUMENT);
+  CHECK(roomcast_server_emit_volatile(server, "r", "tick", "[1]", 3, &sent) == ROOMCAST_RESULT_OK && sent == 1);
+  /* At-least-once client settings (used by the next connect). */
+  CHECK(roomcast_client_set_retries(NULL, 3, 1000) == ROOMCAST_RESULT_NULL_ARGUMENT);
+  CHECK(roomcast_client_set_retries(client, 3, 0) == ROOMCAST_RESULT_INVALID_ARGUMENT);
+  CHECK(roomcast_client_set_retries(client, 3, 1000) == ROOMCAST_RESULT_OK);
+  CHECK(roomcast_client_close(client) == ROOMCAST_RESULT_OK);
+  roomcast_client_free(client);
+  roomcast_string_free(sid);
+  roomcast_server_free(server);
+}
+
 int main(void) {
   /* Results and messages. */
   CHECK(strcmp(roomcast_result_message(ROOMCAST_RESULT_OK), "ok") == 0);
@@ -431,6 +480,7 @@ int main(void) {
   cluster();
   redis();
   recovery();
+  backpressure();
 
   if (failures) {
     fprintf(stderr, "%d checks failed\n", failures);

@@ -192,6 +192,7 @@ async fn serve(shared: &Arc<Shared>, conn: Active, token: &CancellationToken) ->
     let silence = tokio::time::sleep(heartbeat);
     tokio::pin!(silence);
     loop {
+        let retry_at = shared.core.lock().retry_deadline();
         tokio::select! {
             biased;
             () = token.cancelled() => {
@@ -200,6 +201,12 @@ async fn serve(shared: &Arc<Shared>, conn: Active, token: &CancellationToken) ->
             }
             () = &mut silence => return Ended::Lost(DisconnectReason::PingTimeout),
             () = shared.wake.notified() => {
+                if let Err(e) = write_queued(shared, &mut sink).await {
+                    return Ended::Lost(write_reason(&e));
+                }
+            }
+            () = crate::client::retry::sleep_until(retry_at) => {
+                shared.core.lock().retry_expired();
                 if let Err(e) = write_queued(shared, &mut sink).await {
                     return Ended::Lost(write_reason(&e));
                 }
@@ -316,7 +323,9 @@ impl Reader<'_> {
             PacketType::Ack | PacketType::BinaryAck => {
                 let id = packet.id.ok_or(DisconnectReason::ParseError)?;
                 let args = args_of(&mut packet, attachments)?;
-                shared.core.lock().settle_ack(id, Args::new(args));
+                if shared.core.lock().settle_ack(id, Args::new(args)) {
+                    shared.wake.notify_one(); // the next at-least-once emit may go
+                }
             }
             PacketType::Disconnect => return Err(DisconnectReason::IoServerDisconnect),
             PacketType::ConnectError => {

@@ -35,11 +35,12 @@
 //! Delivery across a lost connection follows socket.io-client: an emit still
 //! queued is sent on the next connection; one already written is not re-sent,
 //! so a [`SocketIoClient::emit_with_ack`] whose packet was written when the
-//! connection dropped fails with [`ErrorKind::Closed`].
+//! connection dropped fails with [`ErrorKind::Closed`]. With
+//! [`SocketIoOptions::retries`] emits are at least once instead: sent again
+//! until acked, and handled once by a roomcast server.
 //!
 //! Only the WebSocket transport is implemented (no HTTP long-polling, hence
 //! no upgrade), and plain `ws://` only: the crate is built without TLS.
-//! Connection state recovery (`pid`/`offset`) is not requested.
 
 mod driver;
 mod shared;
@@ -53,10 +54,11 @@ use serde_json::Value;
 use tokio::sync::{broadcast, watch};
 
 use self::shared::{Endpoint, Shared};
-use super::{ClientState, ReconnectPolicy};
+use super::{ClientState, ReconnectPolicy, retry};
 use crate::error::{Error, ErrorKind, Result};
 use crate::hub::args::{Args, Data};
 use crate::hub::handler::IntoReply;
+use crate::protocol::CLIENT_KEY;
 use crate::protocol::socketio::{self as sio, RESERVED_EVENTS};
 
 /// How a [`SocketIoClient`] connects and behaves; the defaults are
@@ -86,6 +88,16 @@ pub struct SocketIoOptions {
     /// Time allowed for each connection attempt, up to the server's answer to
     /// CONNECT (socket.io-client's `timeout`, default 20 s).
     pub connect_timeout: Duration,
+    /// At-least-once emits (socket.io-client's `retries`, default 0: off).
+    /// Above 0, every emit asks for an ack and goes out one at a time, in
+    /// order; one not acked within `ack_timeout` is sent again, up to
+    /// `retries` more times, and one whose connection dropped is sent again
+    /// on the next. The client sends a random key with its handshake, so a
+    /// roomcast server runs each event once however often it arrives.
+    pub retries: u32,
+    /// How long each try of an at-least-once emit waits for its ack
+    /// (socket.io-client's `ackTimeout`, default 10 s; used with `retries`).
+    pub ack_timeout: Duration,
 }
 
 impl Default for SocketIoOptions {
@@ -104,6 +116,8 @@ impl Default for SocketIoOptions {
             },
             offline_queue: 1000,
             connect_timeout: Duration::from_secs(20),
+            retries: 0,
+            ack_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -121,8 +135,8 @@ impl SocketIoOptions {
         if self.offline_queue == 0 {
             return config("offline_queue must be at least 1");
         }
-        if self.connect_timeout.is_zero() {
-            return config("connect_timeout must be positive");
+        if self.connect_timeout.is_zero() || self.ack_timeout.is_zero() {
+            return config("connect_timeout and ack_timeout must be positive");
         }
         if self.auth.as_ref().is_some_and(|a| !a.is_object()) {
             return config("auth must be a JSON object");
@@ -286,7 +300,11 @@ impl SocketIoClient {
     /// [`SocketIoClient::open`]. Fails on a malformed URL or inconsistent options.
     pub fn new(url: &str, opts: SocketIoOptions) -> Result<SocketIoClient> {
         opts.validate()?;
-        let endpoint = endpoint(url, &opts.path, &opts.query)?;
+        let mut query = opts.query.clone();
+        if opts.retries > 0 {
+            query.push((CLIENT_KEY.to_owned(), retry::client_key()));
+        }
+        let endpoint = endpoint(url, &opts.path, &query)?;
         Ok(SocketIoClient { handle: Arc::new(Handle { shared: Arc::new(Shared::new(endpoint, opts)) }) })
     }
 
@@ -414,10 +432,22 @@ impl SocketIoClient {
     /// Buffered while the connection is down; `QueueFull` when the buffer is
     /// full, `Closed` while Disconnected, `InvalidArgument` for a name
     /// socket.io reserves (`connect`, `disconnect`, …).
+    ///
+    /// With [`SocketIoOptions::retries`], the emit is at least once: it asks
+    /// for an ack and is sent again until one comes (a failure after the
+    /// last try is only logged; use `emit_with_ack` to learn of it).
     pub fn emit(&self, event: &str, args: impl Into<Args>) -> Result<()> {
-        let frames = driver::event_frames(self.namespace(), event_name(event)?, args.into(), None);
-        self.shared().core.lock().enqueue(frames, self.shared().opts.offline_queue)?;
-        self.shared().wake.notify_one();
+        let shared = self.shared();
+        let name = event_name(event)?;
+        if shared.opts.retries > 0 {
+            let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+            let frames = driver::event_frames(self.namespace(), name, args.into(), Some(id));
+            shared.core.lock().enqueue_retried(id, frames, None, shared.opts.offline_queue)?;
+        } else {
+            let frames = driver::event_frames(self.namespace(), name, args.into(), None);
+            shared.core.lock().enqueue(frames, shared.opts.offline_queue)?;
+        }
+        shared.wake.notify_one();
         Ok(())
     }
 
@@ -426,10 +456,27 @@ impl SocketIoClient {
     /// event, so the server never sees what the caller was told failed;
     /// `Closed` if the connection dropped after the event was written (the
     /// server may or may not have handled it), or on `close()`.
+    ///
+    /// With [`SocketIoOptions::retries`], the event is sent again (same ack
+    /// id) each time `ack_timeout` passes without an ack and when the
+    /// connection drops; it fails with `Timeout` after the last try, or when
+    /// `timeout` (the whole wait) ends first, which withdraws it.
     pub async fn emit_with_ack(&self, event: &str, args: impl Into<Args>, timeout: Duration) -> Result<Args> {
         let shared = self.shared();
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
         let frames = driver::event_frames(self.namespace(), event_name(event)?, args.into(), Some(id));
+        if shared.opts.retries > 0 {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            shared.core.lock().enqueue_retried(id, frames, Some(tx), shared.opts.offline_queue)?;
+            shared.wake.notify_one();
+            let result = match tokio::time::timeout(timeout, rx).await {
+                Ok(Ok(outcome)) => return outcome,
+                Ok(Err(_)) => Err(Error::new(ErrorKind::Closed, format!("client closed before the ack of {event:?}"))),
+                Err(_) => Err(Error::timeout("ack")),
+            };
+            shared.core.lock().cancel_retried(id);
+            return result;
+        }
         let rx = shared.core.lock().enqueue_with_ack(id, frames, shared.opts.offline_queue)?;
         shared.wake.notify_one();
         let result = match tokio::time::timeout(timeout, rx).await {
@@ -556,6 +603,7 @@ mod tests {
         assert_eq!(bad(|o| o.reconnect.base = Duration::ZERO), Err(ErrorKind::Config));
         assert_eq!(bad(|o| o.offline_queue = 0), Err(ErrorKind::Config));
         assert_eq!(bad(|o| o.connect_timeout = Duration::ZERO), Err(ErrorKind::Config));
+        assert_eq!(bad(|o| o.ack_timeout = Duration::ZERO), Err(ErrorKind::Config));
     }
 
     #[test]

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{ConnectError, SocketIoEvent, SocketIoOptions};
 use crate::client::ClientState;
+use crate::client::retry::{Retry, RetryQueue};
 use crate::error::{Error, ErrorKind, Result};
 use crate::hub::args::{Args, Data};
 use crate::hub::handler::Reply;
@@ -52,10 +53,12 @@ pub(super) struct Shared {
 
 impl Shared {
     pub fn new(endpoint: Endpoint, opts: SocketIoOptions) -> Self {
+        let retried =
+            (opts.retries > 0).then(|| RetryQueue::new(Retry { retries: opts.retries, ack_timeout: opts.ack_timeout }));
         Self {
             endpoint,
             opts,
-            core: Mutex::new(Core::default()),
+            core: Mutex::new(Core { retried, ..Core::default() }),
             wake: Notify::new(),
             state: watch::Sender::new(ClientState::Disconnected),
             events: broadcast::Sender::new(EVENT_CAPACITY),
@@ -159,6 +162,8 @@ pub(super) struct Core {
     /// Frames for the current connection only (acks to the server).
     live: Vec<Message>,
     acks: HashMap<u64, PendingAck>,
+    /// At-least-once emits (with `retries`), after `queue`.
+    retried: Option<RetryQueue<Message, Args>>,
     /// Connection state recovery: the private session id the server gave,
     /// the last offset received, and whether the current connection took
     /// the previous one's session up.
@@ -180,6 +185,45 @@ impl Core {
         Ok(())
     }
 
+    /// Append an at-least-once emit, bounded by `limit` with the rest.
+    pub fn enqueue_retried(
+        &mut self,
+        id: u64,
+        frames: Vec<Message>,
+        tx: Option<oneshot::Sender<Result<Args>>>,
+        limit: usize,
+    ) -> Result<()> {
+        if self.run.is_none() {
+            return Err(Error::new(ErrorKind::Closed, "the client is disconnected (call open() to connect)"));
+        }
+        let Some(retried) = self.retried.as_mut() else {
+            return Err(Error::new(ErrorKind::Internal, "at-least-once emits need retries"));
+        };
+        if self.queue.len() + retried.len() >= limit {
+            return Err(Error::new(ErrorKind::QueueFull, format!("{limit} emits already wait to be sent")));
+        }
+        retried.push(id, frames, tx);
+        Ok(())
+    }
+
+    pub fn cancel_retried(&mut self, id: u64) {
+        if let Some(r) = self.retried.as_mut() {
+            r.cancel(id);
+        }
+    }
+
+    /// When the at-least-once emit that is out stops waiting for its ack.
+    pub fn retry_deadline(&self) -> Option<tokio::time::Instant> {
+        self.retried.as_ref().and_then(RetryQueue::deadline)
+    }
+
+    /// Its ack timed out: send it again, or give up.
+    pub fn retry_expired(&mut self) {
+        if let Some(r) = self.retried.as_mut() {
+            r.expire();
+        }
+    }
+
     pub fn enqueue_with_ack(&mut self, id: u64, frames: Vec<Message>, limit: usize) -> Result<oneshot::Receiver<Args>> {
         self.enqueue(frames, limit)?;
         if let Some(last) = self.queue.back_mut() {
@@ -198,11 +242,14 @@ impl Core {
         }
     }
 
-    /// Answer emit `id`; a late or unknown ack is ignored, as socket.io-client does.
-    pub fn settle_ack(&mut self, id: u64, args: Args) {
+    /// Answer emit `id`; a late or unknown ack is ignored, as socket.io-client
+    /// does. True when it answered an at-least-once emit: the next may go.
+    pub fn settle_ack(&mut self, id: u64, args: Args) -> bool {
         if let Some(a) = self.acks.remove(&id) {
             let _ = a.tx.send(args);
+            return false;
         }
+        self.retried.as_mut().is_some_and(|r| r.settle(id, Ok(args)))
     }
 
     /// Everything waiting to be written, in order; marks emits as written.
@@ -213,6 +260,9 @@ impl Core {
                 a.written = true;
             }
             batch.extend(out.frames);
+        }
+        if let Some(frames) = self.retried.as_mut().and_then(|r| r.due(self.epoch)) {
+            batch.extend(frames);
         }
         batch
     }
@@ -270,7 +320,8 @@ impl Core {
     /// The run is over: every waiter fails with `Closed`, the buffer goes.
     fn stop(&mut self) {
         let epoch = self.epoch;
-        *self = Core { epoch, ..Core::default() };
+        let retried = self.retried.take().map(|r| RetryQueue::new(r.policy()));
+        *self = Core { epoch, retried, ..Core::default() };
     }
 }
 

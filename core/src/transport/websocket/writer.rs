@@ -172,6 +172,7 @@ pub(crate) async fn write_loop(writer: Arc<WsWriter>, outbox: Arc<Outbox>, close
         if closing || written.is_err() {
             break;
         }
+        outbox.written();
     }
     // Dropping the last reference to the write half sends FIN.
     outbox.detach();
