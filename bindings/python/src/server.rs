@@ -90,7 +90,7 @@ impl Server {
         recovery_skip_middlewares = true,
         recovery_max_packets = 10_000,
         outbound_queue_messages = 4096,
-        outbound_queue_bytes = 8 * 1024 * 1024,
+        outbound_queue_bytes = 8_388_608,
         overflow = "close",
     ))]
     #[allow(clippy::too_many_arguments)]
