@@ -225,6 +225,38 @@ typedef struct roomcast_stats {
    * the request timeout).
    */
   uint64_t cluster_request_timeouts;
+  /**
+   * Connections closed because they did not read fast enough.
+   */
+  uint64_t slow_consumer_closes;
+  /**
+   * Inbound messages rejected by the rate limiter.
+   */
+  uint64_t rate_limited;
+  /**
+   * Connections refused before the upgrade (limits, origin, auth).
+   */
+  uint64_t refused_connections;
+  /**
+   * Open connections (WebSocket or polling sessions).
+   */
+  uint64_t connections;
+  /**
+   * Server emits whose ack did not come in time.
+   */
+  uint64_t ack_timeouts;
+  /**
+   * Reconnecting clients that got their session back (recovery).
+   */
+  uint64_t recovery_hits;
+  /**
+   * Reconnecting clients whose session was no longer kept.
+   */
+  uint64_t recovery_misses;
+  /**
+   * Repeated events of at-least-once clients answered without handing them over again.
+   */
+  uint64_t retries_deduplicated;
 } roomcast_stats;
 
 #ifdef __cplusplus
@@ -472,6 +504,18 @@ enum roomcast_result roomcast_server_config_set_outbound_queue(struct roomcast_s
  */
 enum roomcast_result roomcast_server_config_set_overflow(struct roomcast_server_config *config,
                                                          uint32_t overflow);
+
+/**
+ * Serve Prometheus metrics at `path` (e.g. "/metrics"; NULL: not at all,
+ * the default): connections, sockets, rooms and presence members per
+ * namespace, messages and bytes, drops, ack timeouts, recovery hits and
+ * misses, Redis publish latency and errors, cluster request timeouts.
+ *
+ * # Safety
+ * `config` is live; `path` is NULL or NUL-terminated.
+ */
+enum roomcast_result roomcast_server_config_set_metrics_path(struct roomcast_server_config *config,
+                                                             const char *path);
 
 /**
  * Allow browser pages of `origin` (e.g. "https://app.example"); once one
@@ -1109,6 +1153,16 @@ enum roomcast_result roomcast_server_node_id(const struct roomcast_server *serve
  */
 enum roomcast_result roomcast_server_stats(const struct roomcast_server *server,
                                            struct roomcast_stats *stats);
+
+/**
+ * The counters and gauges in the Prometheus text format (OpenMetrics),
+ * as served at `roomcast_server_config_set_metrics_path`, into `*text`
+ * (free with `roomcast_string_free`).
+ *
+ * # Safety
+ * `server` is live; `text` is writable.
+ */
+enum roomcast_result roomcast_server_metrics(const struct roomcast_server *server, char **text);
 
 /**
  * The sockets in `room` (NULL: every socket) except those in `except`

@@ -37,6 +37,10 @@ export interface ServerOptions {
    *  dropped): "close" disconnects the client ("transport close" for it; it reconnects, and
    *  with recovery gets what it missed), "drop" drops the event. Default "close". */
   overflow?: "close" | "drop";
+  /** Serve Prometheus metrics (connections, sockets, rooms and presence members per namespace,
+   *  messages and bytes, drops, ack timeouts, recovery hits and misses, Redis publish latency and
+   *  errors, cluster request timeouts) at this path, e.g. "/metrics"; off when absent. */
+  metricsPath?: string;
 }
 
 export interface RecoveryOptions {
@@ -320,6 +324,8 @@ export declare class Server extends EventEmitter {
    *  messages in/out, errors (failed Redis writes, messages lost during an outage) and
    *  request timeouts (queries answered partially). */
   stats(): ServerStats;
+  /** The counters and gauges in the Prometheus text format (OpenMetrics), as served at `metricsPath`. */
+  metrics(): string;
   /** The ids of the cluster's servers, this one included, sorted; [] without Redis. */
   nodes(): Promise<string[]>;
   /** Send `event` to the other servers' `io.on(event)` listeners (not this one's); a

@@ -631,6 +631,7 @@ class Server extends EventEmitter {
       outboundQueueMessages: opts.outboundQueueMessages,
       outboundQueueBytes: opts.outboundQueueBytes,
       overflow: opts.overflow,
+      metricsPath: opts.metricsPath,
     });
     this._native.onNodeLost((lost) => fire(this, "node_lost", [lost], lost.sid));
     this._nsps = new Map();
@@ -758,6 +759,11 @@ class Server extends EventEmitter {
   /** The server's counters now (sockets, rooms, messages and bytes in/out, drops, cluster errors, ...). */
   stats() {
     return this._native.stats();
+  }
+
+  /** The counters and gauges in the Prometheus text format, as served at `metricsPath`. */
+  metrics() {
+    return this._native.metrics();
   }
 
   /** The ids of the cluster's nodes, this one included, sorted; [] without Redis. */

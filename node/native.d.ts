@@ -207,7 +207,11 @@ export declare class NativeServer {
   onNodeLost(handler: (lost: { node: string, namespace: string, sid: string, userId: string | null }) => void): void
   /** This server's cluster node id; null without Redis. */
   nodeId(): string | null
-  /** The server's counters now. */
+  /**
+   * The server's counters now.
+   * The counters and gauges in the Prometheus text format (OpenMetrics).
+   */
+  metrics(): string
   stats(): ServerStats
 }
 
@@ -279,6 +283,8 @@ export interface ServerOptions {
    * `"close"` (the default) or `"drop"`.
    */
   overflow?: string
+  /** Serve the Prometheus metrics at this path (off when absent). */
+  metricsPath?: string
 }
 
 /** The server's counters (`roomcast::Stats`) in socket.io's naming. */
@@ -309,4 +315,14 @@ export interface ServerStats {
   clusterErrors: number
   /** Cluster queries answered partially (a node did not answer in time). */
   clusterRequestTimeouts: number
+  /** Open connections (WebSocket or polling sessions). */
+  connections: number
+  /** Server emits whose ack did not come in time. */
+  ackTimeouts: number
+  /** Reconnecting clients that got their session back. */
+  recoveryHits: number
+  /** Reconnecting clients whose session was no longer kept. */
+  recoveryMisses: number
+  /** Repeats of at-least-once clients' emits answered without running the listener. */
+  retriesDeduplicated: number
 }

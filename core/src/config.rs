@@ -80,6 +80,8 @@ pub struct ServerConfig {
     pub redis: Option<crate::cluster::RedisConfig>,
     /// Connection state recovery (`None`: off, socket.io's default).
     pub recovery: Option<crate::recovery::RecoveryConfig>,
+    /// Where the Prometheus metrics are served (`None`: nowhere).
+    pub metrics_path: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -103,6 +105,7 @@ impl Default for ServerConfig {
             connect_timeout: Duration::from_secs(45),
             redis: None,
             recovery: None,
+            metrics_path: None,
         }
     }
 }

@@ -120,6 +120,7 @@ async fn an_event_never_acked_fails_after_its_last_try_and_the_next_goes_on() {
     let err = within(stuck).await.unwrap_err();
     assert_eq!(err.kind(), roomcast::ErrorKind::Timeout, "{err}");
     assert_eq!(tries.lock().len(), 1, "the repeats were recognised: the handler ran once");
+    assert_eq!(server.stats().retries_deduplicated, 2, "three tries: two repeats");
     let ok = client.emit_with_ack("ok", Args::none(), Duration::from_secs(30));
     assert_eq!(within(ok).await.unwrap().json(), json!("fine"));
     client.close().await;

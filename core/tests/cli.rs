@@ -4,7 +4,7 @@
 mod common;
 
 use common::serve::Serve;
-use common::{Tc, within};
+use common::{Tc, http_get, within};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -71,4 +71,18 @@ async fn serve_takes_the_outbound_queue_and_overflow_policy() {
     assert!(last < 999, "some were dropped ({last} last)");
     serve.signal("-TERM");
     within(tokio::task::spawn_blocking(move || serve.wait())).await.unwrap();
+}
+
+#[tokio::test]
+async fn serve_logs_json_lines_and_serves_metrics() {
+    let serve = Serve::start(&["--log-format", "json"]);
+    let line: serde_json::Value = serde_json::from_str(&serve.announced).expect("a JSON log line");
+    assert_eq!(line["level"], "INFO");
+    assert!(line["fields"]["message"].as_str().unwrap().contains("serving http://"), "{line}");
+    let _client = Tc::connect(serve.addr, "").await;
+    let metrics = http_get(serve.addr, "/metrics").await;
+    assert!(metrics.lines().any(|l| l == "roomcast_connections 1"), "{metrics}");
+    drop(serve);
+    let off = Serve::start(&["--metrics-path", ""]);
+    assert!(http_get(off.addr, "/metrics").await.starts_with("HTTP/1.1 404"));
 }

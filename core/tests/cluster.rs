@@ -174,6 +174,10 @@ async fn a_node_receives_a_rooms_traffic_only_while_it_hosts_a_member() {
     assert_eq!(c.stats().cluster_messages_in, c1_count, "unsubscribed when the last member left");
     assert_eq!(b.stats().cluster_messages_in, b1_count + 1);
     assert!(a.stats().cluster_messages_out >= 52);
+    // Each publish's latency went into the histogram.
+    let metrics = a.metrics();
+    let publishes = metrics.lines().find_map(|l| l.strip_prefix("roomcast_redis_publish_seconds_count ")).unwrap();
+    assert!(publishes.parse::<u64>().unwrap() >= 1, "{metrics}");
     for s in [a, b, c] {
         s.shutdown().await;
     }

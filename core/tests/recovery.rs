@@ -153,6 +153,8 @@ async fn a_client_back_within_the_window_gets_exactly_what_it_missed_in_order() 
     assert_eq!(numbered(&back.event().await).0, 10, "new events after the missed ones");
     back.silent(100).await;
     assert_eq!(recovered.load(Ordering::SeqCst), 1);
+    let stats = server.stats();
+    assert_eq!((stats.recovery_hits, stats.recovery_misses), (1, 0));
     server.shutdown().await;
 }
 
@@ -202,6 +204,12 @@ async fn after_the_window_or_with_a_bad_offset_the_client_gets_a_clean_new_sessi
         late = Sio::connect(addr, auth.clone()).await;
         assert_ne!(late.pid(), Some(pid.as_str()), "{auth}: a new session");
     }
+    let stats = server.stats();
+    assert_eq!(
+        (stats.recovery_hits, stats.recovery_misses),
+        (0, 3),
+        "the expired window, the bad offset, the unknown pid"
+    );
     server.shutdown().await;
 }
 

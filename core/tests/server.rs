@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Tc, eventually, http_status, start, within};
+use common::{Tc, eventually, http_get, http_status, start, within};
 use futures_util::{SinkExt, StreamExt};
 use parking_lot::Mutex;
 use roomcast::{AuthRejection, DisconnectReason, Identity, JwtVerifier, RateLimit, Rejection, Server};
@@ -540,19 +540,49 @@ async fn handshake_timeout_drops_slow_clients() {
 #[tokio::test]
 async fn healthz_demo_page_and_plain_http_to_ws() {
     let (_server, addr) = start(Server::builder()).await;
-    let get = |path: &'static str| async move {
-        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
-        let mut out = String::new();
-        within(s.read_to_string(&mut out)).await.unwrap();
-        out
-    };
+    let get = |path: &'static str| http_get(addr, path);
     let h = get("/healthz").await;
     assert!(h.starts_with("HTTP/1.1 200") && h.contains(r#"{"status":"ok"}"#), "{h}");
     let page = get("/").await;
     assert!(page.starts_with("HTTP/1.1 200") && page.contains("<html"), "demo page");
     assert!(get("/ws").await.starts_with("HTTP/1.1 400"));
     assert!(get("/nope").await.starts_with("HTTP/1.1 404"));
+}
+
+#[tokio::test]
+async fn metrics_are_served_in_the_prometheus_format() {
+    let (server, addr) = start(Server::builder().metrics_path("/metrics")).await;
+    server.of("/").enable_presence();
+    let mut a = Tc::connect(addr, "").await;
+    let mut b = Tc::connect(addr, "").await;
+    a.join("r").await;
+    b.join("r").await;
+    // An ack that never comes (the raw client does not answer).
+    let socket = server.socket(&a.id).unwrap();
+    let asked = socket.emit_with_ack("q", json!(1), Duration::from_millis(50)).await;
+    assert_eq!(asked.unwrap_err().kind(), roomcast::ErrorKind::Timeout);
+    let text = http_get(addr, "/metrics").await;
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("application/openmetrics-text"), "{text}");
+    for line in [
+        "roomcast_connections 2",
+        "roomcast_sockets{namespace=\"/\"} 2",
+        "roomcast_rooms{namespace=\"/\"} 1",
+        "roomcast_presence_members{namespace=\"/\"} 2",
+        "roomcast_ack_timeouts_total 1",
+        "roomcast_recovery_hits_total 0",
+        "roomcast_redis_publish_seconds_count 0",
+        "# EOF",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line:?} in\n{text}");
+    }
+    let s = server.stats();
+    assert_eq!((s.connections, s.ack_timeouts), (2, 1));
+    assert_eq!(server.metrics(), text.split("\r\n\r\n").nth(1).unwrap(), "the same as Server::metrics");
+    drop(b);
+    eventually(|| server.stats().connections == 1).await;
+    let (_plain, plain_addr) = start(Server::builder()).await;
+    assert!(http_get(plain_addr, "/metrics").await.starts_with("HTTP/1.1 404"), "off by default");
 }
 
 #[tokio::test]

@@ -239,8 +239,14 @@ class AsyncServer(_Handlers):
         outbound_queue_messages: int = 4096,
         outbound_queue_bytes: int = 8 * 1024 * 1024,
         overflow: str = "close",
+        metrics_path: Optional[str] = None,
     ) -> None:
-        """``outbound_queue_messages`` and ``outbound_queue_bytes`` bound what
+        """``metrics_path`` (e.g. ``"/metrics"``) serves Prometheus metrics
+        there: connections, sockets, rooms and presence members per
+        namespace, messages and bytes, drops, ack timeouts, recovery hits and
+        misses, Redis publish latency and errors, cluster request timeouts.
+
+        ``outbound_queue_messages`` and ``outbound_queue_bytes`` bound what
         waits to be written to one connection (roomcast extensions). When a
         slow client's queue is full, volatile emits are dropped, and
         ``overflow`` decides for the rest: ``"close"`` disconnects the client
@@ -285,6 +291,7 @@ class AsyncServer(_Handlers):
             outbound_queue_messages=outbound_queue_messages,
             outbound_queue_bytes=outbound_queue_bytes,
             overflow=overflow,
+            metrics_path=metrics_path,
         )
 
     def _register(self, event: str, f: Callable[..., Any], namespace: str) -> None:
@@ -611,10 +618,17 @@ class AsyncServer(_Handlers):
         """The server's counters now: ``sockets``, ``rooms``, ``users``,
         ``messages_in``/``_out``, ``bytes_in``/``_out``, ``dropped``,
         ``slow_consumer_closes``, ``rate_limited``, ``refused_connections``,
-        and in a cluster ``cluster_messages_in``/``_out``, ``cluster_errors``
-        (failed Redis writes and lost messages, e.g. during an outage) and
+        ``connections``, ``ack_timeouts``, ``recovery_hits``/``_misses``,
+        ``retries_deduplicated``, and in a cluster
+        ``cluster_messages_in``/``_out``, ``cluster_errors`` (failed Redis
+        writes and lost messages, e.g. during an outage) and
         ``cluster_request_timeouts`` (queries answered partially)."""
         return self._native.stats()
+
+    def metrics(self) -> str:
+        """The counters and gauges in the Prometheus text format (OpenMetrics),
+        as served at ``metrics_path``."""
+        return self._native.metrics()
 
     async def serve(self, host: str = "127.0.0.1", port: int = 0) -> int:
         """Listen on ``host:port`` (0 picks a free port); returns the port."""

@@ -16,6 +16,7 @@ pub struct roomcast_server_config {
     pub(crate) max_connections: Option<(usize, usize)>,
     pub(crate) outbound_queue: Option<(usize, usize)>,
     pub(crate) overflow: roomcast::Overflow,
+    pub(crate) metrics_path: Option<String>,
     pub(crate) origins: Vec<String>,
     pub(crate) jwt_secret: Option<String>,
     pub(crate) event_queue: bool,
@@ -42,6 +43,7 @@ pub unsafe extern "C" fn roomcast_server_config_new(out: *mut *mut roomcast_serv
                 max_connections: None,
                 outbound_queue: None,
                 overflow: roomcast::Overflow::Close,
+                metrics_path: None,
                 origins: Vec::new(),
                 jwt_secret: None,
                 event_queue: false,
@@ -209,6 +211,27 @@ pub unsafe extern "C" fn roomcast_server_config_set_overflow(
                 x if x == roomcast_overflow::ROOMCAST_OVERFLOW_DROP as u32 => roomcast::Overflow::Drop,
                 _ => return Err(roomcast_result::ROOMCAST_RESULT_INVALID_ARGUMENT),
             };
+            Ok(())
+        })
+    }
+}
+
+/// Serve Prometheus metrics at `path` (e.g. "/metrics"; NULL: not at all,
+/// the default): connections, sockets, rooms and presence members per
+/// namespace, messages and bytes, drops, ack timeouts, recovery hits and
+/// misses, Redis publish latency and errors, cluster request timeouts.
+///
+/// # Safety
+/// `config` is live; `path` is NULL or NUL-terminated.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roomcast_server_config_set_metrics_path(
+    config: *mut roomcast_server_config,
+    path: *const c_char,
+) -> roomcast_result {
+    let path = unsafe { opt_str_arg(path) };
+    unsafe {
+        with(config, |c| {
+            c.metrics_path = path?.map(str::to_owned);
             Ok(())
         })
     }

@@ -123,6 +123,9 @@ fn build(c: &roomcast_server_config) -> Result<roomcast_server, roomcast_result>
         b = b.outbound_queue(messages, bytes);
     }
     b = b.overflow(c.overflow);
+    if let Some(path) = &c.metrics_path {
+        b = b.metrics_path(path.clone());
+    }
     for origin in &c.origins {
         b = b.allowed_origin(origin.clone());
     }
@@ -978,6 +981,22 @@ pub struct roomcast_stats {
     /// Cluster queries answered partially (a node did not answer within
     /// the request timeout).
     pub cluster_request_timeouts: u64,
+    /// Connections closed because they did not read fast enough.
+    pub slow_consumer_closes: u64,
+    /// Inbound messages rejected by the rate limiter.
+    pub rate_limited: u64,
+    /// Connections refused before the upgrade (limits, origin, auth).
+    pub refused_connections: u64,
+    /// Open connections (WebSocket or polling sessions).
+    pub connections: u64,
+    /// Server emits whose ack did not come in time.
+    pub ack_timeouts: u64,
+    /// Reconnecting clients that got their session back (recovery).
+    pub recovery_hits: u64,
+    /// Reconnecting clients whose session was no longer kept.
+    pub recovery_misses: u64,
+    /// Repeated events of at-least-once clients answered without handing them over again.
+    pub retries_deduplicated: u64,
 }
 
 /// Fill `*stats` with the server's counters now.
@@ -1007,10 +1026,32 @@ pub unsafe extern "C" fn roomcast_server_stats(
                     cluster_messages_out: st.cluster_messages_out,
                     cluster_errors: st.cluster_errors,
                     cluster_request_timeouts: st.cluster_request_timeouts,
+                    slow_consumer_closes: st.slow_consumer_closes,
+                    rate_limited: st.rate_limited,
+                    refused_connections: st.refused_connections,
+                    connections: st.connections,
+                    ack_timeouts: st.ack_timeouts,
+                    recovery_hits: st.recovery_hits,
+                    recovery_misses: st.recovery_misses,
+                    retries_deduplicated: st.retries_deduplicated,
                 },
             )
         })
     }
+}
+
+/// The counters and gauges in the Prometheus text format (OpenMetrics),
+/// as served at `roomcast_server_config_set_metrics_path`, into `*text`
+/// (free with `roomcast_string_free`).
+///
+/// # Safety
+/// `server` is live; `text` is writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roomcast_server_metrics(
+    server: *const roomcast_server,
+    text: *mut *mut c_char,
+) -> roomcast_result {
+    unsafe { with(server, |s| write_string(text, s.core.metrics())) }
 }
 
 #[cfg(test)]
@@ -1134,6 +1175,41 @@ mod tests {
         }
         assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
         tcp
+    }
+
+    /// Metrics through the C API: the configured path serves the Prometheus
+    /// text over HTTP, the same as `roomcast_server_metrics`.
+    #[test]
+    fn the_metrics_path_serves_prometheus_text() {
+        use std::io::{Read, Write};
+        // SAFETY: live handles, NUL-terminated strings, writable out-pointers.
+        unsafe {
+            let (mut config, mut server) = (null_mut(), null_mut());
+            assert_eq!(roomcast_server_config_new(&mut config), OK);
+            assert_eq!(roomcast_server_config_set_metrics_path(config, c"/metrics".as_ptr()), OK);
+            assert_eq!(roomcast_server_new(config, &mut server), OK);
+            roomcast_server_config_free(config);
+            assert_eq!(roomcast_server_start(server), OK);
+            let mut port = 0u16;
+            assert_eq!(roomcast_server_port(server, &mut port), OK);
+            let mut tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+            let mut response = String::new();
+            tcp.read_to_string(&mut response).unwrap();
+            assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+            let body = response.split("\r\n\r\n").nth(1).unwrap();
+            let mut text = null_mut();
+            assert_eq!(roomcast_server_metrics(server, &mut text), OK);
+            let direct = CStr::from_ptr(text).to_str().unwrap().to_owned();
+            crate::ffi::roomcast_string_free(text);
+            // A plain HTTP request is no connection of the protocols.
+            assert!(body.lines().any(|l| l == "roomcast_connections 0"), "{body}");
+            assert_eq!(
+                direct.lines().filter(|l| l.starts_with("# HELP")).count(),
+                body.lines().filter(|l| l.starts_with("# HELP")).count()
+            );
+            roomcast_server_free(server);
+        }
     }
 
     /// Records the result and data of a C client's ack.

@@ -62,6 +62,8 @@ pub struct ServerOptions {
     /// What a full outbound queue does with an event that is not volatile:
     /// `"close"` (the default) or `"drop"`.
     pub overflow: Option<String>,
+    /// Serve the Prometheus metrics at this path (off when absent).
+    pub metrics_path: Option<String>,
 }
 
 /// socket.io's `connectionStateRecovery`, durations in milliseconds.
@@ -222,6 +224,7 @@ impl NativeServer {
             outbound_queue_messages: None,
             outbound_queue_bytes: None,
             overflow: None,
+            metrics_path: None,
         });
         let mut b = Core::builder();
         let d = roomcast::ServerConfig::default();
@@ -251,6 +254,9 @@ impl NativeServer {
         }
         if let Some(path) = o.path {
             b = b.socketio_path(path);
+        }
+        if let Some(path) = o.metrics_path {
+            b = b.metrics_path(path);
         }
         for origin in o.cors_origins.unwrap_or_default() {
             b = b.allowed_origin(origin);
@@ -640,6 +646,12 @@ impl NativeServer {
     }
 
     /// The server's counters now.
+    /// The counters and gauges in the Prometheus text format (OpenMetrics).
+    #[napi]
+    pub fn metrics(&self) -> String {
+        self.core.metrics()
+    }
+
     #[napi]
     pub fn stats(&self) -> ServerStats {
         self.core.stats().into()
@@ -675,6 +687,16 @@ pub struct ServerStats {
     pub cluster_errors: i64,
     /// Cluster queries answered partially (a node did not answer in time).
     pub cluster_request_timeouts: i64,
+    /// Open connections (WebSocket or polling sessions).
+    pub connections: i64,
+    /// Server emits whose ack did not come in time.
+    pub ack_timeouts: i64,
+    /// Reconnecting clients that got their session back.
+    pub recovery_hits: i64,
+    /// Reconnecting clients whose session was no longer kept.
+    pub recovery_misses: i64,
+    /// Repeats of at-least-once clients' emits answered without running the listener.
+    pub retries_deduplicated: i64,
 }
 
 impl From<roomcast::Stats> for ServerStats {
@@ -684,6 +706,11 @@ impl From<roomcast::Stats> for ServerStats {
             sockets: n(s.sockets),
             rooms: n(s.rooms),
             users: n(s.users),
+            connections: n(s.connections),
+            ack_timeouts: n(s.ack_timeouts),
+            recovery_hits: n(s.recovery_hits),
+            recovery_misses: n(s.recovery_misses),
+            retries_deduplicated: n(s.retries_deduplicated),
             messages_in: n(s.messages_in),
             bytes_in: n(s.bytes_in),
             messages_out: n(s.messages_out),

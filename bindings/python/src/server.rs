@@ -92,6 +92,7 @@ impl Server {
         outbound_queue_messages = 4096,
         outbound_queue_bytes = 8_388_608,
         overflow = "close",
+        metrics_path = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -110,6 +111,7 @@ impl Server {
         outbound_queue_messages: usize,
         outbound_queue_bytes: usize,
         overflow: &str,
+        metrics_path: Option<String>,
     ) -> PyResult<Self> {
         let overflow = match overflow {
             "close" => roomcast::Overflow::Close,
@@ -128,6 +130,9 @@ impl Server {
             .max_payload(max_payload)
             .outbound_queue(outbound_queue_messages, outbound_queue_bytes)
             .overflow(overflow);
+        if let Some(path) = metrics_path {
+            b = b.metrics_path(path);
+        }
         for origin in allowed_origins.unwrap_or_default() {
             b = b.allowed_origin(origin);
         }
@@ -563,6 +568,11 @@ impl Server {
     #[getter]
     fn node_id(&self) -> Option<String> {
         self.core.node_id().map(str::to_owned)
+    }
+
+    /// The counters and gauges in the Prometheus text format (OpenMetrics).
+    fn metrics(&self) -> String {
+        self.core.metrics()
     }
 
     /// The server's counters now, as a dict keyed by `Stats`' field names.

@@ -88,11 +88,23 @@ struct ServeArgs {
     /// How long cluster queries wait for the other nodes (milliseconds).
     #[arg(long, default_value_t = 5_000)]
     request_timeout_ms: u64,
+    /// Serve the Prometheus metrics at this path (empty: not at all).
+    #[arg(long, default_value = "/metrics")]
+    metrics_path: String,
+    /// Log lines as text or as JSON objects (one per line).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     /// Turn on connection state recovery with this window (milliseconds;
     /// socket.io's default is 120000): clients that come back within it get
     /// their session and the messages they missed.
     #[arg(long)]
     recovery_window_ms: Option<u64>,
+}
+
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -102,10 +114,13 @@ enum OverflowArg {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .init();
     let Command::Serve(args) = Cli::parse().command;
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")));
+    match args.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -166,6 +181,9 @@ async fn serve(args: ServeArgs) -> roomcast::Result<()> {
         redis.node_ttl = Duration::from_millis(args.node_ttl_ms);
         redis.request_timeout = Duration::from_millis(args.request_timeout_ms);
         b = b.redis(redis);
+    }
+    if !args.metrics_path.is_empty() {
+        b = b.metrics_path(args.metrics_path.clone());
     }
     if let Some(window) = args.recovery_window_ms {
         b = b.connection_state_recovery(roomcast::RecoveryConfig {

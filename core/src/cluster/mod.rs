@@ -356,6 +356,7 @@ impl Node {
                 };
                 let (run, tail) = rest.split_at(n);
                 rest = tail;
+                let started = std::time::Instant::now();
                 let result = match &run[0] {
                     Outgoing::Publish(..) => self.publish_run(run).await,
                     Outgoing::Recorded(_) => {
@@ -369,6 +370,9 @@ impl Node {
                         }
                     }
                 };
+                if let Some(c) = self.counters.get() {
+                    c.publish_seconds.observe(started.elapsed().as_secs_f64());
+                }
                 match result {
                     Ok(()) => self.count(|c| &c.cluster_messages_out, n as u64),
                     Err(e) => {

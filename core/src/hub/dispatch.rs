@@ -5,6 +5,7 @@ use super::args::Args;
 use super::dedupe::Seen;
 use super::handler::Reply;
 use super::socket::Socket;
+use crate::metrics::Counters;
 use crate::protocol::CLIENT_KEY;
 
 /// What became of an inbound event.
@@ -67,7 +68,11 @@ where
 {
     let retried = id.zip(socket.handshake().query_param(CLIENT_KEY).map(str::to_owned));
     if let Some((id, key)) = &retried {
-        match socket.0.ns.dedupe().begin(key, socket.user_id(), *id) {
+        let seen = socket.0.ns.dedupe().begin(key, socket.user_id(), *id);
+        if !matches!(seen, Seen::New) {
+            Counters::add(&socket.0.counters.retries_deduplicated, 1);
+        }
+        match seen {
             Seen::New => {}
             Seen::Done(outcome) => return respond(&socket, event, outcome),
             Seen::Running | Seen::Stale => return,

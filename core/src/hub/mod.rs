@@ -178,12 +178,28 @@ impl Hub {
         self.namespaces.read().values().cloned().collect()
     }
 
-    pub fn stats(&self) -> Stats {
+    /// The counters now, with `connections` open.
+    pub fn stats(&self, connections: u64) -> Stats {
         let namespaces = self.namespaces();
         let sockets = namespaces.iter().map(|n| n.len() as u64).sum();
         let rooms = namespaces.iter().map(|n| n.named_room_count() as u64).sum();
         let users = self.users.lock().len() as u64;
-        self.counters.snapshot(sockets, rooms, users)
+        self.counters.snapshot(sockets, rooms, users, connections)
+    }
+
+    /// The Prometheus exposition of the counters and of each namespace's gauges.
+    pub fn metrics(&self, connections: u64) -> String {
+        let gauges = self
+            .namespaces()
+            .iter()
+            .map(|n| crate::metrics::NamespaceGauges {
+                name: n.name().to_owned(),
+                sockets: n.len() as u64,
+                rooms: n.named_room_count() as u64,
+                presence_members: n.presence_keys().len() as u64,
+            })
+            .collect();
+        crate::metrics::render(&self.counters, self.stats(connections), gauges)
     }
 }
 

@@ -710,12 +710,20 @@ impl Namespace {
     /// Take the session `pid` left for its client, and where its replay
     /// starts after `offset`; `None` when recovery is off, the session is
     /// unknown or expired, or what it missed is no longer kept.
-    pub(crate) async fn take_session(&self, pid: &str, offset: Option<&str>) -> Option<(Session, Resume)> {
+    /// Counted in `counters` as a recovery hit or miss.
+    pub(crate) async fn take_session(
+        &self,
+        pid: &str,
+        offset: Option<&str>,
+        counters: &crate::metrics::Counters,
+    ) -> Option<(Session, Resume)> {
         let buffer = self.recovery.as_ref()?;
-        match &self.cluster {
+        let taken = match &self.cluster {
             Some(node) => node.take_session(&self.name, pid, offset).await,
             None => buffer.take(pid, offset),
-        }
+        };
+        counters.recovery(taken.is_some());
+        taken
     }
 
     /// Who a connecting socket is: a recovered session's own identity when

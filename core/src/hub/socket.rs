@@ -209,7 +209,7 @@ pub(crate) struct SocketInner {
     acks: Mutex<HashMap<u64, oneshot::Sender<Args>>>,
     closed: CancellationToken,
     close_reason: Mutex<Option<DisconnectReason>>,
-    counters: Arc<Counters>,
+    pub(crate) counters: Arc<Counters>,
     on_close: Option<Box<dyn Fn() + Send + Sync>>,
     /// While connect hooks run: frames sent to the socket wait here (with
     /// their volatile flag) until the connect answer has gone out.
@@ -514,6 +514,7 @@ impl Socket {
             Ok(Err(_)) => Err(Error::closed()),
             Err(_) => {
                 self.forget_ack(id);
+                Counters::add(&self.0.counters.ack_timeouts, 1);
                 Err(Error::timeout("ack"))
             }
         }

@@ -1,5 +1,6 @@
 //! The hyper accept loop and request routing: `/ws` upgrades, `/healthz`,
-//! and static files (the demo page by default).
+//! the Prometheus metrics (when a path is configured), and static files
+//! (the demo page by default).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -83,8 +84,16 @@ async fn route(server: Arc<ServerInner>, req: Request<Incoming>, addr: SocketAdd
     match path {
         WS_PATH => upgrade(server, req, addr).await,
         "/healthz" => json(StatusCode::OK, serde_json::json!({"status": "ok"})),
+        _ if server.config.metrics_path.as_deref() == Some(path) => metrics(&server),
         _ => static_file(&server, req).await,
     }
+}
+
+fn metrics(server: &ServerInner) -> Response<Body> {
+    let mut res = Response::new(full(server.hub.metrics(server.limiter.live() as u64)));
+    let kind = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    res.headers_mut().insert(header::CONTENT_TYPE, kind.parse().expect("static header"));
+    res
 }
 
 async fn static_file(server: &ServerInner, req: Request<Incoming>) -> Response<Body> {
@@ -146,7 +155,7 @@ async fn upgrade(server: Arc<ServerInner>, mut req: Request<Incoming>, addr: Soc
     });
     // Connection state recovery: `?resume=<token>&offset=<last offset>`.
     let resumed = match handshake.query_param("resume") {
-        Some(pid) if ns.recovers() => ns.take_session(pid, handshake.query_param("offset")).await,
+        Some(pid) if ns.recovers() => ns.take_session(pid, handshake.query_param("offset"), &server.hub.counters).await,
         _ => None,
     };
     let identity = ns.identify(handshake.clone(), cfg.handshake_timeout, resumed.as_ref()).await;

@@ -61,6 +61,11 @@ impl ConnectionLimiter {
         Arc::new(Self { max_total, max_per_ip, counts: Mutex::default() })
     }
 
+    /// Connections open now.
+    pub fn live(&self) -> usize {
+        self.counts.lock().total
+    }
+
     pub fn try_acquire(self: &Arc<Self>, ip: IpAddr) -> Result<ConnectionPermit, Refusal> {
         let mut c = self.counts.lock();
         if self.max_total.is_some_and(|m| c.total >= m) {

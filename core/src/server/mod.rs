@@ -164,7 +164,13 @@ impl Server {
 
     /// Counters and gauges across all namespaces.
     pub fn stats(&self) -> Stats {
-        self.inner.hub.stats()
+        self.inner.hub.stats(self.inner.limiter.live() as u64)
+    }
+
+    /// The counters and gauges in the Prometheus text format (OpenMetrics),
+    /// as served at [`ServerBuilder::metrics_path`].
+    pub fn metrics(&self) -> String {
+        self.inner.hub.metrics(self.inner.limiter.live() as u64)
     }
 
     /// Whether `user_id` has a connection (on any node in a cluster).
@@ -315,6 +321,13 @@ impl ServerBuilder {
     pub fn outbound_queue(mut self, frames: usize, bytes: usize) -> Self {
         self.config.outbound_queue_messages = frames;
         self.config.outbound_queue_bytes = bytes;
+        self
+    }
+
+    /// Serve the Prometheus metrics ([`Server::metrics`]) at `path` (e.g.
+    /// `/metrics`; off by default). Anyone who reaches the port can read them.
+    pub fn metrics_path(mut self, path: impl Into<String>) -> Self {
+        self.config.metrics_path = Some(path.into());
         self
     }
 

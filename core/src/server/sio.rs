@@ -134,7 +134,9 @@ impl SioSession {
         };
         let auth = auth.unwrap_or(Value::Null);
         let resumed = match auth.get("pid").and_then(Value::as_str) {
-            Some(pid) if ns.recovers() => ns.take_session(pid, auth.get("offset").and_then(Value::as_str)).await,
+            Some(pid) if ns.recovers() => {
+                ns.take_session(pid, auth.get("offset").and_then(Value::as_str), &self.server.hub.counters).await
+            }
             _ => None,
         };
         let handshake = Arc::new(Handshake { namespace: nsp.clone(), auth, ..(*self.handshake).clone() });

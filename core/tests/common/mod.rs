@@ -144,6 +144,18 @@ impl Tc {
 }
 
 /// HTTP status of a refused upgrade.
+/// A plain `GET path` to `addr`: the whole response, head and body.
+#[allow(dead_code)]
+pub async fn http_get(addr: SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    s.write_all(request.as_bytes()).await.expect("write the request");
+    let mut out = String::new();
+    within(s.read_to_string(&mut out)).await.expect("read the response");
+    out
+}
+
 pub fn http_status(e: &tungstenite::Error) -> u16 {
     match e {
         tungstenite::Error::Http(res) => res.status().as_u16(),

@@ -8,6 +8,9 @@ use std::time::Duration;
 pub struct Serve {
     child: Child,
     pub addr: SocketAddr,
+    /// The log line that announced the address.
+    #[allow(dead_code)]
+    pub announced: String,
 }
 
 impl Serve {
@@ -34,10 +37,11 @@ impl Serve {
         let addr = loop {
             let line = rx.recv_timeout(Duration::from_secs(20)).expect("server announces its address");
             if let Some(rest) = line.split("serving http://").nth(1) {
-                break rest.split('/').next().expect("address").parse().expect("socket address");
+                break (rest.split('/').next().expect("address").parse().expect("socket address"), line);
             }
         };
-        Serve { child, addr }
+        let (addr, announced) = addr;
+        Serve { child, addr, announced }
     }
 
     /// Send a signal (`-TERM`, `-KILL`, `-STOP`, `-CONT`).

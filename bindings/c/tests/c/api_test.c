@@ -389,6 +389,34 @@ static void backpressure(void) {
   roomcast_server_free(server);
 }
 
+/* Metrics: the path setting, the Prometheus text and the counters of stats. */
+static void metrics(void) {
+  roomcast_server_config *config = NULL;
+  roomcast_server *server = NULL;
+  CHECK(roomcast_server_config_new(&config) == ROOMCAST_RESULT_OK);
+  CHECK(roomcast_server_config_set_metrics_path(NULL, "/metrics") == ROOMCAST_RESULT_NULL_ARGUMENT);
+  CHECK(roomcast_server_config_set_metrics_path(config, "/metrics") == ROOMCAST_RESULT_OK);
+  CHECK(roomcast_server_new(config, &server) == ROOMCAST_RESULT_OK);
+  roomcast_server_config_free(config);
+  char *sid = NULL;
+  roomcast_client *client = start_with_client(server, "r", &sid);
+  char *text = NULL;
+  CHECK(roomcast_server_metrics(NULL, &text) == ROOMCAST_RESULT_NULL_ARGUMENT);
+  CHECK(roomcast_server_metrics(server, NULL) == ROOMCAST_RESULT_NULL_ARGUMENT);
+  CHECK(roomcast_server_metrics(server, &text) == ROOMCAST_RESULT_OK && text != NULL);
+  CHECK(strstr(text, "\nroomcast_connections 1\n") != NULL);
+  CHECK(strstr(text, "roomcast_sockets{namespace=\"/\"} 1") != NULL && strstr(text, "# EOF") != NULL);
+  roomcast_string_free(text);
+  roomcast_stats stats;
+  CHECK(roomcast_server_stats(server, &stats) == ROOMCAST_RESULT_OK && stats.connections == 1);
+  CHECK(stats.ack_timeouts == 0 && stats.recovery_hits == 0 && stats.recovery_misses == 0);
+  CHECK(stats.retries_deduplicated == 0 && stats.slow_consumer_closes == 0 && stats.refused_connections == 0);
+  CHECK(roomcast_client_close(client) == ROOMCAST_RESULT_OK);
+  roomcast_client_free(client);
+  roomcast_string_free(sid);
+  roomcast_server_free(server);
+}
+
 int main(void) {
   /* Results and messages. */
   CHECK(strcmp(roomcast_result_message(ROOMCAST_RESULT_OK), "ok") == 0);
@@ -481,6 +509,7 @@ int main(void) {
   redis();
   recovery();
   backpressure();
+  metrics();
 
   if (failures) {
     fprintf(stderr, "%d checks failed\n", failures);
