@@ -16,6 +16,10 @@ use serde_json::json;
 use tokio::process::Command;
 use tokio::sync::mpsc;
 
+/// examples/rust/chat.rs, for its `create_server`.
+#[path = "../../examples/rust/chat.rs"]
+mod chat_example;
+
 fn interop_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/interop")
 }
@@ -234,4 +238,20 @@ async fn node_socketio_client_recovers_missed_events() {
     assert!(ok, "socket.io-client recovery suite failed");
     long.shutdown().await;
     short.shutdown().await;
+}
+
+#[tokio::test]
+async fn node_socketio_clients_chat_on_the_rust_example() {
+    let dir = interop_dir();
+    assert!(dir.join("node_modules/socket.io-client").is_dir(), "socket.io-client missing: run `make deps`");
+    let server = chat_example::create_server().unwrap();
+    let addr = server.listen("127.0.0.1:0").await.unwrap();
+    let mut cmd = Command::new("node");
+    cmd.args(["--test", "--test-reporter=spec", "node/rust_example.test.mjs"])
+        .current_dir(dir)
+        .env("ROOMCAST_URL", format!("http://{addr}"));
+    let (ok, output) = tokio::time::timeout(Duration::from_secs(60), run(&mut cmd)).await.expect("suite in time");
+    println!("{output}");
+    assert!(ok, "the Rust chat example suite failed");
+    server.shutdown().await;
 }

@@ -1,18 +1,23 @@
-// Chat with rooms on roomcast, the socket.io way.
+// Chat with rooms and presence on roomcast, the socket.io way.
 //
 //   npm install roomcast && node chat.mjs        # serves on 127.0.0.1:3000 (PORT to change)
 //
-// Clients (socket.io-client, python-socketio) connect with auth {name} and
-// emit `join` {room}, `say` {room, text} and `leave` {room}; everyone in the
-// room gets `joined`, `said` and `left`. Ctrl-C / SIGTERM close it cleanly.
+// Clients (socket.io-client, python-socketio) connect with auth {name}, which
+// names their user, and emit `join` {room}, `say` {room, text}, `leave` {room},
+// `status` {status} ("online", "away", "busy") and `who` {room} (acked with
+// the names in the room); everyone in the room gets `joined`, `said` and
+// `left`, and presence's `presence:join` / `presence:leave` / `presence:update`
+// (a member per user). Ctrl-C / SIGTERM close it cleanly.
 import { Server } from "roomcast";
 
 export function createServer() {
   const io = new Server();
+  io.enablePresence();
   io.use((socket, next) => {
     const name = socket.handshake.auth.name;
     if (typeof name !== "string" || !name.trim()) return next(new Error("pick a name first"));
     socket.data.name = name.trim().slice(0, 32);
+    socket.setUserId(socket.data.name);
     next();
   });
   io.on("connection", (socket) => {
@@ -20,7 +25,9 @@ export function createServer() {
     socket.on("join", ({ room }, ack) => {
       socket.join(room);
       socket.to(room).emit("joined", { room, name });
-      ack?.({ ok: true, rooms: [...socket.rooms].filter((r) => r !== socket.id) });
+      // Not the socket's own room, nor its user's (`user:<name>`).
+      const rooms = [...socket.rooms].filter((r) => r !== socket.id && !r.startsWith("user:"));
+      ack?.({ ok: true, rooms });
     });
     socket.on("say", ({ room, text }, ack) => {
       if (!socket.rooms.has(room)) return ack?.(false);
@@ -30,6 +37,17 @@ export function createServer() {
     socket.on("leave", ({ room }) => {
       socket.leave(room);
       io.to(room).emit("left", { room, name });
+    });
+    socket.on("status", ({ status }, ack) => {
+      try {
+        socket.setPresence({ status });
+        ack?.(true);
+      } catch {
+        ack?.(false); // not online, away or busy
+      }
+    });
+    socket.on("who", async ({ room }, ack) => {
+      ack?.((await io.presence(room)).map((m) => m.userId).sort());
     });
   });
   return io;

@@ -1,12 +1,15 @@
-"""Chat with rooms on roomcast, the python-socketio way.
+"""Chat with rooms and presence on roomcast, the python-socketio way.
 
 Run it (after `make wheel` and `pip install` of the wheel):
 
     python examples/python/chat.py            # serves on 127.0.0.1:5000
 
-Clients (socket.io-client, python-socketio) emit `join` {room, name}, `say`
-{room, text} and `leave` {room}; everyone in the room gets `joined`,
-`said` and `left`.
+Clients (socket.io-client, python-socketio) connect with auth {name}, which
+names their user, and emit `join` {room}, `say` {room, text}, `leave`
+{room}, `status` {status} ("online", "away", "busy") and `who` {room}
+(acked with the names in the room); everyone in the room gets `joined`,
+`said` and `left`, and presence's `presence:join` / `presence:leave` /
+`presence:update` (a member per user).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import roomcast
 
 def create_server() -> roomcast.AsyncServer:
     sio = roomcast.AsyncServer()
+    sio.enable_presence()
     names: dict[str, str] = {}
 
     @sio.event
@@ -26,6 +30,7 @@ def create_server() -> roomcast.AsyncServer:
         if not isinstance(name, str) or not name.strip():
             raise roomcast.ConnectionRefusedError("pick a name first")
         names[sid] = name.strip()[:32]
+        sio.set_user_id(sid, names[sid])
         return True
 
     @sio.event
@@ -33,7 +38,8 @@ def create_server() -> roomcast.AsyncServer:
         room = data["room"]
         await sio.enter_room(sid, room)
         await sio.emit("joined", {"room": room, "name": names[sid]}, room=room, skip_sid=sid)
-        return {"ok": True, "rooms": [r for r in sio.rooms(sid) if r != sid]}
+        # Not the socket's own room, nor its user's (``user:<name>``).
+        return {"ok": True, "rooms": [r for r in sio.rooms(sid) if r != sid and not r.startswith("user:")]}
 
     @sio.event
     async def say(sid: str, data: dict[str, str]) -> bool:
@@ -47,6 +53,18 @@ def create_server() -> roomcast.AsyncServer:
     async def leave(sid: str, data: dict[str, str]) -> None:
         await sio.leave_room(sid, data["room"])
         await sio.emit("left", {"room": data["room"], "name": names[sid]}, room=data["room"])
+
+    @sio.event
+    async def status(sid: str, data: dict[str, str]) -> bool:
+        try:
+            sio.set_presence(sid, {"status": data["status"]})
+        except roomcast.InvalidArgumentError:
+            return False  # not online, away or busy
+        return True
+
+    @sio.event
+    async def who(sid: str, data: dict[str, str]) -> list[str]:
+        return sorted(member["userId"] for member in await sio.presence(data["room"]))
 
     @sio.event
     async def disconnect(sid: str, reason: str) -> None:

@@ -1,13 +1,14 @@
 // examples/node/chat.mjs as installed from the packed tarball: run with
 // ROOMCAST_EXAMPLE=<a fresh project>/chat.mjs (make test-node does). Two real
-// socket.io-clients chat; on SIGTERM the process closes the server and exits
-// by itself.
+// socket.io-clients chat, with presence; on SIGTERM the process closes the
+// server and exits by itself.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import path from "node:path";
 import { io } from "socket.io-client";
+import { chatScenario } from "../../tests/interop/node/chat_scenario.mjs";
 
 const example = process.env.ROOMCAST_EXAMPLE;
 
@@ -25,25 +26,7 @@ test("the chat example, installed from the tarball", { timeout: 30_000 }, async 
     });
     child.once("exit", (code) => reject(new Error(`exited with ${code}: ${out}`)));
   });
-  const connect = (auth) => io(url, { transports: ["websocket"], reconnection: false, auth });
-  const nameless = connect({});
-  assert.equal((await once(nameless, "connect_error"))[0].message, "pick a name first");
-  nameless.close();
-  const [ada, bob] = [connect({ name: "Ada" }), connect({ name: "Bob" })];
-  t.after(() => (ada.close(), bob.close()));
-  await Promise.all([once(ada, "connect"), once(bob, "connect")]);
-  assert.deepEqual(await ada.emitWithAck("join", { room: "rust" }), { ok: true, rooms: ["rust"] });
-  const joined = once(ada, "joined");
-  await bob.emitWithAck("join", { room: "rust" });
-  assert.deepEqual((await joined)[0], { room: "rust", name: "Bob" });
-  const said = Promise.all([once(ada, "said"), once(bob, "said")]);
-  assert.equal(await bob.emitWithAck("say", { room: "rust", text: "hi" }), true);
-  const message = { room: "rust", name: "Bob", text: "hi" };
-  assert.deepEqual((await said).map(([m]) => m), [message, message]);
-  assert.equal(await ada.emitWithAck("say", { room: "elsewhere", text: "x" }), false);
-  const left = once(ada, "left");
-  bob.emit("leave", { room: "rust" });
-  assert.deepEqual((await left)[0], { room: "rust", name: "Bob" });
+  const { ada } = await chatScenario(t, url, io);
 
   // Graceful stop: the clients are told, the process exits by itself.
   const told = once(ada, "disconnect");

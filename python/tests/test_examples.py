@@ -1,4 +1,4 @@
-"""examples/python/chat.py, driven by two python-socketio clients."""
+"""examples/python/chat.py, driven by two python-socketio clients: rooms and presence."""
 
 from __future__ import annotations
 
@@ -31,6 +31,10 @@ async def test_chat_with_rooms() -> None:
     for name, client in (("ada", ada), ("bob", bob)):
         for event in ("joined", "said", "left"):
             client.on(event, lambda data, n=name, e=event: heard.put_nowait((f"{n}:{e}", data)))
+    # What presence tells Ada, on a queue of its own.
+    presence: asyncio.Queue[tuple[str, dict[str, object]]] = asyncio.Queue()
+    for event in ("presence:join", "presence:leave", "presence:update"):
+        ada.on(event, lambda data, e=event: presence.put_nowait((e, data)))
     try:
         nameless = socketio.AsyncClient(reconnection=False)
         with pytest.raises(socketio.exceptions.ConnectionError):
@@ -40,6 +44,13 @@ async def test_chat_with_rooms() -> None:
         assert await ada.call("join", {"room": "rust"}, timeout=10) == {"ok": True, "rooms": ["rust"]}
         await bob.call("join", {"room": "rust"}, timeout=10)
         assert await asyncio.wait_for(heard.get(), 10) == ("ada:joined", {"room": "rust", "name": "Bob"})
+        kind, member = await asyncio.wait_for(presence.get(), 10)
+        assert (kind, member["userId"]) == ("presence:join", "Bob")
+        assert await ada.call("who", {"room": "rust"}, timeout=10) == ["Ada", "Bob"]
+        assert await bob.call("status", {"status": "away"}, timeout=10) is True
+        kind, member = await asyncio.wait_for(presence.get(), 10)
+        assert (kind, member["userId"], member["meta"]) == ("presence:update", "Bob", {"status": "away"})
+        assert await bob.call("status", {"status": "asleep"}, timeout=10) is False
         assert await bob.call("say", {"room": "rust", "text": "hi"}, timeout=10) is True
         said = sorted([await asyncio.wait_for(heard.get(), 10), await asyncio.wait_for(heard.get(), 10)])
         message = {"room": "rust", "name": "Bob", "text": "hi"}
@@ -47,6 +58,8 @@ async def test_chat_with_rooms() -> None:
         assert await ada.call("say", {"room": "elsewhere", "text": "x"}, timeout=10) is False
         await bob.emit("leave", {"room": "rust"})
         assert await asyncio.wait_for(heard.get(), 10) == ("ada:left", {"room": "rust", "name": "Bob"})
+        kind, member = await asyncio.wait_for(presence.get(), 10)
+        assert (kind, member["userId"]) == ("presence:leave", "Bob")
     finally:
         await ada.disconnect()
         await bob.disconnect()

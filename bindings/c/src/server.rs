@@ -1102,6 +1102,22 @@ mod tests {
         }
     }
 
+    /// A started server on 127.0.0.1:0, configured by `configure` first; and its port.
+    unsafe fn started(configure: impl FnOnce(*mut roomcast_server_config)) -> (*mut roomcast_server, u16) {
+        let (mut config, mut server) = (null_mut(), null_mut());
+        // SAFETY: a fresh config, freed once; a live server and a writable port.
+        unsafe {
+            assert_eq!(roomcast_server_config_new(&mut config), OK);
+            configure(config);
+            assert_eq!(roomcast_server_new(config, &mut server), OK);
+            roomcast_server_config_free(config);
+            assert_eq!(roomcast_server_start(server), OK);
+            let mut port = 0u16;
+            assert_eq!(roomcast_server_port(server, &mut port), OK);
+            (server, port)
+        }
+    }
+
     /// Counts the events (and room messages) a C client gets.
     unsafe extern "C" fn count(
         user_data: *mut c_void,
@@ -1184,14 +1200,9 @@ mod tests {
         use std::io::{Read, Write};
         // SAFETY: live handles, NUL-terminated strings, writable out-pointers.
         unsafe {
-            let (mut config, mut server) = (null_mut(), null_mut());
-            assert_eq!(roomcast_server_config_new(&mut config), OK);
-            assert_eq!(roomcast_server_config_set_metrics_path(config, c"/metrics".as_ptr()), OK);
-            assert_eq!(roomcast_server_new(config, &mut server), OK);
-            roomcast_server_config_free(config);
-            assert_eq!(roomcast_server_start(server), OK);
-            let mut port = 0u16;
-            assert_eq!(roomcast_server_port(server, &mut port), OK);
+            let (server, port) = started(|config| {
+                assert_eq!(roomcast_server_config_set_metrics_path(config, c"/metrics".as_ptr()), OK);
+            });
             let mut tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
             tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
             let mut response = String::new();
@@ -1231,14 +1242,9 @@ mod tests {
         let acked: Mutex<Option<(roomcast_result, Option<String>)>> = Mutex::new(None);
         // SAFETY: live handles, NUL-terminated strings, writable out-pointers; `acked` outlives the client.
         unsafe {
-            let (mut config, mut server) = (null_mut(), null_mut());
-            assert_eq!(roomcast_server_config_new(&mut config), OK);
-            assert_eq!(roomcast_server_config_set_event_queue(config, true), OK);
-            assert_eq!(roomcast_server_new(config, &mut server), OK);
-            roomcast_server_config_free(config);
-            assert_eq!(roomcast_server_start(server), OK);
-            let mut port = 0u16;
-            assert_eq!(roomcast_server_port(server, &mut port), OK);
+            let (server, port) = started(|config| {
+                assert_eq!(roomcast_server_config_set_event_queue(config, true), OK);
+            });
             let (via, open) = proxy(port);
             let url = CString::new(format!("ws://127.0.0.1:{via}/ws")).unwrap();
             let mut client = null_mut();
@@ -1370,15 +1376,10 @@ mod tests {
         let got = AtomicUsize::new(0);
         // SAFETY: live handles, NUL-terminated strings, writable out-pointers; `got` outlives the client.
         unsafe {
-            let (mut config, mut server) = (null_mut(), null_mut());
-            assert_eq!(roomcast_server_config_new(&mut config), OK);
-            assert_eq!(roomcast_server_config_set_recovery(config, 30_000, true, 0), OK);
-            assert_eq!(roomcast_server_config_set_event_queue(config, true), OK);
-            assert_eq!(roomcast_server_new(config, &mut server), OK);
-            roomcast_server_config_free(config);
-            assert_eq!(roomcast_server_start(server), OK);
-            let mut port = 0u16;
-            assert_eq!(roomcast_server_port(server, &mut port), OK);
+            let (server, port) = started(|config| {
+                assert_eq!(roomcast_server_config_set_recovery(config, 30_000, true, 0), OK);
+                assert_eq!(roomcast_server_config_set_event_queue(config, true), OK);
+            });
             let (via, open) = proxy(port);
 
             let url = CString::new(format!("ws://127.0.0.1:{via}/ws")).unwrap();
