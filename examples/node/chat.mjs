@@ -4,9 +4,9 @@
 //
 // Clients (socket.io-client, python-socketio) connect with auth {name}, which
 // names their user, and emit `join` {room}, `say` {room, text}, `leave` {room},
-// `status` {status} ("online", "away", "busy") and `who` {room} (acked with
-// the names in the room); everyone in the room gets `joined`, `said` and
-// `left`, and presence's `presence:join` / `presence:leave` / `presence:update`
+// `typing` {room}, `status` {status} ("online", "away", "busy") and `who` {room}
+// (acked with the names in the room); everyone in the room gets `joined`,
+// `said` and `left`, the others `typing` {room, name}, and presence's `presence:join` / `presence:leave` / `presence:update`
 // (a member per user). Ctrl-C / SIGTERM close it cleanly.
 import { Server } from "roomcast";
 
@@ -37,6 +37,9 @@ export function createServer() {
     socket.on("leave", ({ room }) => {
       socket.leave(room);
       io.to(room).emit("left", { room, name });
+    });
+    socket.on("typing", ({ room }) => {
+      if (socket.rooms.has(room)) socket.to(room).volatile.emit("typing", { room, name });
     });
     socket.on("status", ({ status }, ack) => {
       try {

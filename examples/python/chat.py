@@ -6,9 +6,9 @@ Run it (after `make wheel` and `pip install` of the wheel):
 
 Clients (socket.io-client, python-socketio) connect with auth {name}, which
 names their user, and emit `join` {room}, `say` {room, text}, `leave`
-{room}, `status` {status} ("online", "away", "busy") and `who` {room}
-(acked with the names in the room); everyone in the room gets `joined`,
-`said` and `left`, and presence's `presence:join` / `presence:leave` /
+{room}, `typing` {room}, `status` {status} ("online", "away", "busy") and
+`who` {room} (acked with the names in the room); everyone in the room gets
+`joined`, `said` and `left`, the others `typing` {room, name}, and presence's `presence:join` / `presence:leave` /
 `presence:update` (a member per user).
 """
 
@@ -53,6 +53,12 @@ def create_server() -> roomcast.AsyncServer:
     async def leave(sid: str, data: dict[str, str]) -> None:
         await sio.leave_room(sid, data["room"])
         await sio.emit("left", {"room": data["room"], "name": names[sid]}, room=data["room"])
+
+    @sio.event
+    async def typing(sid: str, data: dict[str, str]) -> None:
+        room = data["room"]
+        if room in sio.rooms(sid):
+            await sio.emit("typing", {"room": room, "name": names[sid]}, room=room, skip_sid=sid, volatile=True)
 
     @sio.event
     async def status(sid: str, data: dict[str, str]) -> bool:

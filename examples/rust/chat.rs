@@ -5,9 +5,9 @@
 //!
 //! Clients (socket.io-client, python-socketio) connect with auth {name}, which
 //! names their user, and emit `join` {room}, `say` {room, text}, `leave`
-//! {room}, `status` {status} ("online", "away", "busy") and `who` {room}
-//! (acked with the names in the room); everyone in the room gets `joined`,
-//! `said` and `left`, and presence's `presence:join` / `presence:leave` /
+//! {room}, `typing` {room}, `status` {status} ("online", "away", "busy") and
+//! `who` {room} (acked with the names in the room); everyone in the room gets
+//! `joined`, `said` and `left`, the others `typing` {room, name}, and presence's `presence:join` / `presence:leave` /
 //! `presence:update` (a member per user). Ctrl-C / SIGTERM close it cleanly.
 
 use roomcast::{Args, Identity, Rejection, Server, Socket};
@@ -52,6 +52,12 @@ pub fn create_server() -> roomcast::Result<Server> {
             let room = field(&args, "room");
             let _ = socket.leave(&room);
             let _ = srv.to(room.clone()).emit("left", json!({"room": room, "name": name(&socket)}));
+        }
+    });
+    server.on("typing", |socket: Socket, args: Args| async move {
+        let room = field(&args, "room");
+        if socket.rooms().contains(&room) {
+            let _ = socket.to(room.clone()).volatile().emit("typing", json!({"room": room, "name": name(&socket)}));
         }
     });
     server.on("status", |socket: Socket, args: Args| async move {

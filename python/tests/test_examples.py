@@ -29,7 +29,7 @@ async def test_chat_with_rooms() -> None:
     ada, bob = socketio.AsyncClient(reconnection=False), socketio.AsyncClient(reconnection=False)
     heard: asyncio.Queue[tuple[str, object]] = asyncio.Queue()
     for name, client in (("ada", ada), ("bob", bob)):
-        for event in ("joined", "said", "left"):
+        for event in ("joined", "said", "left", "typing"):
             client.on(event, lambda data, n=name, e=event: heard.put_nowait((f"{n}:{e}", data)))
     # What presence tells Ada, on a queue of its own.
     presence: asyncio.Queue[tuple[str, dict[str, object]]] = asyncio.Queue()
@@ -47,6 +47,8 @@ async def test_chat_with_rooms() -> None:
         kind, member = await asyncio.wait_for(presence.get(), 10)
         assert (kind, member["userId"]) == ("presence:join", "Bob")
         assert await ada.call("who", {"room": "rust"}, timeout=10) == ["Ada", "Bob"]
+        await bob.emit("typing", {"room": "rust"})
+        assert await asyncio.wait_for(heard.get(), 10) == ("ada:typing", {"room": "rust", "name": "Bob"})
         assert await bob.call("status", {"status": "away"}, timeout=10) is True
         kind, member = await asyncio.wait_for(presence.get(), 10)
         assert (kind, member["userId"], member["meta"]) == ("presence:update", "Bob", {"status": "away"})

@@ -20,6 +20,9 @@ export async function chatScenario(t, url, io) {
   assert.deepEqual((await joined)[0], { room: "rust", name: "Bob" });
   assert.equal((await present)[0].userId, "Bob");
   assert.deepEqual(await ada.emitWithAck("who", { room: "rust" }), ["Ada", "Bob"]);
+  const typing = once(ada, "typing");
+  bob.emit("typing", { room: "rust" });
+  assert.deepEqual((await typing)[0], { room: "rust", name: "Bob" });
   const away = once(ada, "presence:update");
   assert.equal(await bob.emitWithAck("status", { status: "away" }), true);
   const [update] = await away;
