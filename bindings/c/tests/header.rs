@@ -114,7 +114,8 @@ fn reference(header: &str) -> String {
          rewrites it): do not edit. The conventions (results, NULL arguments, strings, threads) \
          are in [c.md](c.md).\n",
     );
-    let sections: [(&str, fn(&Item) -> bool); 6] = [
+    type Section = (&'static str, fn(&Item) -> bool);
+    let sections: [Section; 6] = [
         ("Types", |i| i.code.starts_with("typedef")),
         ("Server configuration", |i| i.name.starts_with("roomcast_server_config_")),
         ("Server", |i| i.name.starts_with("roomcast_server_") && !i.name.starts_with("roomcast_server_config_")),
