@@ -181,7 +181,7 @@ async fn serve(shared: &Arc<Shared>, conn: Active) -> Ended {
     }
     shared.set_state(ClientState::Connected);
     loop {
-        let retry_at = shared.core.lock().retry_deadline();
+        let retry_at = shared.core.lock().retried.deadline();
         tokio::select! {
             biased;
             () = shared.shutdown.cancelled() => {
@@ -203,7 +203,7 @@ async fn serve(shared: &Arc<Shared>, conn: Active) -> Ended {
                 }
             }
             () = super::retry::sleep_until(retry_at) => {
-                shared.core.lock().retry_expired();
+                shared.core.lock().retried.expire();
                 if let Err(e) = write_queued(shared, &mut sink).await {
                     return Ended::Lost(ws_error(e));
                 }
@@ -309,8 +309,7 @@ fn on_frame(shared: &Arc<Shared>, text: &str, epoch: u64) {
             }
         }
         ServerMessage::Ack { id, data } => {
-            let mut core = shared.core.lock();
-            if core.settle_ack(id, Ok(data.into_owned())) && core.retries() {
+            if shared.core.lock().settle_ack(id, Ok(data.into_owned())) {
                 shared.wake.notify_one(); // the next at-least-once event may go
             }
         }
@@ -320,8 +319,8 @@ fn on_frame(shared: &Arc<Shared>, text: &str, epoch: u64) {
                 match (id, room.as_deref(), code.as_ref()) {
                     (Some(id), _, _) => {
                         let told = core.settle_ack(id, Err(Error::new(error_kind(&code), message.as_ref())));
-                        if told && core.retries() {
-                            shared.wake.notify_one();
+                        if told {
+                            shared.wake.notify_one(); // the next at-least-once event may go
                         }
                         told
                     }

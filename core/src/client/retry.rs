@@ -37,10 +37,17 @@ struct Pending<M, R> {
     tx: Option<oneshot::Sender<Result<R>>>,
 }
 
-/// See the module docs.
+/// See the module docs. A client without retries keeps an empty one (the
+/// default): nothing is ever due, and no ack is ever its.
 pub(crate) struct RetryQueue<M, R> {
     policy: Retry,
     items: VecDeque<Pending<M, R>>,
+}
+
+impl<M, R> Default for RetryQueue<M, R> {
+    fn default() -> Self {
+        Self { policy: Retry { retries: 0, ack_timeout: Duration::ZERO }, items: VecDeque::new() }
+    }
 }
 
 impl<M: Clone, R> RetryQueue<M, R> {
@@ -48,8 +55,9 @@ impl<M: Clone, R> RetryQueue<M, R> {
         Self { policy, items: VecDeque::new() }
     }
 
-    pub fn policy(&self) -> Retry {
-        self.policy
+    /// The same policy, nothing queued (a client's run ended).
+    pub fn emptied(&self) -> Self {
+        Self::new(self.policy)
     }
 
     pub fn len(&self) -> usize {

@@ -48,8 +48,7 @@ pub(super) struct Shared {
 
 impl Shared {
     pub fn new(uri: Uri, auth: Option<HeaderValue>, opts: ClientOptions) -> Self {
-        let retried =
-            (opts.retries > 0).then(|| RetryQueue::new(Retry { retries: opts.retries, ack_timeout: opts.ack_timeout }));
+        let retried = RetryQueue::new(Retry { retries: opts.retries, ack_timeout: opts.ack_timeout });
         Self {
             uri,
             auth,
@@ -144,8 +143,8 @@ pub(super) struct Core {
     leaves: HashMap<String, Vec<Waiter<()>>>,
     acks: HashMap<u64, PendingAck>,
     pings: HashMap<u64, Waiter<()>>,
-    /// At-least-once events (with `retries`), after `queue`.
-    retried: Option<RetryQueue<ClientMessage, Value>>,
+    /// At-least-once events (with `retries`; else empty), after `queue`.
+    pub retried: RetryQueue<ClientMessage, Value>,
     pub resume: Resume,
 }
 
@@ -196,26 +195,11 @@ impl Core {
         if self.closed {
             return Err(Error::closed());
         }
-        let Some(retried) = self.retried.as_mut() else {
-            return Err(Error::new(ErrorKind::Internal, "at-least-once events need retries"));
-        };
-        if self.queue.len() + retried.len() >= limit {
+        if self.queue.len() + self.retried.len() >= limit {
             return Err(Error::new(ErrorKind::QueueFull, format!("{limit} frames already wait to be sent")));
         }
-        retried.push(id, vec![msg], tx);
+        self.retried.push(id, vec![msg], tx);
         Ok(())
-    }
-
-    /// When the at-least-once event that is out stops waiting for its answer.
-    pub fn retry_deadline(&self) -> Option<tokio::time::Instant> {
-        self.retried.as_ref().and_then(RetryQueue::deadline)
-    }
-
-    /// Its answer timed out: send it again, or give up.
-    pub fn retry_expired(&mut self) {
-        if let Some(r) = self.retried.as_mut() {
-            r.expire();
-        }
     }
 
     pub fn emit_with_ack(
@@ -287,7 +271,7 @@ impl Core {
             }
             batch.push(msg);
         }
-        if let Some(frames) = self.retried.as_mut().and_then(|r| r.due(self.epoch)) {
+        if let Some(frames) = self.retried.due(self.epoch) {
             batch.extend(frames);
         }
         batch
@@ -326,12 +310,6 @@ impl Core {
     fn close_all(&mut self) {
         let epoch = self.epoch;
         *self = Core { closed: true, epoch, ..Core::default() };
-    }
-
-    /// Whether events are at least once (the driver then writes the next
-    /// one as soon as one is answered).
-    pub fn retries(&self) -> bool {
-        self.retried.is_some()
     }
 
     pub fn joined(&mut self, room: &str) {
@@ -373,7 +351,7 @@ impl Core {
     pub fn settle_ack(&mut self, id: u64, result: Result<Value>) -> bool {
         match self.acks.remove(&id) {
             Some(a) => a.tx.send(result).is_ok(),
-            None => self.retried.as_mut().is_some_and(|r| r.settle(id, result)),
+            None => self.retried.settle(id, result),
         }
     }
 

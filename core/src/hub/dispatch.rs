@@ -66,7 +66,8 @@ pub(crate) async fn start_event<F>(socket: Socket, event: String, args: Args, id
 where
     F: FnOnce(&Socket, String, Outcome) + Send + 'static,
 {
-    let retried = id.zip(socket.handshake().query_param(CLIENT_KEY).map(str::to_owned));
+    // Only an event with an ack id can be a retry: others skip the lookup.
+    let retried = id.and_then(|id| Some((id, socket.handshake().query_param(CLIENT_KEY)?.to_owned())));
     if let Some((id, key)) = &retried {
         let seen = socket.0.ns.dedupe().begin(key, socket.user_id(), *id);
         if !matches!(seen, Seen::New) {

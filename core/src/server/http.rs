@@ -90,7 +90,7 @@ async fn route(server: Arc<ServerInner>, req: Request<Incoming>, addr: SocketAdd
 }
 
 fn metrics(server: &ServerInner) -> Response<Body> {
-    let mut res = Response::new(full(server.hub.metrics(server.limiter.live() as u64)));
+    let mut res = Response::new(full(server.metrics()));
     let kind = "application/openmetrics-text; version=1.0.0; charset=utf-8";
     res.headers_mut().insert(header::CONTENT_TYPE, kind.parse().expect("static header"));
     res

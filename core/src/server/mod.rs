@@ -41,6 +41,13 @@ pub(crate) struct ServerInner {
     pub engines: engine::Engines,
 }
 
+impl ServerInner {
+    /// The Prometheus exposition, with the connections open now.
+    pub fn metrics(&self) -> String {
+        self.hub.metrics(self.limiter.live() as u64)
+    }
+}
+
 /// A roomcast server. Cheap to clone; clones share everything.
 #[derive(Clone)]
 pub struct Server {
@@ -170,7 +177,7 @@ impl Server {
     /// The counters and gauges in the Prometheus text format (OpenMetrics),
     /// as served at [`ServerBuilder::metrics_path`].
     pub fn metrics(&self) -> String {
-        self.inner.hub.metrics(self.inner.limiter.live() as u64)
+        self.inner.metrics()
     }
 
     /// Whether `user_id` has a connection (on any node in a cluster).

@@ -192,7 +192,7 @@ async fn serve(shared: &Arc<Shared>, conn: Active, token: &CancellationToken) ->
     let silence = tokio::time::sleep(heartbeat);
     tokio::pin!(silence);
     loop {
-        let retry_at = shared.core.lock().retry_deadline();
+        let retry_at = shared.core.lock().retried.deadline();
         tokio::select! {
             biased;
             () = token.cancelled() => {
@@ -206,7 +206,7 @@ async fn serve(shared: &Arc<Shared>, conn: Active, token: &CancellationToken) ->
                 }
             }
             () = crate::client::retry::sleep_until(retry_at) => {
-                shared.core.lock().retry_expired();
+                shared.core.lock().retried.expire();
                 if let Err(e) = write_queued(shared, &mut sink).await {
                     return Ended::Lost(write_reason(&e));
                 }

@@ -474,7 +474,7 @@ impl SocketIoClient {
                 Ok(Err(_)) => Err(Error::new(ErrorKind::Closed, format!("client closed before the ack of {event:?}"))),
                 Err(_) => Err(Error::timeout("ack")),
             };
-            shared.core.lock().cancel_retried(id);
+            shared.core.lock().retried.cancel(id);
             return result;
         }
         let rx = shared.core.lock().enqueue_with_ack(id, frames, shared.opts.offline_queue)?;

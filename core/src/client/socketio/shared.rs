@@ -53,8 +53,7 @@ pub(super) struct Shared {
 
 impl Shared {
     pub fn new(endpoint: Endpoint, opts: SocketIoOptions) -> Self {
-        let retried =
-            (opts.retries > 0).then(|| RetryQueue::new(Retry { retries: opts.retries, ack_timeout: opts.ack_timeout }));
+        let retried = RetryQueue::new(Retry { retries: opts.retries, ack_timeout: opts.ack_timeout });
         Self {
             endpoint,
             opts,
@@ -162,8 +161,8 @@ pub(super) struct Core {
     /// Frames for the current connection only (acks to the server).
     live: Vec<Message>,
     acks: HashMap<u64, PendingAck>,
-    /// At-least-once emits (with `retries`), after `queue`.
-    retried: Option<RetryQueue<Message, Args>>,
+    /// At-least-once emits (with `retries`; else empty), after `queue`.
+    pub retried: RetryQueue<Message, Args>,
     /// Connection state recovery: the private session id the server gave,
     /// the last offset received, and whether the current connection took
     /// the previous one's session up.
@@ -196,32 +195,11 @@ impl Core {
         if self.run.is_none() {
             return Err(Error::new(ErrorKind::Closed, "the client is disconnected (call open() to connect)"));
         }
-        let Some(retried) = self.retried.as_mut() else {
-            return Err(Error::new(ErrorKind::Internal, "at-least-once emits need retries"));
-        };
-        if self.queue.len() + retried.len() >= limit {
+        if self.queue.len() + self.retried.len() >= limit {
             return Err(Error::new(ErrorKind::QueueFull, format!("{limit} emits already wait to be sent")));
         }
-        retried.push(id, frames, tx);
+        self.retried.push(id, frames, tx);
         Ok(())
-    }
-
-    pub fn cancel_retried(&mut self, id: u64) {
-        if let Some(r) = self.retried.as_mut() {
-            r.cancel(id);
-        }
-    }
-
-    /// When the at-least-once emit that is out stops waiting for its ack.
-    pub fn retry_deadline(&self) -> Option<tokio::time::Instant> {
-        self.retried.as_ref().and_then(RetryQueue::deadline)
-    }
-
-    /// Its ack timed out: send it again, or give up.
-    pub fn retry_expired(&mut self) {
-        if let Some(r) = self.retried.as_mut() {
-            r.expire();
-        }
     }
 
     pub fn enqueue_with_ack(&mut self, id: u64, frames: Vec<Message>, limit: usize) -> Result<oneshot::Receiver<Args>> {
@@ -249,7 +227,7 @@ impl Core {
             let _ = a.tx.send(args);
             return false;
         }
-        self.retried.as_mut().is_some_and(|r| r.settle(id, Ok(args)))
+        self.retried.settle(id, Ok(args))
     }
 
     /// Everything waiting to be written, in order; marks emits as written.
@@ -261,7 +239,7 @@ impl Core {
             }
             batch.extend(out.frames);
         }
-        if let Some(frames) = self.retried.as_mut().and_then(|r| r.due(self.epoch)) {
+        if let Some(frames) = self.retried.due(self.epoch) {
             batch.extend(frames);
         }
         batch
@@ -320,7 +298,7 @@ impl Core {
     /// The run is over: every waiter fails with `Closed`, the buffer goes.
     fn stop(&mut self) {
         let epoch = self.epoch;
-        let retried = self.retried.take().map(|r| RetryQueue::new(r.policy()));
+        let retried = self.retried.emptied();
         *self = Core { epoch, retried, ..Core::default() };
     }
 }
