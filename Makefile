@@ -20,7 +20,7 @@ PACK_DIR ?= $(CURDIR)/target-pack
 # Interop tests find the real clients through these.
 export ROOMCAST_PYTHON := $(VENV)/bin/python
 
-.PHONY: all build release demo test deps deps-rust deps-node deps-python deps-redis lint test-rust test-python wheel node test-node \
+.PHONY: all build release demo demo-cluster web-chat web-react test-browser deps-browser test deps deps-rust deps-node deps-python deps-redis lint test-rust test-python wheel node test-node \
 	c-lib install test-c fmt clean \
 	bench bench-quick bench-b4 bench-deps bench-deps-system bench-deps-socketioxide bench-deps-roomcast-py bench-build
 
@@ -32,23 +32,53 @@ build:
 release:
 	$(CARGO) build --release -p roomcast --bin roomcast
 
-## make demo: build in release and serve the demo chat at http://$(LISTEN)/
-demo: release
+## make demo: build in release and serve the demo chat (examples/web/chat) at http://$(LISTEN)/
+WEB_CHAT := examples/web/chat
+WEB_REACT := examples/web/react
+DEMO_ARGS := --chat --static $(WEB_CHAT) --recovery-window-ms 120000
+demo: release web-chat
 	@echo "roomcast demo: open http://$(LISTEN)/ (Ctrl-C to stop)"
-	$(CARGO_TARGET_DIR)/release/roomcast serve --listen $(LISTEN)
+	$(CARGO_TARGET_DIR)/release/roomcast serve --listen $(LISTEN) $(DEMO_ARGS)
+
+## make demo-cluster: a redis-server and two nodes (http://127.0.0.1:3000/ and :3001/) serving the chat
+demo-cluster: release web-chat deps-redis
+	$(WEB_CHAT)/cluster.sh $(CARGO_TARGET_DIR)/release/roomcast $(DEMO_ARGS)
+
+# socket.io-client's browser bundle, from npm, where the chat page loads it.
+web-chat: $(WEB_CHAT)/vendor/socket.io.min.js
+$(WEB_CHAT)/vendor/socket.io.min.js: $(WEB_CHAT)/package.json $(WEB_CHAT)/package-lock.json
+	npm ci --prefix $(WEB_CHAT) --no-audit --no-fund --silent
+	mkdir -p $(@D)
+	cp $(WEB_CHAT)/node_modules/socket.io-client/dist/socket.io.min.js $@
+
+## make web-react: the React example built by vite into examples/web/react/dist (its vitest suite first)
+web-react: $(WEB_REACT)/node_modules/.installed
+	cd $(WEB_REACT) && npx vitest run && npx vite build --logLevel warn
+$(WEB_REACT)/node_modules/.installed: $(WEB_REACT)/package.json $(WEB_REACT)/package-lock.json
+	npm ci --prefix $(WEB_REACT) --no-audit --no-fund --silent
+	touch $@
 
 ## make test: install what is missing, then run every suite.
-test: deps lint test-rust test-python test-node test-c
+test: deps lint test-rust test-python test-node test-c test-browser
 	@echo "make test: all suites passed"
 
 # Tools the suites need; each is installed only when missing or outdated.
-deps: deps-rust deps-node deps-python deps-redis
+deps: deps-rust deps-node deps-python deps-redis deps-browser
 
 # The cluster suites start their own redis-server processes on free ports.
 deps-redis:
 	@command -v redis-server >/dev/null || { apt-get install -y -qq redis-server >/dev/null 2>&1 || \
 	  { apt-get update -qq && apt-get install -y -qq redis-server; }; }
 	@command -v redis-server >/dev/null || { echo "redis-server is required (apt-get install redis-server)"; exit 1; }
+
+# Debian's Chromium for the browser suites (never a downloaded browser), and playwright-core.
+deps-browser: tests/browser/node_modules/.installed
+	@command -v chromium >/dev/null || { apt-get install -y -qq chromium >/dev/null 2>&1 || \
+	  { apt-get update -qq && apt-get install -y -qq chromium; }; }
+	@command -v chromium >/dev/null || { echo "chromium is required (apt-get install chromium)"; exit 1; }
+tests/browser/node_modules/.installed: tests/browser/package.json tests/browser/package-lock.json
+	npm ci --prefix tests/browser --no-audit --no-fund --silent
+	touch $@
 
 deps-rust:
 	@command -v $(CARGO) >/dev/null || { echo "cargo is required (https://rustup.rs)"; exit 1; }
@@ -146,6 +176,7 @@ C_STRICT := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pedantic -g
 C_PC = PKG_CONFIG_PATH=$(C_STAGE)/lib/pkgconfig pkg-config
 test-c: deps-node deps-redis
 	@command -v valgrind >/dev/null || { command -v apt-get >/dev/null && apt-get install -y -qq valgrind; }
+	@pkg-config --exists libcjson || { command -v apt-get >/dev/null && apt-get install -y -qq libcjson-dev; }
 	$(MAKE) --no-print-directory install PREFIX=$(C_STAGE)
 	mkdir -p $(C_OUT)
 	echo '#include <roomcast.h>' | g++ -std=c++17 -Wall -Wextra -Werror -pedantic -fsyntax-only -x c++ $$($(C_PC) --cflags roomcast) -
@@ -154,6 +185,12 @@ test-c: deps-node deps-redis
 	  cc $(C_STRICT) examples/c/$$ex.c -o $(C_OUT)/$$ex-static $$($(C_PC) --cflags roomcast) \
 	    -L$(C_STAGE)/lib -l:libroomcast.a $$($(C_PC) --libs-only-other --static roomcast) -lpthread -ldl -lm; \
 	done
+	# The chat app of every language's examples, with cJSON (Debian's libcjson-dev).
+	cc $(C_STRICT) examples/c/chat.c -o $(C_OUT)/chat $$($(C_PC) --cflags --libs roomcast libcjson) -Wl,-rpath,$(C_STAGE)/lib
+	cc $(C_STRICT) examples/c/chat.c -o $(C_OUT)/chat-static $$($(C_PC) --cflags roomcast libcjson) \
+	  -L$(C_STAGE)/lib -l:libroomcast.a $$($(C_PC) --libs-only-other --static roomcast) -lcjson -lpthread -ldl -lm
+	cc $(C_STRICT) -fsanitize=address,undefined -fno-omit-frame-pointer examples/c/chat.c \
+	  -o $(C_OUT)/chat-asan $$($(C_PC) --cflags --libs roomcast libcjson) -Wl,-rpath,$(C_STAGE)/lib
 	cc $(C_STRICT) -fsanitize=address,undefined -fno-omit-frame-pointer bindings/c/tests/c/api_test.c \
 	  -o $(C_OUT)/api_test-asan $$($(C_PC) --cflags --libs roomcast) -Wl,-rpath,$(C_STAGE)/lib
 	cc $(C_STRICT) -fsanitize=address,undefined -fno-omit-frame-pointer examples/c/chat_server.c \
@@ -164,7 +201,18 @@ test-c: deps-node deps-redis
 	ROOMCAST_C_SERVERS="$(addprefix $(C_OUT)/,chat_server chat_server-static chat_server-asan epoll_server epoll_server-static)" \
 	UBSAN_OPTIONS=halt_on_error=1 ASAN_OPTIONS=detect_leaks=1 \
 	ROOMCAST_C_CLIENT="valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite --suppressions=bindings/c/tests/c/valgrind.supp $(C_OUT)/client" \
-	  node --test $(INTEROP)/node/c_servers.test.mjs $(INTEROP)/node/c_cluster.test.mjs
+	ROOMCAST_C_CHAT="$(addprefix $(C_OUT)/,chat chat-static chat-asan)" \
+	  node --test $(INTEROP)/node/c_servers.test.mjs $(INTEROP)/node/c_cluster.test.mjs $(INTEROP)/node/c_example.test.mjs
+
+# The demo chat and the React example in headless Chromium (tests/browser);
+# screenshots go to $(BROWSER_ARTIFACTS).
+BROWSER_ARTIFACTS ?= $(CURDIR)/target-artifacts/browser
+test-browser: deps-browser deps-redis web-chat web-react
+	$(CARGO) build --locked -p roomcast --bin roomcast
+	rm -rf $(BROWSER_ARTIFACTS)
+	ROOMCAST_BIN=$(CARGO_TARGET_DIR)/debug/roomcast ROOMCAST_ARTIFACTS=$(BROWSER_ARTIFACTS) \
+	  node --test --test-timeout=120000 tests/browser/
+	@echo "screenshots: $(BROWSER_ARTIFACTS)"
 
 lint:
 	$(CARGO) fmt --all --check

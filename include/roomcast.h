@@ -956,15 +956,18 @@ enum roomcast_result roomcast_server_rooms(const struct roomcast_server *server,
 
 /**
  * Send `event` with `args_json` (a JSON array of arguments, `len` bytes)
- * to the sockets in `room` (a socket id is a room of one; NULL: everyone).
- * `sent` (optional) gets how many sockets it was queued for.
+ * to the sockets in `room` (a socket id is a room of one; NULL: everyone)
+ * but those in `except` (NULL: none; a socket id leaves out that socket,
+ * as Socket.IO's `socket.to(room)` leaves out the sender). `sent`
+ * (optional) gets how many sockets it was queued for.
  *
  * # Safety
- * `server` is live; `room` is NULL or NUL-terminated; `event` is
+ * `server` is live; `room` and `except` are NULL or NUL-terminated; `event` is
  * NUL-terminated; `args_json` points to `len` bytes; `sent` is NULL or writable.
  */
 enum roomcast_result roomcast_server_emit(const struct roomcast_server *server,
                                           const char *room,
+                                          const char *except,
                                           const char *event,
                                           const char *args_json,
                                           size_t len,
@@ -980,6 +983,7 @@ enum roomcast_result roomcast_server_emit(const struct roomcast_server *server,
  */
 enum roomcast_result roomcast_server_emit_volatile(const struct roomcast_server *server,
                                                    const char *room,
+                                                   const char *except,
                                                    const char *event,
                                                    const char *args_json,
                                                    size_t len,

@@ -9,7 +9,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test]
-async fn serve_runs_the_demo_and_stops_on_sigterm() {
+async fn serve_relays_and_stops_on_sigterm() {
     let mut serve = Serve::start(&["--ping-interval-ms", "1000"]);
     let addr = serve.addr;
 
@@ -17,7 +17,7 @@ async fn serve_runs_the_demo_and_stops_on_sigterm() {
     s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
     let mut page = String::new();
     within(s.read_to_string(&mut page)).await.unwrap();
-    assert!(page.starts_with("HTTP/1.1 200") && page.contains("/ws"), "demo page served");
+    assert!(page.starts_with("HTTP/1.1 200") && page.contains("/ws"), "landing page served");
 
     let mut a = Tc::connect(addr, "").await;
     let mut b = Tc::connect(addr, "").await;

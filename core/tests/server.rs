@@ -544,7 +544,7 @@ async fn healthz_demo_page_and_plain_http_to_ws() {
     let h = get("/healthz").await;
     assert!(h.starts_with("HTTP/1.1 200") && h.contains(r#"{"status":"ok"}"#), "{h}");
     let page = get("/").await;
-    assert!(page.starts_with("HTTP/1.1 200") && page.contains("<html"), "demo page");
+    assert!(page.starts_with("HTTP/1.1 200") && page.contains("<html"), "landing page");
     assert!(get("/ws").await.starts_with("HTTP/1.1 400"));
     assert!(get("/nope").await.starts_with("HTTP/1.1 404"));
 }

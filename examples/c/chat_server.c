@@ -79,10 +79,10 @@ struct asked {
 static void on_answer(void *user_data, roomcast_result result, const char *args_json, size_t len) {
   struct asked *asked = user_data;
   if (result == ROOMCAST_RESULT_OK) {
-    roomcast_server_emit(asked->server, asked->socket_id, "answer", args_json, len, NULL);
+    roomcast_server_emit(asked->server, asked->socket_id, NULL, "answer", args_json, len, NULL);
   } else {
     const char *timeout = "[\"timeout\"]";
-    roomcast_server_emit(asked->server, asked->socket_id, "answer", timeout, strlen(timeout), NULL);
+    roomcast_server_emit(asked->server, asked->socket_id, NULL, "answer", timeout, strlen(timeout), NULL);
   }
   free(asked);
 }
@@ -121,7 +121,7 @@ static void *run_query(void *arg) {
   char *args = malloc(len + 1);
   if (args) {
     snprintf(args, len + 1, "[%s]", answer);
-    roomcast_server_emit(q->server, q->socket_id, q->kind, args, len, NULL);
+    roomcast_server_emit(q->server, q->socket_id, NULL, q->kind, args, len, NULL);
     free(args);
   }
   roomcast_string_free(json);
@@ -184,7 +184,7 @@ static void on_event(void *user_data, roomcast_event *ev) {
     bool ok = roomcast_server_set_presence(server, sid, meta) == ROOMCAST_RESULT_OK; /* not a status: INVALID_ARGUMENT */
     roomcast_event_reply(ev, ok ? "[true]" : "[false]", ok ? 6 : 7);
   } else if (strcmp(name, "say") == 0 && nth_string(data, 0, room, sizeof room) == 0) {
-    roomcast_server_emit(server, room, "said", data, len, NULL);
+    roomcast_server_emit(server, room, NULL, "said", data, len, NULL);
     roomcast_event_reply(ev, "[true]", 6);
   } else if (strcmp(name, "ask") == 0) {
     struct asked *asked = calloc(1, sizeof *asked);

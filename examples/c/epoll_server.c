@@ -43,7 +43,7 @@ static void handle(roomcast_server *server, roomcast_event *ev) {
         snprintf(reply, sizeof reply, "[\"joined\",\"%s\"]", room);
         roomcast_event_reply(ev, reply, strlen(reply));
       } else if (strcmp(name, "say") == 0 && first_string(data, room, sizeof room) == 0) {
-        roomcast_server_emit(server, room, "said", data, len, NULL);
+        roomcast_server_emit(server, room, NULL, "said", data, len, NULL);
         roomcast_event_reply(ev, "[true]", 6);
       } else if (roomcast_event_wants_ack(ev)) {
         roomcast_event_reply(ev, data, len);

@@ -5,7 +5,7 @@
 // Clients (socket.io-client, python-socketio) connect with auth {name}, which
 // names their user, and emit `join` {room}, `say` {room, text}, `leave` {room},
 // `typing` {room}, `status` {status} ("online", "away", "busy") and `who` {room}
-// (acked with the names in the room); everyone in the room gets `joined`,
+// (acked with its members, [{name, status}] by name); everyone in the room gets `joined`,
 // `said` and `left`, the others `typing` {room, name}, and presence's `presence:join` / `presence:leave` / `presence:update`
 // (a member per user). Ctrl-C / SIGTERM close it cleanly.
 import { Server } from "roomcast";
@@ -50,7 +50,8 @@ export function createServer() {
       }
     });
     socket.on("who", async ({ room }, ack) => {
-      ack?.((await io.presence(room)).map((m) => m.userId).sort());
+      const members = (await io.presence(room)).sort((a, b) => (a.userId < b.userId ? -1 : 1));
+      ack?.(members.map((m) => ({ name: m.userId, status: m.meta.status })));
     });
   });
   return io;

@@ -7,7 +7,7 @@ Run it (after `make wheel` and `pip install` of the wheel):
 Clients (socket.io-client, python-socketio) connect with auth {name}, which
 names their user, and emit `join` {room}, `say` {room, text}, `leave`
 {room}, `typing` {room}, `status` {status} ("online", "away", "busy") and
-`who` {room} (acked with the names in the room); everyone in the room gets
+`who` {room} (acked with its members, [{name, status}] by name); everyone in the room gets
 `joined`, `said` and `left`, the others `typing` {room, name}, and presence's `presence:join` / `presence:leave` /
 `presence:update` (a member per user).
 """
@@ -69,8 +69,9 @@ def create_server() -> roomcast.AsyncServer:
         return True
 
     @sio.event
-    async def who(sid: str, data: dict[str, str]) -> list[str]:
-        return sorted(member["userId"] for member in await sio.presence(data["room"]))
+    async def who(sid: str, data: dict[str, str]) -> list[dict[str, Any]]:
+        members = sorted(await sio.presence(data["room"]), key=lambda m: m["userId"])
+        return [{"name": m["userId"], "status": m["meta"]["status"]} for m in members]
 
     @sio.event
     async def disconnect(sid: str, reason: str) -> None:

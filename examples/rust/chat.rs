@@ -2,27 +2,37 @@
 //! examples/node/chat.mjs and examples/python/chat.py.
 //!
 //!   cargo run --release -p roomcast --example chat     # serves on 127.0.0.1:3000 (PORT to change)
+//!   roomcast serve --chat --static examples/web/chat    # the same app behind the browser demo (make demo)
 //!
 //! Clients (socket.io-client, python-socketio) connect with auth {name}, which
 //! names their user, and emit `join` {room}, `say` {room, text}, `leave`
 //! {room}, `typing` {room}, `status` {status} ("online", "away", "busy") and
-//! `who` {room} (acked with the names in the room); everyone in the room gets
+//! `who` {room} (acked with its members, `[{name, status}]` by name); everyone in the room gets
 //! `joined`, `said` and `left`, the others `typing` {room, name}, and presence's `presence:join` / `presence:leave` /
 //! `presence:update` (a member per user). Ctrl-C / SIGTERM close it cleanly.
 
-use roomcast::{Args, Identity, Rejection, Server, Socket};
+use roomcast::{Args, Identity, Rejection, Server, ServerBuilder, Socket};
 use serde_json::{Value, json};
 
 /// The chat app, not listening yet.
 pub fn create_server() -> roomcast::Result<Server> {
-    let server = Server::builder()
-        .auth(|handshake| async move {
-            match handshake.auth.get("name").and_then(Value::as_str).map(str::trim) {
-                Some(name) if !name.is_empty() => Ok(Identity::user(name.chars().take(32).collect::<String>())),
-                _ => Err(Rejection::new("pick a name first")),
-            }
-        })
-        .build()?;
+    let server = with_name_auth(Server::builder()).build()?;
+    install(&server);
+    Ok(server)
+}
+
+/// Clients name themselves: `auth.name` becomes their user id (32 characters at most).
+pub fn with_name_auth(builder: ServerBuilder) -> ServerBuilder {
+    builder.auth(|handshake| async move {
+        match handshake.auth.get("name").and_then(Value::as_str).map(str::trim) {
+            Some(name) if !name.is_empty() => Ok(Identity::user(name.chars().take(32).collect::<String>())),
+            _ => Err(Rejection::new("pick a name first")),
+        }
+    })
+}
+
+/// The chat's events, and presence in every room, on namespace "/".
+pub fn install(server: &Server) {
     server.of("/").enable_presence();
     server.on("join", |socket: Socket, args: Args| async move {
         let room = field(&args, "room");
@@ -68,13 +78,13 @@ pub fn create_server() -> roomcast::Result<Server> {
     server.on("who", move |_socket: Socket, args: Args| {
         let srv = srv.clone();
         async move {
-            let members = srv.of("/").presence(&field(&args, "room")).await?;
-            let mut names: Vec<String> = members.into_iter().map(|m| m.user_id).collect();
-            names.sort();
-            Ok::<_, roomcast::Error>(json!(names))
+            let mut members = srv.of("/").presence(&field(&args, "room")).await?;
+            members.sort_by(|a, b| a.user_id.cmp(&b.user_id));
+            let members: Vec<Value> =
+                members.into_iter().map(|m| json!({"name": m.user_id, "status": m.meta["status"]})).collect();
+            Ok::<_, roomcast::Error>(json!(members))
         }
     });
-    Ok(server)
 }
 
 /// A string field of the event's one argument, `""` when missing.

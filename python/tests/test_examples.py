@@ -35,6 +35,9 @@ async def test_chat_with_rooms() -> None:
     presence: asyncio.Queue[tuple[str, dict[str, object]]] = asyncio.Queue()
     for event in ("presence:join", "presence:leave", "presence:update"):
         ada.on(event, lambda data, e=event: presence.put_nowait((e, data)))
+    def online(name: str) -> dict[str, str]:
+        return {"name": name, "status": "online"}
+
     try:
         nameless = socketio.AsyncClient(reconnection=False)
         with pytest.raises(socketio.exceptions.ConnectionError):
@@ -46,13 +49,15 @@ async def test_chat_with_rooms() -> None:
         assert await asyncio.wait_for(heard.get(), 10) == ("ada:joined", {"room": "rust", "name": "Bob"})
         kind, member = await asyncio.wait_for(presence.get(), 10)
         assert (kind, member["userId"]) == ("presence:join", "Bob")
-        assert await ada.call("who", {"room": "rust"}, timeout=10) == ["Ada", "Bob"]
+        assert await ada.call("who", {"room": "rust"}, timeout=10) == [online("Ada"), online("Bob")]
         await bob.emit("typing", {"room": "rust"})
         assert await asyncio.wait_for(heard.get(), 10) == ("ada:typing", {"room": "rust", "name": "Bob"})
         assert await bob.call("status", {"status": "away"}, timeout=10) is True
         kind, member = await asyncio.wait_for(presence.get(), 10)
         assert (kind, member["userId"], member["meta"]) == ("presence:update", "Bob", {"status": "away"})
         assert await bob.call("status", {"status": "asleep"}, timeout=10) is False
+        bob_away = {"name": "Bob", "status": "away"}
+        assert await ada.call("who", {"room": "rust"}, timeout=10) == [online("Ada"), bob_away]
         assert await bob.call("say", {"room": "rust", "text": "hi"}, timeout=10) is True
         said = sorted([await asyncio.wait_for(heard.get(), 10), await asyncio.wait_for(heard.get(), 10)])
         message = {"room": "rust", "name": "Bob", "text": "hi"}

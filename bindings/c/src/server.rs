@@ -552,22 +552,25 @@ pub unsafe extern "C" fn roomcast_server_rooms(
 }
 
 /// Send `event` with `args_json` (a JSON array of arguments, `len` bytes)
-/// to the sockets in `room` (a socket id is a room of one; NULL: everyone).
-/// `sent` (optional) gets how many sockets it was queued for.
+/// to the sockets in `room` (a socket id is a room of one; NULL: everyone)
+/// but those in `except` (NULL: none; a socket id leaves out that socket,
+/// as Socket.IO's `socket.to(room)` leaves out the sender). `sent`
+/// (optional) gets how many sockets it was queued for.
 ///
 /// # Safety
-/// `server` is live; `room` is NULL or NUL-terminated; `event` is
+/// `server` is live; `room` and `except` are NULL or NUL-terminated; `event` is
 /// NUL-terminated; `args_json` points to `len` bytes; `sent` is NULL or writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn roomcast_server_emit(
     server: *const roomcast_server,
     room: *const c_char,
+    except: *const c_char,
     event: *const c_char,
     args_json: *const c_char,
     len: usize,
     sent: *mut usize,
 ) -> roomcast_result {
-    unsafe { emit_json(server, room, event, args_json, len, sent, false) }
+    unsafe { emit_json(server, (room, except), event, args_json, len, sent, false) }
 }
 
 /// As `roomcast_server_emit`, volatile: a socket whose outgoing queue is
@@ -580,29 +583,34 @@ pub unsafe extern "C" fn roomcast_server_emit(
 pub unsafe extern "C" fn roomcast_server_emit_volatile(
     server: *const roomcast_server,
     room: *const c_char,
+    except: *const c_char,
     event: *const c_char,
     args_json: *const c_char,
     len: usize,
     sent: *mut usize,
 ) -> roomcast_result {
-    unsafe { emit_json(server, room, event, args_json, len, sent, true) }
+    unsafe { emit_json(server, (room, except), event, args_json, len, sent, true) }
 }
 
 /// `roomcast_server_emit`, volatile or not.
 unsafe fn emit_json(
     server: *const roomcast_server,
-    room: *const c_char,
+    (room, except): (*const c_char, *const c_char),
     event: *const c_char,
     args_json: *const c_char,
     len: usize,
     sent: *mut usize,
     volatile: bool,
 ) -> roomcast_result {
-    let (room, event, json) = unsafe { (opt_str_arg(room), str_arg(event), bytes_arg(args_json.cast(), len)) };
+    let (room, except) = unsafe { (opt_str_arg(room), opt_str_arg(except)) };
+    let (event, json) = unsafe { (str_arg(event), bytes_arg(args_json.cast(), len)) };
     unsafe {
         with(server, |s| {
             let args = parse_args(s, json?)?;
             let mut op = to_room(s, room?);
+            if let Some(except) = except? {
+                op = op.except(except);
+            }
             if volatile {
                 op = op.volatile();
             }
@@ -1342,13 +1350,28 @@ mod tests {
             let len = args.as_bytes().len();
             for _ in 0..400 {
                 assert_eq!(
-                    roomcast_server_emit(server, csid.as_ptr(), c"msg".as_ptr(), args.as_ptr(), len, null_mut()),
+                    roomcast_server_emit(
+                        server,
+                        csid.as_ptr(),
+                        null(),
+                        c"msg".as_ptr(),
+                        args.as_ptr(),
+                        len,
+                        null_mut()
+                    ),
                     OK
                 );
             }
             let mut sent = 0;
-            let volatile =
-                roomcast_server_emit_volatile(server, csid.as_ptr(), c"tick".as_ptr(), c"[1]".as_ptr(), 3, &mut sent);
+            let volatile = roomcast_server_emit_volatile(
+                server,
+                csid.as_ptr(),
+                null(),
+                c"tick".as_ptr(),
+                c"[1]".as_ptr(),
+                3,
+                &mut sent,
+            );
             assert_eq!((volatile, sent), (OK, 1));
             assert_eq!(roomcast_server_buffered_amount(server, csid.as_ptr(), &mut amount), OK, "still connected");
             assert!(amount > 128 * 1024, "near the bound: {amount}");
@@ -1406,7 +1429,7 @@ mod tests {
             let deadline = Instant::now() + Duration::from_secs(10);
             let mut emit = |n: &mut usize| {
                 emitted += 1;
-                roomcast_server_emit(server, c"r".as_ptr(), c"tick".as_ptr(), c"[1]".as_ptr(), 3, n)
+                roomcast_server_emit(server, c"r".as_ptr(), null(), c"tick".as_ptr(), c"[1]".as_ptr(), 3, n)
             };
             // Emitting until the server noticed the cut (the room is empty),
             // then three more while the client is away.

@@ -531,7 +531,15 @@ mod tests {
             let (args, mut sent) = ("[1]", 0usize);
             for _ in 0..10 {
                 assert_eq!(
-                    roomcast_server_emit(a, c"quiet".as_ptr(), c"tick".as_ptr(), args.as_ptr().cast(), 3, &mut sent),
+                    roomcast_server_emit(
+                        a,
+                        c"quiet".as_ptr(),
+                        null(),
+                        c"tick".as_ptr(),
+                        args.as_ptr().cast(),
+                        3,
+                        &mut sent
+                    ),
                     OK
                 );
             }
@@ -541,7 +549,15 @@ mod tests {
             assert_eq!(roomcast_client_join(client, c"quiet".as_ptr()), OK); // subscribed before it returns
             let joined = cluster_in(b);
             assert_eq!(
-                roomcast_server_emit(a, c"quiet".as_ptr(), c"tick".as_ptr(), args.as_ptr().cast(), 3, &mut sent),
+                roomcast_server_emit(
+                    a,
+                    c"quiet".as_ptr(),
+                    null(),
+                    c"tick".as_ptr(),
+                    args.as_ptr().cast(),
+                    3,
+                    &mut sent
+                ),
                 OK
             );
             let deadline = Instant::now() + Duration::from_secs(5);

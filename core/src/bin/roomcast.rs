@@ -1,4 +1,4 @@
-//! `roomcast serve`: the standalone server with the demo chat page.
+//! `roomcast serve`: the standalone server; `--chat` adds the demo chat app.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,6 +8,10 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use roomcast::{AuthRejection, JwtVerifier, RateLimit, RedisConfig, Server};
 use tracing_subscriber::EnvFilter;
+
+// The chat app of examples/rust/chat.rs, one copy for the example and `--chat`.
+#[path = "../../../examples/rust/chat.rs"]
+mod chat;
 
 #[derive(Parser)]
 #[command(
@@ -22,8 +26,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server with the demo page at `/` (one node in memory, or a
-    /// cluster node with `--redis`). Every room has presence.
+    /// Run the server (one node in memory, or a cluster node with `--redis`).
+    /// Every room has presence.
     Serve(ServeArgs),
 }
 
@@ -41,9 +45,13 @@ struct ServeArgs {
     /// Tell refused clients with close code 4001 after the upgrade instead of HTTP 401.
     #[arg(long)]
     auth_close_frame: bool,
-    /// Serve files from this directory instead of the built-in demo page.
+    /// Serve files from this directory (the demo's is examples/web/chat).
     #[arg(long = "static")]
     static_dir: Option<PathBuf>,
+    /// Run the demo chat app (examples/rust/chat.rs) on namespace "/": its
+    /// events, and clients named by `auth.name` unless a JWT names them.
+    #[arg(long)]
+    chat: bool,
     /// Allowed `Origin` (repeatable; none allows every origin).
     #[arg(long = "allowed-origin")]
     allowed_origins: Vec<String>,
@@ -153,6 +161,9 @@ async fn serve(args: ServeArgs) -> roomcast::Result<()> {
     if let Some(path) = &args.jwt_public_key {
         b = b.jwt(JwtVerifier::rs256_pem(std::fs::read(path)?)?);
     }
+    if args.chat && args.jwt_secret.is_none() && args.jwt_public_key.is_none() {
+        b = chat::with_name_auth(b);
+    }
     if args.auth_close_frame {
         b = b.auth_rejection(AuthRejection::CloseFrame);
     }
@@ -193,6 +204,9 @@ async fn serve(args: ServeArgs) -> roomcast::Result<()> {
     }
     let server = b.build()?;
     server.of("/").enable_presence();
+    if args.chat {
+        chat::install(&server);
+    }
     let addr = server.listen(args.listen).await?;
     if let Some(node) = server.node_id() {
         tracing::info!(node, "cluster node");

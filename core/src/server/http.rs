@@ -1,6 +1,6 @@
 //! The hyper accept loop and request routing: `/ws` upgrades, `/healthz`,
 //! the Prometheus metrics (when a path is configured), and static files
-//! (the demo page by default).
+//! (a landing page by default).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -28,7 +28,7 @@ pub(crate) type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 /// The JSON protocol's endpoint.
 pub const WS_PATH: &str = "/ws";
 
-const DEMO_PAGE: &str = include_str!("../../static/index.html");
+const LANDING_PAGE: &str = include_str!("../../static/index.html");
 
 /// Accept connections until shutdown; each is served on its own task.
 pub(crate) async fn accept_loop(listener: TcpListener, server: Arc<ServerInner>) {
@@ -106,7 +106,7 @@ async fn static_file(server: &ServerInner, req: Request<Incoming>) -> Response<B
             Err(never) => match never {},
         },
         None if matches!(req.uri().path(), "/" | "/index.html") => {
-            let mut res = Response::new(full(DEMO_PAGE));
+            let mut res = Response::new(full(LANDING_PAGE));
             res.headers_mut().insert(header::CONTENT_TYPE, "text/html; charset=utf-8".parse().expect("static header"));
             res
         }

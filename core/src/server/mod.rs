@@ -444,7 +444,7 @@ impl ServerBuilder {
         self
     }
 
-    /// Serve files from `dir` instead of the built-in demo page.
+    /// Serve files from `dir` instead of the built-in landing page.
     pub fn static_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.static_dir = Some(dir.into());
         self

@@ -19,7 +19,8 @@ export async function chatScenario(t, url, io) {
   await bob.emitWithAck("join", { room: "rust" });
   assert.deepEqual((await joined)[0], { room: "rust", name: "Bob" });
   assert.equal((await present)[0].userId, "Bob");
-  assert.deepEqual(await ada.emitWithAck("who", { room: "rust" }), ["Ada", "Bob"]);
+  const online = (name) => ({ name, status: "online" });
+  assert.deepEqual(await ada.emitWithAck("who", { room: "rust" }), [online("Ada"), online("Bob")]);
   const typing = once(ada, "typing");
   bob.emit("typing", { room: "rust" });
   assert.deepEqual((await typing)[0], { room: "rust", name: "Bob" });
@@ -28,6 +29,8 @@ export async function chatScenario(t, url, io) {
   const [update] = await away;
   assert.deepEqual([update.userId, update.meta], ["Bob", { status: "away" }]);
   assert.equal(await bob.emitWithAck("status", { status: "asleep" }), false);
+  const bobAway = { name: "Bob", status: "away" };
+  assert.deepEqual(await ada.emitWithAck("who", { room: "rust" }), [online("Ada"), bobAway]);
   const said = Promise.all([once(ada, "said"), once(bob, "said")]);
   assert.equal(await bob.emitWithAck("say", { room: "rust", text: "hi" }), true);
   const message = { room: "rust", name: "Bob", text: "hi" };

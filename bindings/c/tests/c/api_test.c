@@ -376,9 +376,12 @@ static void backpressure(void) {
   for (int i = 0; i < 5000 && atomic_load(&drained_events) == 0; i++) usleep(1000);
   CHECK(atomic_load(&drained_events) == 1);
   size_t sent = 0;
-  CHECK(roomcast_server_emit_volatile(NULL, "r", "tick", "[1]", 3, &sent) == ROOMCAST_RESULT_NULL_ARGUMENT);
-  CHECK(roomcast_server_emit_volatile(server, "r", "tick", "[1", 2, &sent) == ROOMCAST_RESULT_INVALID_ARGUMENT);
-  CHECK(roomcast_server_emit_volatile(server, "r", "tick", "[1]", 3, &sent) == ROOMCAST_RESULT_OK && sent == 1);
+  CHECK(roomcast_server_emit_volatile(NULL, "r", NULL, "tick", "[1]", 3, &sent) == ROOMCAST_RESULT_NULL_ARGUMENT);
+  CHECK(roomcast_server_emit_volatile(server, "r", NULL, "tick", "[1", 2, &sent) == ROOMCAST_RESULT_INVALID_ARGUMENT);
+  CHECK(roomcast_server_emit_volatile(server, "r", NULL, "tick", "[1]", 3, &sent) == ROOMCAST_RESULT_OK && sent == 1);
+  /* The sender left out, as socket.to(room) does; a room of none is no error. */
+  CHECK(roomcast_server_emit(server, "r", sid, "tick", "[2]", 3, &sent) == ROOMCAST_RESULT_OK && sent == 0);
+  CHECK(roomcast_server_emit_volatile(server, "r", "elsewhere", "tick", "[3]", 3, &sent) == ROOMCAST_RESULT_OK && sent == 1);
   /* At-least-once client settings (used by the next connect). */
   CHECK(roomcast_client_set_retries(NULL, 3, 1000) == ROOMCAST_RESULT_NULL_ARGUMENT);
   CHECK(roomcast_client_set_retries(client, 3, 0) == ROOMCAST_RESULT_INVALID_ARGUMENT);
@@ -482,10 +485,10 @@ int main(void) {
   CHECK(roomcast_server_join(server, "nobody", "room") == ROOMCAST_RESULT_NOT_FOUND);
   CHECK(strstr(roomcast_server_last_error(server), "nobody") != NULL);
   size_t sent = 99;
-  CHECK(roomcast_server_emit(server, NULL, "news", "[1,2]", 5, &sent) == ROOMCAST_RESULT_OK && sent == 0);
-  CHECK(roomcast_server_emit(server, "room", "news", "{not json", 9, NULL) == ROOMCAST_RESULT_INVALID_ARGUMENT);
-  CHECK(roomcast_server_emit(server, "room", "news", "{\"a\":1}", 7, NULL) == ROOMCAST_RESULT_INVALID_ARGUMENT);
-  CHECK(roomcast_server_emit(server, "room", "news", NULL, 4, NULL) == ROOMCAST_RESULT_NULL_ARGUMENT);
+  CHECK(roomcast_server_emit(server, NULL, NULL, "news", "[1,2]", 5, &sent) == ROOMCAST_RESULT_OK && sent == 0);
+  CHECK(roomcast_server_emit(server, "room", NULL, "news", "{not json", 9, NULL) == ROOMCAST_RESULT_INVALID_ARGUMENT);
+  CHECK(roomcast_server_emit(server, "room", NULL, "news", "{\"a\":1}", 7, NULL) == ROOMCAST_RESULT_INVALID_ARGUMENT);
+  CHECK(roomcast_server_emit(server, "room", NULL, "news", NULL, 4, NULL) == ROOMCAST_RESULT_NULL_ARGUMENT);
   CHECK(roomcast_server_emit_binary(server, NULL, "bin", (const uint8_t *)"\x01\x02", 2) == ROOMCAST_RESULT_OK);
   int fd = -1;
   roomcast_event *ev = NULL;
