@@ -528,38 +528,19 @@ mod tests {
             std::thread::sleep(Duration::from_millis(200));
 
             let before = cluster_in(b);
-            let (args, mut sent) = ("[1]", 0usize);
+            let mut sent = 0usize;
+            let tick = |sent: &mut usize| {
+                roomcast_server_emit(a, c"quiet".as_ptr(), null(), c"tick".as_ptr(), c"[1]".as_ptr(), 3, sent)
+            };
             for _ in 0..10 {
-                assert_eq!(
-                    roomcast_server_emit(
-                        a,
-                        c"quiet".as_ptr(),
-                        null(),
-                        c"tick".as_ptr(),
-                        args.as_ptr().cast(),
-                        3,
-                        &mut sent
-                    ),
-                    OK
-                );
+                assert_eq!(tick(&mut sent), OK);
             }
             std::thread::sleep(Duration::from_millis(300));
             assert_eq!(cluster_in(b), before, "b hosts no member of the room: none of its traffic");
 
             assert_eq!(roomcast_client_join(client, c"quiet".as_ptr()), OK); // subscribed before it returns
             let joined = cluster_in(b);
-            assert_eq!(
-                roomcast_server_emit(
-                    a,
-                    c"quiet".as_ptr(),
-                    null(),
-                    c"tick".as_ptr(),
-                    args.as_ptr().cast(),
-                    3,
-                    &mut sent
-                ),
-                OK
-            );
+            assert_eq!(tick(&mut sent), OK);
             let deadline = Instant::now() + Duration::from_secs(5);
             while got.load(Ordering::SeqCst) == 0 {
                 assert!(Instant::now() < deadline, "the broadcast did not cross");

@@ -2,11 +2,10 @@
 // socket.io-client 4.8 clients through the shared scenario. ROOMCAST_C_CHAT
 // lists its builds (make test-c: shared, static, ASan+UBSan).
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { once } from "node:events";
 import path from "node:path";
 import { test } from "node:test";
 import { io } from "socket.io-client";
+import { startC } from "./c_process.mjs";
 import { chatScenario } from "./chat_scenario.mjs";
 
 const binaries = (process.env.ROOMCAST_C_CHAT ?? "").split(/\s+/).filter(Boolean);
@@ -15,19 +14,8 @@ test("ROOMCAST_C_CHAT names the C chat builds", () => assert.ok(binaries.length 
 
 for (const binary of binaries) {
   test(`${path.basename(binary)}: rooms and presence, then SIGTERM stops it`, { timeout: 30_000 }, async (t) => {
-    const child = spawn(binary, ["127.0.0.1:0"], { stdio: ["ignore", "pipe", "inherit"] });
-    t.after(() => child.kill("SIGKILL"));
-    const exited = once(child, "exit");
-    let out = "";
-    const port = await new Promise((resolve, reject) => {
-      child.stdout.on("data", (d) => {
-        out += d;
-        const m = out.match(/listening on (\d+)/);
-        if (m) resolve(m[1]);
-      });
-      child.once("exit", (code) => reject(new Error(`${binary} exited with ${code}: ${out}`)));
-    });
-    const { ada } = await chatScenario(t, `http://127.0.0.1:${port}`, io);
+    const { child, url, exited } = await startC(t, binary, ["127.0.0.1:0"]);
+    const { ada } = await chatScenario(t, url, io);
     ada.close();
     child.kill("SIGTERM");
     const [code, signal] = await exited;

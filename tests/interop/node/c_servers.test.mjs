@@ -7,27 +7,12 @@ import { spawn } from "node:child_process";
 import { once } from "node:events";
 import path from "node:path";
 import { io } from "socket.io-client";
+import { startC } from "./c_process.mjs";
 import WebSocket from "ws";
 
 const servers = (process.env.ROOMCAST_C_SERVERS ?? "").split(/\s+/).filter(Boolean);
 // The C client example's command (it may start with valgrind).
 const clientCommand = (process.env.ROOMCAST_C_CLIENT ?? "").split(/\s+/).filter(Boolean);
-
-/** Start a C server binary; resolves to its URL once it prints its port. */
-async function start(t, binary) {
-  const child = spawn(binary, [], { stdio: ["ignore", "pipe", "inherit"] });
-  t.after(() => child.kill("SIGKILL"));
-  let out = "";
-  const port = await new Promise((resolve, reject) => {
-    child.stdout.on("data", (d) => {
-      out += d;
-      const m = out.match(/listening on (\d+)/);
-      if (m) resolve(m[1]);
-    });
-    child.once("exit", (code) => reject(new Error(`${binary} exited with ${code}: ${out}`)));
-  });
-  return { child, port, url: `http://127.0.0.1:${port}` };
-}
 
 function connect(t, url, auth) {
   const socket = io(url, { transports: ["websocket"], reconnection: false, auth });
@@ -42,7 +27,7 @@ for (const binary of servers) {
   const callbacks = name.startsWith("chat_server");
 
   test(`${name}: refusal, rooms, acks both ways, binary, JSON clients, stop with clients`, { timeout: 30_000 }, async (t) => {
-    const { child, url, port } = await start(t, binary);
+    const { child, url, port } = await startC(t, binary);
     const nameless = connect(t, url, {});
     assert.equal((await once(nameless, "connect_error"))[0].message, "pick a name first");
 
