@@ -22,7 +22,7 @@ export ROOMCAST_PYTHON := $(VENV)/bin/python
 
 .PHONY: all build release demo demo-cluster web-chat web-react test-browser deps-browser test deps deps-rust deps-node deps-python deps-redis lint test-rust test-python wheel node test-node \
 	c-lib install test-c fmt clean \
-	bench bench-quick bench-b4 bench-deps bench-deps-system bench-deps-socketioxide bench-deps-roomcast-py bench-build
+	fuzz bench bench-quick bench-b4 bench-deps bench-deps-system bench-deps-socketioxide bench-deps-roomcast-py bench-build
 
 all: build
 
@@ -224,7 +224,21 @@ test-rust:
 fmt:
 	$(CARGO) fmt --all
 
-## make bench: the side-by-side benchmarks (bench/APP.md, issue 4: B1-B4); results in bench/results/.
+## make fuzz: every cargo-fuzz target (fuzz/) for FUZZ_SECONDS each (nightly, libFuzzer); what they keep
+## grows fuzz/corpus/<target>/ (minimized afterwards), which make test replays (core/tests/fuzz_corpus.rs).
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS ?= engineio polling_body socketio json_protocol
+FUZZ_TARGET_DIR ?= $(HOME)/.cache/roomcast-fuzz-target
+fuzz:
+	@command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
+	rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+	  cargo +nightly fuzz run --target-dir $(FUZZ_TARGET_DIR) $$t corpus/$$t -- \
+	    -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 -rss_limit_mb=2048 && \
+	  cargo +nightly fuzz cmin --target-dir $(FUZZ_TARGET_DIR) $$t corpus/$$t; \
+	done
+
+ (bench/APP.md, issue 4: B1-B4); results in bench/results/.
 ## BENCH_ARGS passes options through, e.g. BENCH_ARGS="--peers roomcast-sio,node-sio --runs 1".
 # The socketioxide peer is its own cargo project (outside the workspace), built in its own target dir.
 PEERS_TARGET_DIR ?= $(HOME)/.cache/roomcast-peers-target

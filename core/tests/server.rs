@@ -538,7 +538,28 @@ async fn handshake_timeout_drops_slow_clients() {
 }
 
 #[tokio::test]
-async fn healthz_demo_page_and_plain_http_to_ws() {
+async fn oversize_request_heads_are_refused_and_others_served() {
+    let (_server, addr) = start(Server::builder()).await;
+    let request = |header_bytes: usize| {
+        format!("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: {}\r\n\r\n", "a".repeat(header_bytes))
+    };
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // The server may stop reading midway and reset the connection: no write or read error is checked.
+    let _ = s.write_all(request(64 * 1024).as_bytes()).await;
+    let mut buf = Vec::new();
+    let _ = within(s.read_to_end(&mut buf)).await;
+    let answer = String::from_utf8_lossy(&buf);
+    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 431"), "{answer}");
+    // 16 KiB of headers are fine.
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(request(16 * 1024).as_bytes()).await.unwrap();
+    let mut ok = String::new();
+    within(s.read_to_string(&mut ok)).await.unwrap();
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+}
+
+#[tokio::test]
+async fn healthz_landing_page_and_plain_http_to_ws() {
     let (_server, addr) = start(Server::builder()).await;
     let get = |path: &'static str| http_get(addr, path);
     let h = get("/healthz").await;
@@ -788,4 +809,33 @@ async fn a_socket_is_found_by_id_until_its_disconnect_handlers_are_done() {
     drop(client);
     assert_eq!(within(rx.recv()).await, Some((true, id.clone())), "found, and no longer connected");
     eventually(|| server.of("/").socket(&id).is_none()).await;
+}
+
+#[tokio::test]
+async fn overlong_names_get_an_error_and_the_connection_goes_on() {
+    let (_server, addr) = start(Server::builder()).await;
+    let mut c = Tc::connect(addr, "").await;
+    c.send(json!({"type":"join","room": "r".repeat(257)})).await;
+    let e = c.recv_type("error").await;
+    assert_eq!(
+        (e["code"].as_str(), e["message"].as_str()),
+        (Some("invalid_message"), Some("`room` longer than 256 bytes"))
+    );
+    c.send(json!({"type":"event","event": "e".repeat(257), "id": 4})).await;
+    let e = c.recv_type("error").await;
+    assert_eq!((e["code"].as_str(), e["id"].as_u64()), (Some("invalid_message"), Some(4)));
+    // At the limit, both are fine.
+    c.join(&"r".repeat(256)).await;
+}
+
+#[tokio::test]
+async fn deeply_nested_json_gets_an_error_and_the_connection_goes_on() {
+    let (_server, addr) = start(Server::builder()).await;
+    let mut c = Tc::connect(addr, "").await;
+    // serde_json stops at 128 levels: no stack overflow, however deep.
+    let deep = format!(r#"{{"type":"ping","data":{}{}}}"#, "[".repeat(100_000), "]".repeat(100_000));
+    c.send_text(&deep).await;
+    assert_eq!(c.recv_type("error").await["code"], "invalid_json");
+    c.send(json!({"type":"ping","data":[[[1]]]})).await;
+    assert_eq!(c.recv_type("pong").await["data"], json!([[[1]]]));
 }

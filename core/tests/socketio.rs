@@ -363,9 +363,14 @@ async fn invalid_packets_close_only_that_connection() {
         "4399[\"never issued\"]",                         // unknown ack id
         "4511-[\"e\",{\"_placeholder\":true,\"num\":0}]", // too many attachments
         "9",                                              // bad engine.io type
-    ] {
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .chain([format!("42[\"{}\"]", "e".repeat(257))])
+    // event name over 256 bytes
+    {
         let mut ws = connect().await;
-        ws.send(Message::text(bad)).await.unwrap();
+        ws.send(Message::text(bad.clone())).await.unwrap();
         assert!(ended(&mut ws).await, "{bad}");
     }
     good.send(Message::text("421[\"echo\",1]")).await.unwrap();

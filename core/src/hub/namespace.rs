@@ -510,6 +510,9 @@ impl Namespace {
         if room.is_empty() {
             return Err(Error::new(ErrorKind::InvalidArgument, "room name must not be empty"));
         }
+        if room.len() > crate::protocol::MAX_NAME_BYTES {
+            return Err(Error::new(ErrorKind::InvalidArgument, "room name longer than 256 bytes"));
+        }
         if !socket.connected() {
             return Err(Error::closed());
         }

@@ -434,3 +434,58 @@ mod tests {
         assert_eq!(HttpError::Forbidden.json_body_with_message("no \"you\""), r#"{"code":4,"message":"no \"you\""}"#);
     }
 }
+
+/// Encode, then decode, gives back the packet: single packets and
+/// long-polling bodies, and decoding arbitrary text never panics.
+#[cfg(test)]
+mod round_trip {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Text without the payload separator (it cannot occur inside a packet of a body).
+    fn text() -> impl Strategy<Value = String> {
+        "[^\u{1e}]{0,40}"
+    }
+
+    fn packet() -> impl Strategy<Value = Packet> {
+        let some_text = "[^\u{1e}]{1,40}";
+        prop_oneof![
+            (
+                "[A-Za-z0-9_-]{1,24}",
+                prop::collection::vec("[a-z]{1,10}", 0..3),
+                any::<u64>(),
+                any::<u64>(),
+                any::<u64>()
+            )
+                .prop_map(|(sid, upgrades, ping_interval, ping_timeout, max_payload)| Packet::Open(
+                    OpenPacket { sid, upgrades, ping_interval, ping_timeout, max_payload }
+                )),
+            Just(Packet::Close),
+            prop::option::of(some_text).prop_map(Packet::Ping),
+            prop::option::of(some_text).prop_map(Packet::Pong),
+            text().prop_map(Packet::Message),
+            prop::collection::vec(any::<u8>(), 0..64).prop_map(|b| Packet::Binary(Bytes::from(b))),
+            Just(Packet::Upgrade),
+            Just(Packet::Noop),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn a_packet_survives_text_encoding(p in packet()) {
+            prop_assert_eq!(decode_text(&encode_text(&p)), Ok(p));
+        }
+
+        #[test]
+        fn a_body_survives_payload_encoding(packets in prop::collection::vec(packet(), 1..8)) {
+            prop_assert_eq!(decode_payload(&encode_payload(&packets)), Ok(packets));
+        }
+
+        #[test]
+        fn any_text_decodes_or_errs(s in any::<String>()) {
+            let _ = decode_text(&s);
+            let _ = decode_payload(&s);
+        }
+    }
+}

@@ -92,7 +92,13 @@ pub fn decode_client(text: &str) -> Result<ClientMessage, DecodeError> {
         e
     };
     match kind.as_str() {
-        "join" => Ok(ClientMessage::Join { room: room_of(&mut obj)? }),
+        "join" => {
+            let room = room_of(&mut obj)?;
+            if room.len() > super::MAX_NAME_BYTES {
+                return Err(DecodeError::new(ErrorCode::InvalidMessage, "`room` longer than 256 bytes"));
+            }
+            Ok(ClientMessage::Join { room })
+        }
         "leave" => Ok(ClientMessage::Leave { room: room_of(&mut obj)? }),
         "message" => {
             let room = required_str(&obj, "room")?;
@@ -101,6 +107,9 @@ pub fn decode_client(text: &str) -> Result<ClientMessage, DecodeError> {
         }
         "event" => {
             let event = required_str(&obj, "event").map_err(with_id)?;
+            if event.len() > super::MAX_NAME_BYTES {
+                return Err(with_id(DecodeError::new(ErrorCode::InvalidMessage, "`event` longer than 256 bytes")));
+            }
             let data = obj.remove("data").unwrap_or(Value::Null);
             Ok(ClientMessage::Event { event, data, id })
         }
@@ -429,5 +438,65 @@ mod tests {
             json!({"type":"connected","clientId":"id","userId":null,"resume":"p","recovered":true})
         );
         assert_eq!(ServerMessage::decode(&r.encode()).unwrap(), r);
+    }
+}
+
+/// What the Rust client encodes, the server decodes as sent; any text
+/// decodes or errs, never panics.
+#[cfg(test)]
+mod round_trip {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            // Eighths: exact in binary and in short decimals, so they read back bit for bit.
+            any::<i32>().prop_map(|n| Value::from(f64::from(n) / 8.0)),
+            any::<String>().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map(any::<String>(), inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// Up to 40 characters: within `MAX_NAME_BYTES`.
+    fn name() -> impl Strategy<Value = String> {
+        "\\PC{1,40}"
+    }
+
+    fn message() -> impl Strategy<Value = ClientMessage> {
+        prop_oneof![
+            name().prop_map(|room| ClientMessage::Join { room }),
+            name().prop_map(|room| ClientMessage::Leave { room }),
+            (name(), json()).prop_map(|(room, payload)| ClientMessage::Message { room, payload }),
+            (name(), json(), prop::option::of(any::<u64>())).prop_map(|(event, data, id)| ClientMessage::Event {
+                event,
+                data,
+                id
+            }),
+            (any::<u64>(), json()).prop_map(|(id, data)| ClientMessage::Ack { id, data }),
+            prop::option::of(json()).prop_map(|data| ClientMessage::Ping { data }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn a_client_message_survives_the_wire(m in message()) {
+            prop_assert_eq!(decode_client(&encode_client(&m)), Ok(m));
+        }
+
+        #[test]
+        fn any_text_decodes_or_errs(s in any::<String>()) {
+            let _ = decode_client(&s);
+            let _ = ServerMessage::decode(&s);
+        }
     }
 }

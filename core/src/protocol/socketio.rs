@@ -294,6 +294,9 @@ fn check_data(kind: PacketType, data: Option<&Value>) -> Result<(), Error> {
             Some(Value::String(name)) if RESERVED_EVENTS.contains(&name.as_str()) => {
                 return Err(Error::ReservedEvent(name.clone()));
             }
+            Some(Value::String(name)) if name.len() > super::MAX_NAME_BYTES => {
+                return Err(Error::InvalidPayload("event name longer than 256 bytes"));
+            }
             Some(Value::String(_)) => true,
             _ => false,
         },
@@ -579,6 +582,13 @@ mod tests {
     }
 
     /// Every example of the v5 spec's "Packet encoding" section and sample session.
+    #[test]
+    fn event_names_are_bounded() {
+        let name = |n: usize| format!(r#"2["{}"]"#, "e".repeat(n));
+        assert!(decode(&name(crate::protocol::MAX_NAME_BYTES)).is_ok());
+        assert_eq!(decode(&name(257)), Err(Error::InvalidPayload("event name longer than 256 bytes")));
+    }
+
     #[test]
     fn spec_examples() {
         use PacketType::*;
@@ -940,5 +950,93 @@ mod tests {
             Error::ReservedEvent("connect".into()).to_string(),
             "invalid payload: reserved event name \"connect\""
         );
+    }
+}
+
+/// Encode, then decode (reassembling the attachments), gives back the
+/// packet and its data; any sequence of frames decodes or errs, never panics.
+#[cfg(test)]
+mod round_trip {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A payload tree with binary leaves. Keys never look like a placeholder's.
+    fn data() -> impl Strategy<Value = Data> {
+        let leaf = prop_oneof![
+            Just(Data::Null),
+            any::<bool>().prop_map(Data::Bool),
+            any::<i64>().prop_map(|n| Data::Number(n.into())),
+            // Eighths: exact in binary and in short decimals, so they read back bit for bit.
+            any::<i32>().prop_filter_map("finite", |n| Number::from_f64(f64::from(n) / 8.0).map(Data::Number)),
+            any::<String>().prop_map(Data::String),
+            prop::collection::vec(any::<u8>(), 0..32).prop_map(|b| Data::Binary(Bytes::from(b))),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Data::Array),
+                prop::collection::btree_map("[a-z]{1,6}", inner, 0..6).prop_map(Data::Object),
+            ]
+        })
+    }
+
+    fn namespace() -> impl Strategy<Value = String> {
+        prop_oneof![Just("/".to_owned()), "/[a-z]{1,8}"]
+    }
+
+    /// Send the packet as the wire carries it and read it back with a [`Decoder`].
+    fn through_the_wire(packet: &Packet, buffers: Vec<Bytes>) -> Result<(Packet, Vec<Bytes>), Error> {
+        let mut decoder = Decoder::new();
+        let mut progress = decoder.feed_text(&encode(packet))?;
+        for buffer in buffers {
+            progress = decoder.feed_binary(buffer)?;
+        }
+        match progress {
+            Progress::Complete { packet, attachments } => Ok((packet, attachments)),
+            Progress::NeedAttachments(n) => panic!("still {n} attachments due"),
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn an_event_survives_the_wire(
+            nsp in namespace(),
+            name in "[a-z]{1,10}".prop_filter("not reserved", |n| !RESERVED_EVENTS.contains(&n.as_str())),
+            args in prop::collection::vec(data(), 0..4),
+            id in prop::option::of(any::<u64>()),
+        ) {
+            let sent = Data::Array(std::iter::once(Data::String(name)).chain(args).collect());
+            let (packet, buffers) = Packet::event(nsp.clone(), sent.clone(), id);
+            let (mut got, attachments) = through_the_wire(&packet, buffers).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!((&got.nsp, got.id, got.kind), (&nsp, id, packet.kind));
+            prop_assert_eq!(got.take_data(attachments), Ok(Some(sent)));
+        }
+
+        #[test]
+        fn an_ack_survives_the_wire(nsp in namespace(), id in any::<u64>(), args in prop::collection::vec(data(), 0..4)) {
+            let sent = Data::Array(args);
+            let (packet, buffers) = Packet::ack(nsp, id, sent.clone());
+            let (mut got, attachments) = through_the_wire(&packet, buffers).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(got.id, Some(id));
+            prop_assert_eq!(got.take_data(attachments), Ok(Some(sent)));
+        }
+
+        #[test]
+        fn any_frames_decode_or_err(frames in prop::collection::vec(
+            prop_oneof![any::<String>().prop_map(Ok), prop::collection::vec(any::<u8>(), 0..16).prop_map(Err)],
+            0..8,
+        )) {
+            let mut decoder = Decoder::with_max_attachments(4);
+            for frame in frames {
+                let progress = match frame {
+                    Ok(text) => decoder.feed_text(&text),
+                    Err(bytes) => decoder.feed_binary(Bytes::from(bytes)),
+                };
+                if let Ok(Progress::Complete { mut packet, attachments }) = progress {
+                    let _ = packet.take_data(attachments);
+                }
+            }
+            prop_assert!(decoder.remaining() <= 4);
+        }
     }
 }

@@ -30,6 +30,10 @@ pub const WS_PATH: &str = "/ws";
 
 const LANDING_PAGE: &str = include_str!("../../static/index.html");
 
+/// The most a request line and its headers may take (hyper answers 431
+/// beyond it): browsers' requests fit in a few KiB, cookies included.
+pub const MAX_REQUEST_HEAD: usize = 32 * 1024;
+
 /// Accept connections until shutdown; each is served on its own task.
 pub(crate) async fn accept_loop(listener: TcpListener, server: Arc<ServerInner>) {
     loop {
@@ -54,6 +58,7 @@ pub(crate) async fn accept_loop(listener: TcpListener, server: Arc<ServerInner>)
         let conn = http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(server.config.handshake_timeout)
+            .max_buf_size(MAX_REQUEST_HEAD)
             .serve_connection(TokioIo::new(stream), service)
             .with_upgrades();
         let shutdown = server.shutdown.clone();
