@@ -643,3 +643,67 @@ async fn connect_hooks_refuse_or_admit_with_what_they_sent_after_the_connect_ans
     common::eventually(|| disconnects.load(std::sync::atomic::Ordering::SeqCst) == 1).await;
     drop(refused);
 }
+
+#[tokio::test]
+async fn a_polling_session_refuses_requests_from_another_origin() {
+    let (server, addr) = start(Server::builder()).await; // every origin allowed
+    server.on("echo", |_s, args| async move { args });
+    // A same-origin page: its handshake GET carries no Origin, its POST does.
+    let (sid, _) = handshake(addr).await;
+    let app = [("Origin", "http://app.example"), ("Content-Type", "text/plain")];
+    assert_eq!(http(addr, "POST", &poll_path(&sid), &app, "40").await.status, 200);
+    assert!(http(addr, "GET", &poll_path(&sid), &app, "").await.body.starts_with("40"));
+    // A page elsewhere that learnt the sid can neither read nor write the stream, nor upgrade it.
+    let evil = [("Origin", "http://evil.example"), ("Content-Type", "text/plain")];
+    for method in ["GET", "POST"] {
+        let r = http(addr, method, &poll_path(&sid), &evil, r#"42["echo",1]"#).await;
+        assert_eq!(r.status, 403, "{method}");
+        assert_eq!(serde_json::from_str::<Value>(&r.body).unwrap()["message"], "session of another origin");
+    }
+    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
+        "ws://{addr}/socket.io/?EIO=4&transport=websocket&sid={sid}"
+    ))
+    .unwrap();
+    req.headers_mut().insert("origin", "http://evil.example".parse().unwrap());
+    assert!(tokio_tungstenite::connect_async(req).await.is_err(), "upgrade from another origin refused");
+    // The owner goes on.
+    assert_eq!(http(addr, "POST", &poll_path(&sid), &app, r#"421["echo",7]"#).await.status, 200);
+    assert_eq!(http(addr, "GET", &poll_path(&sid), &app, "").await.body, "431[7]");
+}
+
+#[tokio::test]
+async fn attachments_adding_up_past_max_payload_close_only_that_connection() {
+    let (server, addr) = start(Server::builder().max_payload(1000)).await;
+    server.on("echo", |_s, args| async move { args });
+    let connect = || async {
+        let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
+        let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        ws.next().await;
+        ws.send(Message::text("40")).await.unwrap();
+        ws.next().await;
+        ws
+    };
+    let two = r#"452-["echo",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#;
+    // Within the bound, the binary packet comes back whole.
+    let mut good = connect().await;
+    good.send(Message::text(two.replace("452-[", "452-1["))).await.unwrap();
+    for _ in 0..2 {
+        good.send(Message::binary(vec![7u8; 400])).await.unwrap();
+    }
+    let Some(Ok(Message::Text(ack))) = within(good.next()).await else { panic!("an ack") };
+    assert!(ack.starts_with("462-1["), "{ack}");
+    // Each frame is under max_payload, together they are over: the connection closes.
+    let mut bad = connect().await;
+    bad.send(Message::text(two)).await.unwrap();
+    for _ in 0..2 {
+        let _ = bad.send(Message::binary(vec![7u8; 600])).await;
+    }
+    assert!(ended(&mut bad).await, "closed");
+    good.send(Message::text("421[\"echo\",1]")).await.unwrap();
+    loop {
+        let Some(Ok(msg)) = within(good.next()).await else { panic!("good connection still open") };
+        if msg.to_text().is_ok_and(|t| t == "431[1]") {
+            break;
+        }
+    }
+}

@@ -97,6 +97,9 @@ pub enum Error {
     IllegalAttachments,
     #[error("too many attachments (at most {max})")]
     TooManyAttachments { max: usize },
+    /// A binary packet's attachments together exceed the decoder's bound.
+    #[error("attachments too large (at most {max} bytes in all)")]
+    AttachmentsTooLarge { max: usize },
     /// The ack id does not fit in a `u64`.
     #[error("ack id too large")]
     InvalidId,
@@ -505,6 +508,7 @@ pub enum Progress {
 #[derive(Debug, Clone)]
 pub struct Decoder {
     max_attachments: usize,
+    max_bytes: usize,
     pending: Option<(Packet, Vec<Bytes>)>,
 }
 
@@ -523,7 +527,14 @@ impl Decoder {
     /// A decoder refusing packets that announce more than `max` attachments,
     /// which bounds what one packet can make us buffer.
     pub fn with_max_attachments(max: usize) -> Self {
-        Self { max_attachments: max, pending: None }
+        Self::with_limits(max, usize::MAX)
+    }
+
+    /// A decoder also refusing a binary packet whose attachments add up to
+    /// more than `max_bytes`: each frame is bounded by the transport, this
+    /// bounds what a packet under way holds.
+    pub fn with_limits(max_attachments: usize, max_bytes: usize) -> Self {
+        Self { max_attachments, max_bytes, pending: None }
     }
 
     /// Feed a text frame (an Engine.IO `message` string).
@@ -545,6 +556,10 @@ impl Decoder {
         let Some((packet, mut buffers)) = self.pending.take() else {
             return Err(Error::UnexpectedBinary);
         };
+        let held: usize = buffers.iter().map(Bytes::len).sum();
+        if held.saturating_add(data.len()) > self.max_bytes {
+            return Err(Error::AttachmentsTooLarge { max: self.max_bytes });
+        }
         buffers.push(data);
         if buffers.len() < packet.attachments {
             let due = packet.attachments - buffers.len();
@@ -582,6 +597,19 @@ mod tests {
     }
 
     /// Every example of the v5 spec's "Packet encoding" section and sample session.
+    #[test]
+    fn attachments_are_bounded_in_all() {
+        let mut d = Decoder::with_limits(4, 10);
+        let text = r#"52-["e",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]"#;
+        assert_eq!(d.feed_text(text), Ok(Progress::NeedAttachments(2)));
+        assert_eq!(d.feed_binary(bin(b"123456")), Ok(Progress::NeedAttachments(1)));
+        assert_eq!(d.feed_binary(bin(b"12345")), Err(Error::AttachmentsTooLarge { max: 10 }));
+        assert_eq!(d.remaining(), 0, "the packet under way is dropped");
+        assert!(matches!(d.feed_text(text), Ok(Progress::NeedAttachments(2))));
+        assert_eq!(d.feed_binary(bin(b"123456")), Ok(Progress::NeedAttachments(1)));
+        assert!(matches!(d.feed_binary(bin(b"1234")), Ok(Progress::Complete { .. })));
+    }
+
     #[test]
     fn event_names_are_bounded() {
         let name = |n: usize| format!(r#"2["{}"]"#, "e".repeat(n));

@@ -63,11 +63,29 @@ pub(crate) struct EngineConn {
     poll_active: Mutex<bool>,
     /// Wakes a pending poll when an upgrade starts.
     upgrading: Notify,
+    /// The first `Origin` the session's requests carried: a request with
+    /// another one is refused, so that a page elsewhere that learnt the sid
+    /// cannot read or write the stream. (Same-origin GETs carry none.)
+    origin: Mutex<Option<String>>,
 }
 
 impl EngineConn {
     fn transport(&self) -> Transport {
         *self.transport.lock()
+    }
+
+    /// Whether a request with `origin` may use this session; the first
+    /// origin seen becomes the session's.
+    fn admits(&self, origin: Option<&str>) -> bool {
+        let Some(origin) = origin else { return true };
+        let mut bound = self.origin.lock();
+        match bound.as_deref() {
+            Some(b) => b == origin,
+            None => {
+                *bound = Some(origin.to_owned());
+                true
+            }
+        }
     }
 }
 
@@ -131,7 +149,7 @@ pub(crate) async fn handle(server: Arc<ServerInner>, req: Request<Incoming>, add
                 auth: serde_json::Value::Null,
             };
             if transport == Transport::Polling {
-                let (conn, session) = open(&server, handshake, permit, Transport::Polling);
+                let (conn, session) = open(&server, handshake, permit, Transport::Polling, origin);
                 server.tracker.spawn(run_session(server.clone(), conn.clone(), session, None));
                 let open = open_packet(&server, &conn.sid, vec!["websocket".to_owned()]);
                 return cors.text(eio::encode_payload(&[open]));
@@ -150,7 +168,7 @@ pub(crate) async fn handle(server: Arc<ServerInner>, req: Request<Incoming>, add
                 else {
                     return;
                 };
-                let (conn, session) = open(&srv, handshake, permit, Transport::WebSocket);
+                let (conn, session) = open(&srv, handshake, permit, Transport::WebSocket, origin);
                 let open = open_packet(&srv, &conn.sid, Vec::new());
                 conn.outbox.push_control(Frame::Text(eio::encode_text(&open).into()));
                 start_writer(&srv, &conn, writer);
@@ -165,6 +183,11 @@ pub(crate) async fn handle(server: Arc<ServerInner>, req: Request<Incoming>, add
             let Some(conn) = server.engines.get(&sid) else {
                 return error(&cors, HttpError::SessionIdUnknown);
             };
+            if !conn.admits(origin.as_deref()) {
+                let mut res = error(&cors, HttpError::Forbidden);
+                *res.body_mut() = full(HttpError::Forbidden.json_body_with_message("session of another origin"));
+                return res;
+            }
             if transport == Transport::WebSocket {
                 if !is_upgrade {
                     return error(&cors, HttpError::BadRequest);
@@ -200,6 +223,7 @@ fn open(
     handshake: Handshake,
     permit: ConnectionPermit,
     transport: Transport,
+    origin: Option<String>,
 ) -> (Arc<EngineConn>, Session) {
     let sid = crate::hub::socket::Sid::generate().as_str().to_owned();
     let cfg = &server.config;
@@ -210,6 +234,7 @@ fn open(
         transport: Mutex::new(transport),
         poll_active: Mutex::new(false),
         upgrading: Notify::new(),
+        origin: Mutex::new(origin),
     });
     server.engines.map.lock().insert(sid, conn.clone());
     let weak = Arc::downgrade(&conn);

@@ -38,7 +38,10 @@ impl SioSession {
         outbox: Arc<Outbox>,
         on_socket_closed: Arc<dyn Fn(String) + Send + Sync>,
     ) -> Self {
-        Self { server, handshake, outbox, sockets: HashMap::new(), decoder: Decoder::new(), on_socket_closed }
+        // A binary packet's attachments together are held to one message's bound.
+        let decoder =
+            Decoder::with_limits(crate::protocol::socketio::DEFAULT_MAX_ATTACHMENTS, server.config.max_payload);
+        Self { server, handshake, outbox, sockets: HashMap::new(), decoder, on_socket_closed }
     }
 
     /// Whether any namespace is connected.
