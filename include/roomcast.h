@@ -483,6 +483,20 @@ enum roomcast_result roomcast_server_config_set_max_connections(struct roomcast_
                                                                 size_t per_ip);
 
 /**
+ * At most `per_sec` new connections per second from one address, and
+ * `burst` at once (0: twice `per_sec`); beyond them new connections are
+ * refused with 429. An Engine.IO handshake or a WebSocket counts, polls of
+ * an open session do not. `roomcast_server_new` refuses a rate that is not
+ * positive with `ROOMCAST_RESULT_CONFIG`.
+ *
+ * # Safety
+ * `config` is live.
+ */
+enum roomcast_result roomcast_server_config_set_connection_rate(struct roomcast_server_config *config,
+                                                                double per_sec,
+                                                                uint32_t burst);
+
+/**
  * Each connection's outgoing queue: at most `messages` frames and `bytes`
  * bytes waiting (both above 0). When a client reads too slowly to keep
  * under them, volatile emits are dropped and the overflow policy decides

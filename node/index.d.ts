@@ -41,6 +41,15 @@ export interface ServerOptions {
    *  messages and bytes, drops, ack timeouts, recovery hits and misses, Redis publish latency and
    *  errors, cluster request timeouts) at this path, e.g. "/metrics"; off when absent. */
   metricsPath?: string;
+  /** Connections open at once, in total (unlimited when absent); beyond, HTTP 503 before any upgrade. */
+  maxConnections?: number;
+  /** Connections open at once from one IP address; beyond, HTTP 429. */
+  maxConnectionsPerIp?: number;
+  /** New connections per second from one IP address (an Engine.IO handshake or a WebSocket;
+   *  polls of an open session do not count); beyond, HTTP 429 "connection_rate". */
+  connectionRatePerIp?: number;
+  /** New connections at once from one IP address (default: twice `connectionRatePerIp`). */
+  connectionBurstPerIp?: number;
 }
 
 export interface RecoveryOptions {

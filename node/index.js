@@ -632,6 +632,10 @@ class Server extends EventEmitter {
       outboundQueueBytes: opts.outboundQueueBytes,
       overflow: opts.overflow,
       metricsPath: opts.metricsPath,
+      maxConnections: opts.maxConnections,
+      maxConnectionsPerIp: opts.maxConnectionsPerIp,
+      connectionRatePerIp: opts.connectionRatePerIp,
+      connectionBurstPerIp: opts.connectionBurstPerIp,
     });
     this._native.onNodeLost((lost) => fire(this, "node_lost", [lost], lost.sid));
     this._nsps = new Map();

@@ -285,6 +285,14 @@ export interface ServerOptions {
   overflow?: string
   /** Serve the Prometheus metrics at this path (off when absent). */
   metricsPath?: string
+  /** Connections open at once, in total (unlimited when absent). */
+  maxConnections?: number
+  /** Connections open at once from one IP address. */
+  maxConnectionsPerIp?: number
+  /** New connections per second from one IP address. */
+  connectionRatePerIp?: number
+  /** New connections at once from one IP address (twice the rate by default). */
+  connectionBurstPerIp?: number
 }
 
 /** The server's counters (`roomcast::Stats`) in socket.io's naming. */

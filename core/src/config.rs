@@ -29,6 +29,32 @@ impl Default for RateLimit {
     }
 }
 
+/// A token bucket on new connections from one IP address: `per_sec`
+/// sustained, `burst` at once. Refused ones get HTTP 429 before any upgrade.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ConnectionRate {
+    /// New connections per second, sustained.
+    pub per_sec: f64,
+    /// New connections allowed at once.
+    pub burst: u32,
+}
+
+impl ConnectionRate {
+    /// `per_sec` with a burst of twice that (at least 1): a page that opens
+    /// a few sockets at once, or reconnects, is not refused.
+    pub fn new(per_sec: f64) -> Self {
+        // Saturating float-to-int cast: NaN or negative rates are refused by the builder.
+        let burst = ((per_sec * 2.0).ceil() as u32).max(1);
+        Self { per_sec, burst }
+    }
+
+    /// Replace the burst.
+    pub fn burst(mut self, burst: u32) -> Self {
+        self.burst = burst;
+        self
+    }
+}
+
 /// How a connection refused by the auth hook is told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AuthRejection {
@@ -61,6 +87,8 @@ pub struct ServerConfig {
     pub max_connections: Option<usize>,
     /// Maximum concurrent connections from one IP address.
     pub max_connections_per_ip: Option<usize>,
+    /// Rate of new connections from one IP address, `None` for unlimited.
+    pub connection_rate_per_ip: Option<ConnectionRate>,
     /// Allowed `Origin` values; empty allows every origin.
     pub allowed_origins: Vec<String>,
     /// Time a client has to send its HTTP request and complete the upgrade.
@@ -96,6 +124,7 @@ impl Default for ServerConfig {
             rate_limit: None,
             max_connections: None,
             max_connections_per_ip: None,
+            connection_rate_per_ip: None,
             allowed_origins: Vec::new(),
             handshake_timeout: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(5),

@@ -34,7 +34,7 @@ pub mod transport;
 
 pub use auth::{Identity, JwtVerifier, Rejection};
 pub use cluster::{AckReply, LostSocket, Partial, RedisConfig, RemoteHandshake, RemoteSocket};
-pub use config::{AuthRejection, RateLimit, ServerConfig};
+pub use config::{AuthRejection, ConnectionRate, RateLimit, ServerConfig};
 pub use error::{Error, ErrorKind, Result};
 pub use hub::args::{Args, Data};
 pub use hub::broadcast::BroadcastOperator;

@@ -4,7 +4,7 @@
 mod common;
 
 use common::serve::Serve;
-use common::{Tc, http_get, within};
+use common::{Tc, http_get, http_status, within};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -85,4 +85,18 @@ async fn serve_logs_json_lines_and_serves_metrics() {
     drop(serve);
     let off = Serve::start(&["--metrics-path", ""]);
     assert!(http_get(off.addr, "/metrics").await.starts_with("HTTP/1.1 404"));
+}
+
+#[tokio::test]
+async fn serve_limits_new_connections_per_ip() {
+    let serve = Serve::start(&["--connection-rate-per-ip", "0.01", "--connection-burst-per-ip", "2"]);
+    let _a = Tc::connect(serve.addr, "").await;
+    let _b = Tc::connect(serve.addr, "").await;
+    assert_eq!(http_status(&Tc::try_connect(serve.addr, "", &[]).await.err().unwrap()), 429);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_roomcast"))
+        .args(["serve", "--connection-burst-per-ip", "2"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a burst needs a rate");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--connection-rate-per-ip"));
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::{Tc, eventually, http_get, http_status, start, within};
 use futures_util::{SinkExt, StreamExt};
 use parking_lot::Mutex;
-use roomcast::{AuthRejection, DisconnectReason, Identity, JwtVerifier, RateLimit, Rejection, Server};
+use roomcast::{AuthRejection, ConnectionRate, DisconnectReason, Identity, JwtVerifier, RateLimit, Rejection, Server};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
@@ -481,6 +481,29 @@ async fn connection_limits_per_ip_and_total() {
     let (_server, addr) = start(Server::builder().max_connections(1)).await;
     let _a = Tc::connect(addr, "").await;
     assert_eq!(http_status(&Tc::try_connect(addr, "", &[]).await.err().unwrap()), 503);
+}
+
+#[tokio::test]
+async fn new_connections_per_ip_are_rate_limited() {
+    // 1 per 100 s: after the burst of 2, the third is refused until a token comes back.
+    let (server, addr) = start(Server::builder().connection_rate_per_ip(ConnectionRate::new(0.01).burst(2))).await;
+    let mut a = Tc::connect(addr, "").await;
+    drop(Tc::connect(addr, "").await);
+    let e = Tc::try_connect(addr, "", &[]).await.err().unwrap();
+    assert_eq!(http_status(&e), 429);
+    if let tokio_tungstenite::tungstenite::Error::Http(res) = &e {
+        let body: Value = serde_json::from_slice(res.body().as_deref().unwrap()).unwrap();
+        assert_eq!(body["error"], "connection_rate");
+    }
+    assert_eq!(server.stats().refused_connections, 1);
+    // The open connection goes on.
+    a.send(json!({"type":"ping"})).await;
+    assert_eq!(a.recv().await["type"], "pong");
+    assert!(
+        Server::builder().connection_rate_per_ip(ConnectionRate::new(1.0).burst(0)).build().is_err(),
+        "a zero burst is refused"
+    );
+    assert!(Server::builder().connection_rate_per_ip(ConnectionRate::new(f64::NAN)).build().is_err());
 }
 
 #[tokio::test]

@@ -672,6 +672,25 @@ async fn a_polling_session_refuses_requests_from_another_origin() {
 }
 
 #[tokio::test]
+async fn engineio_handshakes_count_against_the_connection_rate_but_polls_do_not() {
+    let rate = roomcast::ConnectionRate::new(0.01).burst(1);
+    let (server, addr) = start(Server::builder().connection_rate_per_ip(rate)).await;
+    server.on("echo", |_s, args| async move { args });
+    let (sid, _) = handshake(addr).await;
+    let refused = http(addr, "GET", "/socket.io/?EIO=4&transport=polling", &[], "").await;
+    assert_eq!(refused.status, 429);
+    assert!(refused.body.contains("too many new connections"), "{}", refused.body);
+    // The session admitted before polls on as often as it likes.
+    let text = [("Content-Type", "text/plain")];
+    assert_eq!(http(addr, "POST", &poll_path(&sid), &text, "40").await.status, 200);
+    assert!(http(addr, "GET", &poll_path(&sid), &[], "").await.body.starts_with("40"));
+    for i in 0..5 {
+        assert_eq!(http(addr, "POST", &poll_path(&sid), &text, &format!(r#"42{i}["echo",{i}]"#)).await.status, 200);
+        assert_eq!(http(addr, "GET", &poll_path(&sid), &[], "").await.body, format!("43{i}[{i}]"));
+    }
+}
+
+#[tokio::test]
 async fn attachments_adding_up_past_max_payload_close_only_that_connection() {
     let (server, addr) = start(Server::builder().max_payload(1000)).await;
     server.on("echo", |_s, args| async move { args });

@@ -321,3 +321,20 @@ test("the client buffers emits until it is connected, and reports codes", async 
   assert.throws(() => rcClient(url, { transports: ["polling"] }), { code: "ERR_INVALID_ARGUMENT" });
   assert.throws(() => rcClient("not a url"), (e) => typeof e.code === "string" && e.code.startsWith("ERR_"));
 });
+
+test("connection limits: a client over the per-IP rate is refused with 429, the admitted go on", async (t) => {
+  const { io, url, port } = await serve(t, { connectionRatePerIp: 0.01, connectionBurstPerIp: 2, maxConnectionsPerIp: 5 });
+  io.on("connection", (socket) => socket.on("echo", (v, ack) => ack(v)));
+  const a = await connect(t, url);
+  const b = await connect(t, url);
+  const res = await fetch(`http://127.0.0.1:${port}/socket.io/?EIO=4&transport=polling`);
+  assert.equal(res.status, 429);
+  assert.match((await res.json()).message, /too many new connections/);
+  const refused = sioClient(url, { transports: ["websocket"], reconnection: false });
+  t.after(() => refused.close());
+  await once(refused, "connect_error");
+  assert.equal(io.stats().refusedConnections, 2);
+  assert.equal(await a.emitWithAck("echo", 1), 1);
+  assert.equal(await b.emitWithAck("echo", 2), 2);
+  assert.throws(() => new Server({ connectionRatePerIp: -1 }), { code: "ERR_CONFIG" });
+});

@@ -50,7 +50,15 @@ async function recovery(): Promise<void> {
 
 // Backpressure and at-least-once emits.
 async function delivery(): Promise<void> {
-  const server = new Server({ outboundQueueMessages: 1024, outboundQueueBytes: 1 << 20, overflow: "drop" });
+  const server = new Server({
+    outboundQueueMessages: 1024,
+    outboundQueueBytes: 1 << 20,
+    overflow: "drop",
+    maxConnections: 10_000,
+    maxConnectionsPerIp: 100,
+    connectionRatePerIp: 5,
+    connectionBurstPerIp: 20,
+  });
   server.on("connection", async (socket) => {
     socket.volatile.emit("tick", Date.now());
     if (socket.bufferedAmount > 64 * 1024) await socket.drained();

@@ -240,8 +240,19 @@ class AsyncServer(_Handlers):
         outbound_queue_bytes: int = 8 * 1024 * 1024,
         overflow: str = "close",
         metrics_path: Optional[str] = None,
+        max_connections: Optional[int] = None,
+        max_connections_per_ip: Optional[int] = None,
+        connection_rate_per_ip: Optional[float] = None,
+        connection_burst_per_ip: Optional[int] = None,
     ) -> None:
-        """``metrics_path`` (e.g. ``"/metrics"``) serves Prometheus metrics
+        """``max_connections`` and ``max_connections_per_ip`` cap the
+        connections open at once (in total, from one IP address);
+        ``connection_rate_per_ip`` caps how many new ones an address may open
+        per second, ``connection_burst_per_ip`` at once (default: twice the
+        rate). A refused client gets HTTP 503 or 429 before any upgrade
+        (roomcast extensions).
+
+        ``metrics_path`` (e.g. ``"/metrics"``) serves Prometheus metrics
         there: connections, sockets, rooms and presence members per
         namespace, messages and bytes, drops, ack timeouts, recovery hits and
         misses, Redis publish latency and errors, cluster request timeouts.
@@ -292,6 +303,10 @@ class AsyncServer(_Handlers):
             outbound_queue_bytes=outbound_queue_bytes,
             overflow=overflow,
             metrics_path=metrics_path,
+            max_connections=max_connections,
+            max_connections_per_ip=max_connections_per_ip,
+            connection_rate_per_ip=connection_rate_per_ip,
+            connection_burst_per_ip=connection_burst_per_ip,
         )
 
     def _register(self, event: str, f: Callable[..., Any], namespace: str) -> None:

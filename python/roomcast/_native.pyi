@@ -62,6 +62,10 @@ class Server:
         outbound_queue_bytes: int = 8388608,
         overflow: str = "close",
         metrics_path: Optional[str] = None,
+        max_connections: Optional[int] = None,
+        max_connections_per_ip: Optional[int] = None,
+        connection_rate_per_ip: Optional[float] = None,
+        connection_burst_per_ip: Optional[int] = None,
     ) -> Server: ...
     def on(self, event: str, handler: Callable[..., Awaitable[Any]], namespace: str = "/") -> None: ...
     def on_connect(self, handler: Callable[..., Awaitable[Any]], namespace: str = "/") -> None: ...

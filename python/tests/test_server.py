@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import aiohttp
 import pytest
 import socketio
 
@@ -393,3 +394,29 @@ async def test_disconnect_with_close_ends_every_namespace_of_the_connection() ->
     finally:
         await client.disconnect()
         await sio.shutdown()
+
+
+async def test_connection_limits_refuse_with_429_and_the_admitted_go_on() -> None:
+    sio = roomcast.AsyncServer(connection_rate_per_ip=0.01, connection_burst_per_ip=2, max_connections_per_ip=5)
+
+    @sio.event
+    async def echo(sid: str, data: object) -> object:
+        return data
+
+    port = await sio.serve("127.0.0.1", 0)
+    a, b = await connected_client(port), await connected_client(port)
+    session = aiohttp.ClientSession()  # closed here: a refused client leaves its own open
+    refused = socketio.AsyncClient(reconnection=False, http_session=session)
+    try:
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            await asyncio.wait_for(refused.connect(f"http://127.0.0.1:{port}", transports=["websocket"]), 10)
+        assert sio.stats()["refused_connections"] == 1
+        assert await a.call("echo", 1, timeout=10) == 1
+        assert await b.call("echo", 2, timeout=10) == 2
+    finally:
+        await session.close()
+        await a.disconnect()
+        await b.disconnect()
+        await sio.shutdown()
+    with pytest.raises(roomcast.ConfigError):
+        roomcast.AsyncServer(connection_rate_per_ip=0.0)

@@ -14,6 +14,7 @@ pub struct roomcast_server_config {
     pub(crate) ping_timeout: Option<Duration>,
     pub(crate) max_payload: Option<usize>,
     pub(crate) max_connections: Option<(usize, usize)>,
+    pub(crate) connection_rate: Option<roomcast::ConnectionRate>,
     pub(crate) outbound_queue: Option<(usize, usize)>,
     pub(crate) overflow: roomcast::Overflow,
     pub(crate) metrics_path: Option<String>,
@@ -41,6 +42,7 @@ pub unsafe extern "C" fn roomcast_server_config_new(out: *mut *mut roomcast_serv
                 ping_timeout: None,
                 max_payload: None,
                 max_connections: None,
+                connection_rate: None,
                 outbound_queue: None,
                 overflow: roomcast::Overflow::Close,
                 metrics_path: None,
@@ -154,6 +156,29 @@ pub unsafe extern "C" fn roomcast_server_config_set_max_connections(
                 return Err(roomcast_result::ROOMCAST_RESULT_INVALID_ARGUMENT);
             }
             c.max_connections = Some((total, per_ip));
+            Ok(())
+        })
+    }
+}
+
+/// At most `per_sec` new connections per second from one address, and
+/// `burst` at once (0: twice `per_sec`); beyond them new connections are
+/// refused with 429. An Engine.IO handshake or a WebSocket counts, polls of
+/// an open session do not. `roomcast_server_new` refuses a rate that is not
+/// positive with `ROOMCAST_RESULT_CONFIG`.
+///
+/// # Safety
+/// `config` is live.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn roomcast_server_config_set_connection_rate(
+    config: *mut roomcast_server_config,
+    per_sec: f64,
+    burst: u32,
+) -> roomcast_result {
+    unsafe {
+        with(config, |c| {
+            let rate = roomcast::ConnectionRate::new(per_sec);
+            c.connection_rate = Some(if burst == 0 { rate } else { rate.burst(burst) });
             Ok(())
         })
     }

@@ -119,6 +119,9 @@ fn build(c: &roomcast_server_config) -> Result<roomcast_server, roomcast_result>
     if let Some((total, per_ip)) = c.max_connections {
         b = b.max_connections(total).max_connections_per_ip(per_ip);
     }
+    if let Some(rate) = c.connection_rate {
+        b = b.connection_rate_per_ip(rate);
+    }
     if let Some((messages, bytes)) = c.outbound_queue {
         b = b.outbound_queue(messages, bytes);
     }

@@ -64,6 +64,14 @@ pub struct ServerOptions {
     pub overflow: Option<String>,
     /// Serve the Prometheus metrics at this path (off when absent).
     pub metrics_path: Option<String>,
+    /// Connections open at once, in total (unlimited when absent).
+    pub max_connections: Option<u32>,
+    /// Connections open at once from one IP address.
+    pub max_connections_per_ip: Option<u32>,
+    /// New connections per second from one IP address.
+    pub connection_rate_per_ip: Option<f64>,
+    /// New connections at once from one IP address (twice the rate by default).
+    pub connection_burst_per_ip: Option<u32>,
 }
 
 /// socket.io's `connectionStateRecovery`, durations in milliseconds.
@@ -225,6 +233,10 @@ impl NativeServer {
             outbound_queue_bytes: None,
             overflow: None,
             metrics_path: None,
+            max_connections: None,
+            max_connections_per_ip: None,
+            connection_rate_per_ip: None,
+            connection_burst_per_ip: None,
         });
         let mut b = Core::builder();
         let d = roomcast::ServerConfig::default();
@@ -257,6 +269,16 @@ impl NativeServer {
         }
         if let Some(path) = o.metrics_path {
             b = b.metrics_path(path);
+        }
+        if let Some(n) = o.max_connections {
+            b = b.max_connections(n as usize);
+        }
+        if let Some(n) = o.max_connections_per_ip {
+            b = b.max_connections_per_ip(n as usize);
+        }
+        if let Some(per_sec) = o.connection_rate_per_ip {
+            let rate = roomcast::ConnectionRate::new(per_sec);
+            b = b.connection_rate_per_ip(o.connection_burst_per_ip.map_or(rate, |n| rate.burst(n)));
         }
         for origin in o.cors_origins.unwrap_or_default() {
             b = b.allowed_origin(origin);

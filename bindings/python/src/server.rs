@@ -93,6 +93,10 @@ impl Server {
         outbound_queue_bytes = 8_388_608,
         overflow = "close",
         metrics_path = None,
+        max_connections = None,
+        max_connections_per_ip = None,
+        connection_rate_per_ip = None,
+        connection_burst_per_ip = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -112,6 +116,10 @@ impl Server {
         outbound_queue_bytes: usize,
         overflow: &str,
         metrics_path: Option<String>,
+        max_connections: Option<usize>,
+        max_connections_per_ip: Option<usize>,
+        connection_rate_per_ip: Option<f64>,
+        connection_burst_per_ip: Option<u32>,
     ) -> PyResult<Self> {
         let overflow = match overflow {
             "close" => roomcast::Overflow::Close,
@@ -132,6 +140,16 @@ impl Server {
             .overflow(overflow);
         if let Some(path) = metrics_path {
             b = b.metrics_path(path);
+        }
+        if let Some(n) = max_connections {
+            b = b.max_connections(n);
+        }
+        if let Some(n) = max_connections_per_ip {
+            b = b.max_connections_per_ip(n);
+        }
+        if let Some(per_sec) = connection_rate_per_ip {
+            let rate = roomcast::ConnectionRate::new(per_sec);
+            b = b.connection_rate_per_ip(connection_burst_per_ip.map_or(rate, |n| rate.burst(n)));
         }
         for origin in allowed_origins.unwrap_or_default() {
             b = b.allowed_origin(origin);

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use roomcast::{AuthRejection, JwtVerifier, RateLimit, RedisConfig, Server};
+use roomcast::{AuthRejection, ConnectionRate, JwtVerifier, RateLimit, RedisConfig, Server};
 use tracing_subscriber::EnvFilter;
 
 // The chat app of examples/rust/chat.rs, one copy for the example and `--chat`.
@@ -70,6 +70,12 @@ struct ServeArgs {
     /// Maximum concurrent connections per client IP.
     #[arg(long)]
     max_connections_per_ip: Option<usize>,
+    /// New connections per second per client IP (HTTP 429 beyond).
+    #[arg(long)]
+    connection_rate_per_ip: Option<f64>,
+    /// New connections at once per client IP (default: twice the rate).
+    #[arg(long, requires = "connection_rate_per_ip")]
+    connection_burst_per_ip: Option<u32>,
     /// Sustained inbound messages per second per connection (burst: twice that).
     #[arg(long)]
     rate_limit: Option<f64>,
@@ -178,6 +184,10 @@ async fn serve(args: ServeArgs) -> roomcast::Result<()> {
     }
     if let Some(n) = args.max_connections_per_ip {
         b = b.max_connections_per_ip(n);
+    }
+    if let Some(per_sec) = args.connection_rate_per_ip {
+        let rate = ConnectionRate::new(per_sec);
+        b = b.connection_rate_per_ip(args.connection_burst_per_ip.map_or(rate, |n| rate.burst(n)));
     }
     if let Some(rate) = args.rate_limit {
         b = b.rate_limit(RateLimit {

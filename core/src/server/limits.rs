@@ -1,5 +1,6 @@
-//! Admission and rate limits: connection caps (total and per IP) checked
-//! before the upgrade, and the per-connection token buckets.
+//! Admission and rate limits: connection caps (total and per IP) and the
+//! per-IP rate of new connections, checked before the upgrade, and the
+//! per-connection token buckets on inbound messages.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -8,13 +9,14 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
-use crate::config::RateLimit;
+use crate::config::{ConnectionRate, RateLimit};
 
 /// Why a connection was not admitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Refusal {
     ServerFull,
     TooManyFromIp,
+    TooFastFromIp,
 }
 
 impl Refusal {
@@ -22,7 +24,7 @@ impl Refusal {
     pub fn status(self) -> http::StatusCode {
         match self {
             Refusal::ServerFull => http::StatusCode::SERVICE_UNAVAILABLE,
-            Refusal::TooManyFromIp => http::StatusCode::TOO_MANY_REQUESTS,
+            Refusal::TooManyFromIp | Refusal::TooFastFromIp => http::StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -31,14 +33,21 @@ impl Refusal {
         match self {
             Refusal::ServerFull => ("server_full", "server at connection limit"),
             Refusal::TooManyFromIp => ("too_many_connections", "too many connections from this address"),
+            Refusal::TooFastFromIp => ("connection_rate", "too many new connections from this address; retry later"),
         }
     }
 }
 
-#[derive(Debug, Default)]
+/// Rate buckets kept before full ones (as good as absent) are dropped.
+const PRUNE_AT: usize = 4096;
+
+#[derive(Debug)]
 struct Counts {
     total: usize,
     per_ip: HashMap<IpAddr, usize>,
+    /// New-connection buckets of the addresses seen lately.
+    rates: HashMap<IpAddr, TokenBucket>,
+    prune_at: usize,
 }
 
 /// Counts live connections; a [`ConnectionPermit`] is held for each.
@@ -46,6 +55,7 @@ struct Counts {
 pub(crate) struct ConnectionLimiter {
     max_total: Option<usize>,
     max_per_ip: Option<usize>,
+    rate_per_ip: Option<ConnectionRate>,
     counts: Mutex<Counts>,
 }
 
@@ -57,8 +67,9 @@ pub(crate) struct ConnectionPermit {
 }
 
 impl ConnectionLimiter {
-    pub fn new(max_total: Option<usize>, max_per_ip: Option<usize>) -> Arc<Self> {
-        Arc::new(Self { max_total, max_per_ip, counts: Mutex::default() })
+    pub fn new(max_total: Option<usize>, max_per_ip: Option<usize>, rate_per_ip: Option<ConnectionRate>) -> Arc<Self> {
+        let counts = Counts { total: 0, per_ip: HashMap::new(), rates: HashMap::new(), prune_at: PRUNE_AT };
+        Arc::new(Self { max_total, max_per_ip, rate_per_ip, counts: Mutex::new(counts) })
     }
 
     /// Connections open now.
@@ -67,13 +78,34 @@ impl ConnectionLimiter {
     }
 
     pub fn try_acquire(self: &Arc<Self>, ip: IpAddr) -> Result<ConnectionPermit, Refusal> {
-        let mut c = self.counts.lock();
+        self.try_acquire_at(ip, Instant::now())
+    }
+
+    fn try_acquire_at(self: &Arc<Self>, ip: IpAddr, now: Instant) -> Result<ConnectionPermit, Refusal> {
+        let mut guard = self.counts.lock();
+        let c = &mut *guard;
         if self.max_total.is_some_and(|m| c.total >= m) {
             return Err(Refusal::ServerFull);
         }
         let from_ip = c.per_ip.get(&ip).copied().unwrap_or(0);
         if self.max_per_ip.is_some_and(|m| from_ip >= m) {
             return Err(Refusal::TooManyFromIp);
+        }
+        if let Some(rate) = self.rate_per_ip {
+            if c.rates.len() >= c.prune_at {
+                c.rates.retain(|_, b| {
+                    b.refill(now);
+                    b.tokens < b.burst
+                });
+                c.prune_at = (c.rates.len() * 2).max(PRUNE_AT);
+            }
+            let burst = f64::from(rate.burst);
+            let bucket = c.rates.entry(ip).or_insert_with(|| TokenBucket::new(rate.per_sec, burst, now));
+            bucket.refill(now);
+            if bucket.tokens < 1.0 {
+                return Err(Refusal::TooFastFromIp);
+            }
+            bucket.tokens -= 1.0;
         }
         c.total += 1;
         *c.per_ip.entry(ip).or_default() += 1;
@@ -166,7 +198,7 @@ mod tests {
 
     #[test]
     fn permits_count_total_and_per_ip() {
-        let l = ConnectionLimiter::new(Some(3), Some(2));
+        let l = ConnectionLimiter::new(Some(3), Some(2), None);
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let b: IpAddr = "10.0.0.2".parse().unwrap();
         let p1 = l.try_acquire(a).unwrap();
@@ -176,6 +208,39 @@ mod tests {
         assert_eq!(l.try_acquire(b).unwrap_err(), Refusal::ServerFull);
         drop(p1);
         assert!(l.try_acquire(a).is_ok(), "released on drop");
+    }
+
+    #[test]
+    fn new_connections_per_ip_are_rate_limited_and_refill() {
+        let l = ConnectionLimiter::new(None, None, Some(ConnectionRate::new(2.0).burst(3)));
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let t0 = Instant::now();
+        let held: Vec<_> = (0..3).map(|_| l.try_acquire_at(a, t0).unwrap()).collect();
+        assert_eq!(l.try_acquire_at(a, t0).unwrap_err(), Refusal::TooFastFromIp);
+        assert!(l.try_acquire_at(b, t0).is_ok(), "per address");
+        drop(held);
+        assert_eq!(l.try_acquire_at(a, t0).unwrap_err(), Refusal::TooFastFromIp, "closing does not give tokens back");
+        assert!(l.try_acquire_at(a, t0 + Duration::from_millis(500)).is_ok(), "refilled at 2/s");
+        assert!(l.try_acquire_at(a, t0 + Duration::from_millis(500)).is_err());
+    }
+
+    #[test]
+    fn idle_addresses_are_forgotten() {
+        let l = ConnectionLimiter::new(None, None, Some(ConnectionRate::new(10.0)));
+        let t0 = Instant::now();
+        for i in 0..PRUNE_AT as u32 {
+            drop(l.try_acquire_at(IpAddr::from(i.to_be_bytes()), t0).unwrap());
+        }
+        assert_eq!(l.counts.lock().rates.len(), PRUNE_AT);
+        let later = t0 + Duration::from_secs(1);
+        drop(l.try_acquire_at("10.9.9.9".parse().unwrap(), later).unwrap());
+        assert_eq!(l.counts.lock().rates.len(), 1, "full buckets dropped, only the new address kept");
+    }
+
+    #[test]
+    fn default_burst_is_twice_the_rate() {
+        assert_eq!(ConnectionRate::new(5.0).burst, 10);
+        assert_eq!(ConnectionRate::new(0.1).burst, 1);
     }
 
     #[test]

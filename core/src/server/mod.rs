@@ -20,7 +20,7 @@ use tokio_util::task::TaskTracker;
 
 pub use self::http::WS_PATH;
 use crate::auth::{AuthHook, Identity, JwtVerifier, Rejection};
-use crate::config::{AuthRejection, RateLimit, ServerConfig};
+use crate::config::{AuthRejection, ConnectionRate, RateLimit, ServerConfig};
 use crate::error::{Error, ErrorKind, Result};
 use crate::hub::Hub;
 use crate::hub::args::Args;
@@ -363,6 +363,13 @@ impl ServerBuilder {
         self
     }
 
+    /// Limit how fast one IP address may open connections (a WebSocket, or
+    /// an Engine.IO handshake; polls of an open session do not count).
+    pub fn connection_rate_per_ip(mut self, rate: ConnectionRate) -> Self {
+        self.config.connection_rate_per_ip = Some(rate);
+        self
+    }
+
     /// Allow this `Origin` (call repeatedly; none allows all).
     pub fn allowed_origin(mut self, origin: impl Into<String>) -> Self {
         self.config.allowed_origins.push(origin.into());
@@ -467,6 +474,11 @@ impl ServerBuilder {
         {
             return Err(Error::new(ErrorKind::Config, "rate limits must be positive (bursts at least 1)"));
         }
+        if let Some(r) = &c.connection_rate_per_ip
+            && !(r.per_sec.is_finite() && r.per_sec > 0.0 && r.burst >= 1)
+        {
+            return Err(Error::new(ErrorKind::Config, "the connection rate must be positive (burst at least 1)"));
+        }
         if let Some(r) = &c.recovery
             && (r.max_disconnection_duration.is_zero() || r.max_packets == 0)
         {
@@ -484,7 +496,7 @@ impl ServerBuilder {
             Some(r) => Some(crate::cluster::Node::new(r.clone(), c.recovery.clone())?),
             None => None,
         };
-        let limiter = ConnectionLimiter::new(c.max_connections, c.max_connections_per_ip);
+        let limiter = ConnectionLimiter::new(c.max_connections, c.max_connections_per_ip, c.connection_rate_per_ip);
         Ok(Server {
             inner: Arc::new(ServerInner {
                 hub: Hub::new(self.auth, self.join, cluster, self.config.recovery.clone()),

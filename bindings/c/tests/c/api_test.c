@@ -420,6 +420,63 @@ static void metrics(void) {
   roomcast_server_free(server);
 }
 
+/* The per-address connection rate: the second connection is refused (429),
+ * the first goes on; a rate that is not positive is a config error. */
+static void connection_rate(void) {
+  roomcast_server_config *config = NULL;
+  roomcast_server *server = NULL;
+  CHECK(roomcast_server_config_new(&config) == ROOMCAST_RESULT_OK);
+  CHECK(roomcast_server_config_set_connection_rate(NULL, 1.0, 0) == ROOMCAST_RESULT_NULL_ARGUMENT);
+  CHECK(roomcast_server_config_set_connection_rate(config, 0.0, 0) == ROOMCAST_RESULT_OK);
+  CHECK(roomcast_server_new(config, &server) == ROOMCAST_RESULT_CONFIG && server == NULL);
+  CHECK(roomcast_server_config_set_connection_rate(config, 0.01, 1) == ROOMCAST_RESULT_OK);
+  CHECK(roomcast_server_new(config, &server) == ROOMCAST_RESULT_OK);
+  roomcast_server_config_free(config);
+  char *sid = NULL;
+  roomcast_client *first = start_with_client(server, "r", &sid);
+  uint16_t port = 0;
+  CHECK(roomcast_server_port(server, &port) == ROOMCAST_RESULT_OK);
+  char url[64];
+  snprintf(url, sizeof url, "ws://127.0.0.1:%u/ws", port);
+  roomcast_client *second = NULL;
+  CHECK(roomcast_client_new(url, NULL, &second) == ROOMCAST_RESULT_OK);
+  CHECK(roomcast_client_connect(second) == ROOMCAST_RESULT_RATE_LIMITED);
+  CHECK(strstr(roomcast_client_last_error(second), "429") != NULL);
+  roomcast_client_free(second);
+  roomcast_stats stats;
+  CHECK(roomcast_server_stats(server, &stats) == ROOMCAST_RESULT_OK && stats.refused_connections == 1);
+  CHECK(roomcast_client_emit(first, "still", "1", 1) == ROOMCAST_RESULT_OK);
+  size_t sent = 0;
+  CHECK(roomcast_server_emit(server, "r", NULL, "news", "[1]", 3, &sent) == ROOMCAST_RESULT_OK && sent == 1);
+  roomcast_client_free(first);
+  roomcast_string_free(sid);
+  roomcast_server_free(server);
+}
+
+/* Use after stop and after close: every call answers with a result, none
+ * crashes; the handles are freed once. */
+static void after_stop(void) {
+  roomcast_server *server = make("127.0.0.1:0", false);
+  char *sid = NULL;
+  roomcast_client *client = start_with_client(server, "r", &sid);
+  CHECK(roomcast_server_stop(server) == ROOMCAST_RESULT_OK);
+  CHECK(roomcast_server_stop(server) == ROOMCAST_RESULT_OK); /* twice: nothing more to do */
+  CHECK(roomcast_server_start(server) == ROOMCAST_RESULT_BAD_STATE);
+  size_t sent = 99;
+  CHECK(roomcast_server_emit(server, "r", NULL, "news", "[1]", 3, &sent) == ROOMCAST_RESULT_OK && sent == 0);
+  CHECK(roomcast_server_join(server, sid, "other") == ROOMCAST_RESULT_NOT_FOUND);
+  roomcast_stats stats;
+  CHECK(roomcast_server_stats(server, &stats) == ROOMCAST_RESULT_OK && stats.connections == 0);
+  CHECK(roomcast_client_close(client) == ROOMCAST_RESULT_OK);
+  CHECK(roomcast_client_close(client) == ROOMCAST_RESULT_OK);
+  CHECK(roomcast_client_join(client, "r") == ROOMCAST_RESULT_BAD_STATE);
+  CHECK(roomcast_client_emit(client, "late", "1", 1) == ROOMCAST_RESULT_BAD_STATE);
+  CHECK(strlen(roomcast_client_last_error(client)) > 0);
+  roomcast_client_free(client);
+  roomcast_string_free(sid);
+  roomcast_server_free(server);
+}
+
 int main(void) {
   /* Results and messages. */
   CHECK(strcmp(roomcast_result_message(ROOMCAST_RESULT_OK), "ok") == 0);
@@ -513,6 +570,8 @@ int main(void) {
   recovery();
   backpressure();
   metrics();
+  connection_rate();
+  after_stop();
 
   if (failures) {
     fprintf(stderr, "%d checks failed\n", failures);
