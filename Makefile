@@ -22,7 +22,7 @@ export ROOMCAST_PYTHON := $(VENV)/bin/python
 
 .PHONY: all build release demo demo-cluster web-chat web-react test-browser deps-browser test deps deps-rust deps-node deps-python deps-redis lint test-rust test-python wheel node test-node \
 	c-lib install test-c fmt clean \
-	fuzz bench bench-quick bench-b4 bench-deps bench-deps-system bench-deps-socketioxide bench-deps-roomcast-py bench-build
+	fuzz soak bench bench-quick bench-b4 bench-deps bench-deps-system bench-deps-socketioxide bench-deps-roomcast-py bench-build
 
 all: build
 
@@ -223,6 +223,14 @@ test-rust:
 
 fmt:
 	$(CARGO) fmt --all
+
+## make soak: `roomcast serve` under 10,000 churning connections (JSON protocol and Socket.IO) for 12 minutes,
+## outside make test; memory, fds, tasks and connections over time into bench/results/soak/ (SOAK.md,
+## soak.png, samples.json). Fails on a leak. SOAK_ARGS passes options, e.g. SOAK_ARGS="--seconds 120".
+SOAK_ARGS ?=
+soak: bench-deps-system
+	$(CARGO) build --release --locked -p roomcast --bin roomcast -p roomcast-bench --bin roomcast-soak
+	$(CARGO_TARGET_DIR)/release/roomcast-soak --server $(CARGO_TARGET_DIR)/release/roomcast $(SOAK_ARGS)
 
 ## make fuzz: every cargo-fuzz target (fuzz/) for FUZZ_SECONDS each (nightly, libFuzzer); what they keep
 ## grows fuzz/corpus/<target>/ (minimized afterwards), which make test replays (core/tests/fuzz_corpus.rs).

@@ -19,6 +19,7 @@ pub mod proto;
 pub mod redis;
 pub mod report;
 pub mod scenario;
+pub mod soak;
 pub mod stats;
 pub mod validate;
 pub mod ws;

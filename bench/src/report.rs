@@ -1113,9 +1113,9 @@ fn targets(w: &mut String, peers: &[(Peer, Figures)]) {
 // ---------------------------------------------------------------------------
 // Charts
 
-const FONT: &str = "sans-serif";
+pub(crate) const FONT: &str = "sans-serif";
 
-fn register_font() -> anyhow::Result<()> {
+pub(crate) fn register_font() -> anyhow::Result<()> {
     static DONE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
     DONE.get_or_init(|| {
         let candidates = [

@@ -158,6 +158,7 @@ pub(crate) struct NamespaceGauges {
 struct Scrape {
     stats: Stats,
     namespaces: Vec<NamespaceGauges>,
+    runtime_tasks: Option<u64>,
 }
 
 impl Collector for Scrape {
@@ -209,7 +210,10 @@ impl Collector for Scrape {
             ("connections", "Open connections (WebSocket or polling sessions)", s.connections),
             ("users", "Distinct authenticated users connected", s.users),
         ];
-        for (name, help, value) in gauges {
+        let tasks = self.runtime_tasks.map(|n| {
+            ("runtime_tasks", "Tasks alive on the tokio runtime the server listens on (with the application's own)", n)
+        });
+        for (name, help, value) in gauges.into_iter().chain(tasks) {
             let gauge = ConstGauge::new(value as i64);
             gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
         }
@@ -236,14 +240,19 @@ impl Collector for Scrape {
 /// The Prometheus (OpenMetrics text) exposition of `stats`, the gauges of
 /// `namespaces` and the Redis publish latency histogram, every name
 /// prefixed `roomcast_`.
-pub(crate) fn render(counters: &Counters, stats: Stats, namespaces: Vec<NamespaceGauges>) -> String {
+pub(crate) fn render(
+    counters: &Counters,
+    stats: Stats,
+    namespaces: Vec<NamespaceGauges>,
+    runtime_tasks: Option<u64>,
+) -> String {
     let mut registry = Registry::with_prefix("roomcast");
     registry.register(
         "redis_publish_seconds",
         "Time a publish to Redis (a pipeline or a script call) took",
         counters.publish_seconds.clone(),
     );
-    registry.register_collector(Box::new(Scrape { stats, namespaces }));
+    registry.register_collector(Box::new(Scrape { stats, namespaces, runtime_tasks }));
     let mut out = String::new();
     // Writing to a String cannot fail.
     let _ = prometheus_client::encoding::text::encode(&mut out, &registry);

@@ -452,6 +452,50 @@ async fn oversize_polling_post_is_refused() {
     assert_eq!(r.status, 413);
 }
 
+/// Poll `path` until the session is gone (400, sid unknown), within 5 s.
+async fn session_gone(addr: SocketAddr, path: &str) {
+    within(async {
+        while http(addr, "GET", path, &[], "").await.status != 400 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
+/// A POST whose body is still on its way (`Content-Length` says more).
+async fn unfinished_post(addr: SocketAddr, path: &str) -> tokio::net::TcpStream {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n42[\"part");
+    s.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    s
+}
+
+#[tokio::test]
+async fn overlapping_or_abandoned_polling_posts_close_only_that_session() {
+    let (_server, addr) = start(Server::builder()).await;
+    let (bystander, _) = handshake(addr).await;
+    let bystander = poll_path(&bystander);
+    assert_eq!(http(addr, "POST", &bystander, &[], "40").await.body, "ok");
+    assert!(http(addr, "GET", &bystander, &[], "").await.body.starts_with("40"));
+
+    // Two POSTs at once: the second is refused and the session closed, so a
+    // client cannot pile up bodies (each up to max_payload) on one session.
+    let (sid, _) = handshake(addr).await;
+    let path = poll_path(&sid);
+    let _held = unfinished_post(addr, &path).await;
+    assert_eq!(http(addr, "POST", &path, &[], "40").await.status, 400);
+    session_gone(addr, &path).await;
+
+    // A POST given up midway closes its session as a transport error.
+    let (sid, _) = handshake(addr).await;
+    let path = poll_path(&sid);
+    drop(unfinished_post(addr, &path).await);
+    session_gone(addr, &path).await;
+
+    assert_eq!(http(addr, "POST", &bystander, &[], "3").await.body, "ok", "the other session goes on");
+}
+
 /// A raw Socket.IO client over WebSocket that answers pings.
 struct Sio {
     ws: Ws,

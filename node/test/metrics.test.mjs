@@ -25,6 +25,9 @@ test("metricsPath serves Prometheus metrics; stats() has the new counters", asyn
   ]) {
     assert.ok(text.split("\n").includes(line), `${line} in\n${text}`);
   }
+  // The runtime's tasks: the accept loop and the session at least.
+  const tasks = text.match(/^roomcast_runtime_tasks (\d+)$/m);
+  assert.ok(tasks && Number(tasks[1]) >= 2, text);
   assert.ok(io.metrics().includes("roomcast_ack_timeouts_total 1"));
   const stats = io.stats();
   assert.deepEqual(

@@ -48,6 +48,9 @@ async def test_metrics_path_serves_prometheus_metrics_and_stats_has_the_counters
         lines = text.splitlines()
         for line in ["roomcast_connections 1", 'roomcast_sockets{namespace="/"} 1', "roomcast_ack_timeouts_total 1"]:
             assert line in lines, text
+        # The runtime's tasks: the accept loop and the session at least.
+        tasks = [int(line.split()[1]) for line in lines if line.startswith("roomcast_runtime_tasks ")]
+        assert len(tasks) == 1 and tasks[0] >= 2, text
         assert "roomcast_ack_timeouts_total 1" in sio.metrics()
         stats = sio.stats()
         assert (stats["connections"], stats["ack_timeouts"], stats["recovery_hits"], stats["retries_deduplicated"]) == (

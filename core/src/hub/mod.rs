@@ -188,7 +188,7 @@ impl Hub {
     }
 
     /// The Prometheus exposition of the counters and of each namespace's gauges.
-    pub fn metrics(&self, connections: u64) -> String {
+    pub fn metrics(&self, connections: u64, runtime_tasks: Option<u64>) -> String {
         let gauges = self
             .namespaces()
             .iter()
@@ -199,7 +199,7 @@ impl Hub {
                 presence_members: n.presence_keys().len() as u64,
             })
             .collect();
-        crate::metrics::render(&self.counters, self.stats(connections), gauges)
+        crate::metrics::render(&self.counters, self.stats(connections), gauges, runtime_tasks)
     }
 }
 

@@ -69,6 +69,30 @@ mod tests {
         assert!(Sid::is_shaped(Sid::generate().as_str()));
         assert!(!Sid::is_shaped("lobby") && !Sid::is_shaped("user:0123456789abcdefghij"));
     }
+
+    /// Ids (Engine.IO sids, socket ids, recovery pids) are 128 random bits:
+    /// no two alike, no counter or clock in them, every bit a coin toss.
+    #[test]
+    fn generated_ids_are_unguessable() {
+        use base64::Engine as _;
+        const N: usize = 20_000;
+        let ids: Vec<Vec<u8>> = (0..N)
+            .map(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(Sid::generate().as_str()).unwrap())
+            .collect();
+        assert!(ids.iter().all(|id| id.len() == 16), "128 bits each");
+        let distinct: std::collections::HashSet<_> = ids.iter().collect();
+        assert_eq!(distinct.len(), N);
+        // Each of the 128 bits is set in about half the ids: 10,000 ± 71
+        // (one standard deviation); 9,000..11,000 is fourteen of them.
+        for bit in 0..128 {
+            let ones = ids.iter().filter(|id| id[bit / 8] & (1 << (bit % 8)) != 0).count();
+            assert!((9_000..11_000).contains(&ones), "bit {bit} set in {ones} of {N}");
+        }
+        // Consecutive ids share no more bits than chance (64 of 128 on average).
+        let same: u32 = ids.windows(2).map(|w| (0..16).map(|i| (!(w[0][i] ^ w[1][i])).count_ones()).sum::<u32>()).sum();
+        let mean = f64::from(same) / (N - 1) as f64;
+        assert!((63.0..65.0).contains(&mean), "consecutive ids share {mean:.2} bits on average");
+    }
 }
 
 impl From<&str> for Sid {

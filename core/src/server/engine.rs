@@ -10,11 +10,12 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use base64::Engine as _;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
@@ -60,7 +61,10 @@ pub(crate) struct EngineConn {
     pub outbox: Arc<Outbox>,
     inbound: Inbox<Inbound>,
     transport: Mutex<Transport>,
-    poll_active: Mutex<bool>,
+    /// A long-polling GET is pending.
+    polling: AtomicBool,
+    /// A long-polling POST is being received or queued.
+    posting: AtomicBool,
     /// Wakes a pending poll when an upgrade starts.
     upgrading: Notify,
     /// The first `Origin` the session's requests carried: a request with
@@ -86,6 +90,24 @@ impl EngineConn {
                 true
             }
         }
+    }
+}
+
+/// A session's one request of a kind at a time (a GET, a POST): taken for a
+/// request and given back when it ends, also when hyper drops it midway.
+struct Slot<'a>(&'a AtomicBool);
+
+impl<'a> Slot<'a> {
+    /// The slot, unless another request holds it: as engine.io, an overlap
+    /// is a confused or hostile client and closes the session.
+    fn take(flag: &'a AtomicBool) -> Option<Self> {
+        (!flag.swap(true, Ordering::AcqRel)).then_some(Self(flag))
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
 
@@ -230,9 +252,11 @@ fn open(
     let conn = Arc::new(EngineConn {
         sid: sid.clone(),
         outbox: Arc::new(Outbox::new(cfg.outbound_queue_messages, cfg.outbound_queue_bytes, cfg.overflow)),
-        inbound: Inbox::new(),
+        // Posted packets not handled yet: at most one max_payload queued.
+        inbound: Inbox::new(cfg.max_payload),
         transport: Mutex::new(transport),
-        poll_active: Mutex::new(false),
+        polling: AtomicBool::new(false),
+        posting: AtomicBool::new(false),
         upgrading: Notify::new(),
         origin: Mutex::new(origin),
     });
@@ -384,16 +408,10 @@ async fn on_packet(
 
 /// Serve a long-polling GET: wait for packets and return them as one payload.
 async fn poll(conn: &Arc<EngineConn>, cors: &Cors) -> Response<Body> {
-    {
-        let mut active = conn.poll_active.lock();
-        if *active {
-            drop(active);
-            // Two concurrent GETs: the client is confused or hostile.
-            conn.inbound.push(Inbound::Closed(DisconnectReason::TransportError));
-            return error(cors, HttpError::BadRequest);
-        }
-        *active = true;
-    }
+    let Some(_slot) = Slot::take(&conn.polling) else {
+        conn.inbound.push(Inbound::Closed(DisconnectReason::TransportError));
+        return error(cors, HttpError::BadRequest);
+    };
     let mut frames = Vec::new();
     // Listen for an upgrade before checking for one, so none slips between.
     let upgrading = conn.upgrading.notified();
@@ -409,7 +427,6 @@ async fn poll(conn: &Arc<EngineConn>, cors: &Cors) -> Response<Body> {
         }
     };
     conn.outbox.written();
-    *conn.poll_active.lock() = false;
     cors.text(body)
 }
 
@@ -434,10 +451,23 @@ fn polling_payload(frames: &[Frame]) -> String {
     out
 }
 
-/// Serve a long-polling POST: the client's packets.
+/// Serve a long-polling POST: the client's packets. One POST at a time,
+/// and its packets wait while the session has a max_payload of earlier
+/// ones to handle, so polling buffers at most about twice max_payload
+/// of input per session, however fast the client posts.
 async fn post(server: &ServerInner, conn: &Arc<EngineConn>, req: Request<Incoming>, cors: &Cors) -> Response<Body> {
+    let Some(_slot) = Slot::take(&conn.posting) else {
+        conn.inbound.push(Inbound::Closed(DisconnectReason::TransportError));
+        return error(cors, HttpError::BadRequest);
+    };
     let body = match Limited::new(req.into_body(), server.config.max_payload).collect().await {
         Ok(b) => b.to_bytes(),
+        // The client let go of the request midway: engine.io's "data
+        // request connection closed prematurely".
+        Err(e) if !e.is::<LengthLimitError>() => {
+            conn.inbound.push(Inbound::Closed(DisconnectReason::TransportError));
+            return error(cors, HttpError::BadRequest);
+        }
         Err(_) => {
             conn.inbound.push(Inbound::Closed(DisconnectReason::MessageTooBig));
             let mut res = cors.apply(full(HttpError::BadRequest.json_body_with_message("payload too large")));
@@ -452,7 +482,12 @@ async fn post(server: &ServerInner, conn: &Arc<EngineConn>, req: Request<Incomin
         return error(cors, HttpError::BadRequest);
     };
     for p in packets {
-        if !conn.inbound.send(Inbound::Packet(p)).await {
+        let bytes = match &p {
+            eio::Packet::Message(t) => t.len(),
+            eio::Packet::Binary(b) => b.len(),
+            _ => 1,
+        };
+        if !conn.inbound.send(Inbound::Packet(p), bytes).await {
             break;
         }
     }

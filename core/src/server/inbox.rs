@@ -4,6 +4,10 @@
 //! A `VecDeque` under a mutex rather than a tokio channel: an idle session
 //! then holds no buffer at all, where a channel allocates a block of slots
 //! up front — at 10,000 idle connections that difference is what matters.
+//!
+//! The queue is bounded in items and in bytes: what a client posted and the
+//! session has not handled yet is part of the connection's memory, so a
+//! client posting faster than its session works waits instead of growing it.
 
 use std::collections::VecDeque;
 
@@ -17,24 +21,31 @@ pub(crate) struct Inbox<T> {
     state: Mutex<State<T>>,
     readable: Notify,
     writable: Notify,
+    max_bytes: usize,
 }
 
 struct State<T> {
-    items: VecDeque<T>,
+    /// Each item with the bytes it counts for.
+    items: VecDeque<(T, usize)>,
+    bytes: usize,
     closed: bool,
 }
 
 impl<T> Inbox<T> {
-    pub fn new() -> Self {
+    /// A queue holding at most `max_bytes` of items (an empty queue takes
+    /// one item of any size).
+    pub fn new(max_bytes: usize) -> Self {
         Self {
-            state: Mutex::new(State { items: VecDeque::new(), closed: false }),
+            state: Mutex::new(State { items: VecDeque::new(), bytes: 0, closed: false }),
             readable: Notify::new(),
             writable: Notify::new(),
+            max_bytes,
         }
     }
 
-    /// Queue `item`, waiting while the queue is full. False once closed.
-    pub async fn send(&self, item: T) -> bool {
+    /// Queue `item`, which holds `bytes`, waiting while the queue is full.
+    /// False once closed.
+    pub async fn send(&self, item: T, bytes: usize) -> bool {
         let mut item = Some(item);
         loop {
             let writable = self.writable.notified();
@@ -45,8 +56,10 @@ impl<T> Inbox<T> {
                 if st.closed {
                     return false;
                 }
-                if st.items.len() < CAPACITY {
-                    st.items.extend(item.take());
+                let fits = st.items.is_empty() || st.bytes + bytes <= self.max_bytes;
+                if st.items.len() < CAPACITY && fits {
+                    st.bytes += bytes;
+                    st.items.extend(item.take().map(|i| (i, bytes)));
                     drop(st);
                     self.readable.notify_one();
                     return true;
@@ -63,7 +76,7 @@ impl<T> Inbox<T> {
             if st.closed {
                 return;
             }
-            st.items.push_back(item);
+            st.items.push_back((item, 0));
         }
         self.readable.notify_one();
     }
@@ -73,7 +86,8 @@ impl<T> Inbox<T> {
         loop {
             {
                 let mut st = self.state.lock();
-                if let Some(item) = st.items.pop_front() {
+                if let Some((item, bytes)) = st.items.pop_front() {
+                    st.bytes -= bytes;
                     drop(st);
                     self.writable.notify_one();
                     return Some(item);
@@ -101,12 +115,12 @@ mod tests {
 
     #[tokio::test]
     async fn order_backpressure_and_close() {
-        let inbox = Arc::new(Inbox::new());
+        let inbox = Arc::new(Inbox::new(usize::MAX));
         for i in 0..CAPACITY {
-            assert!(inbox.send(i).await);
+            assert!(inbox.send(i, 1).await);
         }
         let i2 = inbox.clone();
-        let blocked = tokio::spawn(async move { i2.send(999).await });
+        let blocked = tokio::spawn(async move { i2.send(999, 1).await });
         tokio::task::yield_now().await;
         assert!(!blocked.is_finished(), "full: the sender waits");
         inbox.push(1000); // notices go past the capacity
@@ -120,6 +134,27 @@ mod tests {
         assert_eq!(&rest[CAPACITY - 2..], &[1000, 999]);
         inbox.close();
         assert_eq!(inbox.recv().await, None);
-        assert!(!inbox.send(1).await);
+        assert!(!inbox.send(1, 1).await);
+    }
+
+    #[tokio::test]
+    async fn bounded_in_bytes() {
+        let inbox = Arc::new(Inbox::new(100));
+        assert!(inbox.send(1, 500).await, "an empty queue takes one item of any size");
+        let i2 = inbox.clone();
+        let blocked = tokio::spawn(async move { i2.send(2, 60).await });
+        tokio::task::yield_now().await;
+        assert!(!blocked.is_finished(), "500 bytes queued: the sender waits");
+        assert_eq!(inbox.recv().await, Some(1));
+        assert!(blocked.await.unwrap());
+        assert!(inbox.send(3, 40).await, "60 + 40 fit in 100");
+        let i2 = inbox.clone();
+        let blocked = tokio::spawn(async move { i2.send(4, 1).await });
+        tokio::task::yield_now().await;
+        assert!(!blocked.is_finished(), "full to the byte");
+        assert_eq!(inbox.recv().await, Some(2));
+        assert!(blocked.await.unwrap());
+        assert_eq!((inbox.recv().await, inbox.recv().await), (Some(3), Some(4)));
+        assert_eq!(inbox.state.lock().bytes, 0);
     }
 }

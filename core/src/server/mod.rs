@@ -39,12 +39,15 @@ pub(crate) struct ServerInner {
     pub limiter: Arc<ConnectionLimiter>,
     pub static_dir: Option<PathBuf>,
     pub engines: engine::Engines,
+    /// The runtime `serve` ran on, for its task count in the metrics.
+    pub runtime: std::sync::OnceLock<tokio::runtime::Handle>,
 }
 
 impl ServerInner {
     /// The Prometheus exposition, with the connections open now.
     pub fn metrics(&self) -> String {
-        self.hub.metrics(self.limiter.live() as u64)
+        let tasks = self.runtime.get().map(|h| h.metrics().num_alive_tasks() as u64);
+        self.hub.metrics(self.limiter.live() as u64, tasks)
     }
 }
 
@@ -88,6 +91,7 @@ impl Server {
             node.start();
         }
         let addr = listener.local_addr()?;
+        let _ = self.inner.runtime.set(tokio::runtime::Handle::current());
         tracing::info!(%addr, "listening");
         self.inner.tracker.spawn(http::accept_loop(listener, self.inner.clone()));
         Ok(addr)
@@ -506,6 +510,7 @@ impl ServerBuilder {
                 limiter,
                 static_dir: self.static_dir,
                 engines: engine::Engines::default(),
+                runtime: std::sync::OnceLock::new(),
             }),
         })
     }

@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <unistd.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int failures;
@@ -409,6 +410,9 @@ static void metrics(void) {
   CHECK(roomcast_server_metrics(server, &text) == ROOMCAST_RESULT_OK && text != NULL);
   CHECK(strstr(text, "\nroomcast_connections 1\n") != NULL);
   CHECK(strstr(text, "roomcast_sockets{namespace=\"/\"} 1") != NULL && strstr(text, "# EOF") != NULL);
+  /* The runtime's tasks: the accept loop and the session at least. */
+  const char *tasks = strstr(text, "\nroomcast_runtime_tasks ");
+  CHECK(tasks != NULL && strtol(tasks + strlen("\nroomcast_runtime_tasks "), NULL, 10) >= 2);
   roomcast_string_free(text);
   roomcast_stats stats;
   CHECK(roomcast_server_stats(server, &stats) == ROOMCAST_RESULT_OK && stats.connections == 1);
