@@ -39,6 +39,9 @@ async fn pump(mut from: impl AsyncRead + Unpin, mut to: impl AsyncWrite + Unpin,
             break;
         }
     }
+    // A partition holds the FIN back too: a peer that gives up on a silent
+    // connection must not look, to the other side, as if it had closed.
+    open(&mut paused).await;
     let _ = to.shutdown().await;
 }
 
