@@ -151,6 +151,7 @@ pub(crate) struct NamespaceGauges {
     pub sockets: u64,
     pub rooms: u64,
     pub presence_members: u64,
+    pub recovery_sessions: u64,
 }
 
 /// The values of one scrape: the stats, and the gauges per namespace.
@@ -218,12 +219,17 @@ impl Collector for Scrape {
             gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
         }
         type Gauge = (&'static str, &'static str, fn(&NamespaceGauges) -> u64);
-        let per_namespace: [Gauge; 3] = [
+        let per_namespace: [Gauge; 4] = [
             ("sockets", "Connected sockets", |n| n.sockets),
             ("rooms", "Rooms with at least one member (not counting each socket's own room)", |n| n.rooms),
             ("presence_members", "Presence memberships tracked on this node (member and room pairs)", |n| {
                 n.presence_members
             }),
+            (
+                "recovery_sessions",
+                "Sessions of disconnected sockets kept on this node for their clients to recover (single node)",
+                |n| n.recovery_sessions,
+            ),
         ];
         for (name, help, value) in per_namespace {
             let kind = ConstGauge::new(0i64).metric_type();

@@ -188,8 +188,15 @@ async fn after_the_window_or_with_a_bad_offset_the_client_gets_a_clean_new_sessi
     let (_, offset) = numbered(&c.event().await);
     drop(c);
     eventually(|| server.to("r").sockets().is_empty()).await;
+    let parked = |s: &Server| {
+        let text = s.metrics();
+        text.lines().find_map(|l| l.strip_prefix("roomcast_recovery_sessions{namespace=\"/\"} ")?.parse::<u64>().ok())
+    };
+    assert_eq!(parked(&server), Some(1), "its session is kept for the window");
     emit_n(&server, "r", 1..2);
     tokio::time::sleep(Duration::from_millis(500)).await;
+    // Nothing happened since the window ended: the scrape itself lets it go.
+    assert_eq!(parked(&server), Some(0), "expired");
     let mut late = Sio::connect(addr, json!({"pid": pid, "offset": offset})).await;
     assert_ne!(late.sid(), sid, "a new socket");
     assert_ne!(late.pid(), Some(pid.as_str()), "a new session");

@@ -20,6 +20,7 @@ test("metricsPath serves Prometheus metrics; stats() has the new counters", asyn
     "roomcast_connections 1",
     'roomcast_sockets{namespace="/"} 1',
     'roomcast_rooms{namespace="/"} 1',
+    'roomcast_recovery_sessions{namespace="/"} 0',
     "roomcast_ack_timeouts_total 1",
     "# EOF",
   ]) {

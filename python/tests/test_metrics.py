@@ -46,7 +46,12 @@ async def test_metrics_path_serves_prometheus_metrics_and_stats_has_the_counters
         status, kind, text = await asyncio.to_thread(fetch, f"http://127.0.0.1:{port}/metrics")
         assert status == 200 and kind.startswith("application/openmetrics-text")
         lines = text.splitlines()
-        for line in ["roomcast_connections 1", 'roomcast_sockets{namespace="/"} 1', "roomcast_ack_timeouts_total 1"]:
+        for line in [
+            "roomcast_connections 1",
+            'roomcast_sockets{namespace="/"} 1',
+            'roomcast_recovery_sessions{namespace="/"} 0',
+            "roomcast_ack_timeouts_total 1",
+        ]:
             assert line in lines, text
         # The runtime's tasks: the accept loop and the session at least.
         tasks = [int(line.split()[1]) for line in lines if line.startswith("roomcast_runtime_tasks ")]

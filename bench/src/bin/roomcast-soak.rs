@@ -1,15 +1,16 @@
 //! `roomcast-soak` (`make soak`): `roomcast serve`, with connection state
 //! recovery on, under 10,000 connections that churn for twelve minutes. Three
 //! in four speak the JSON protocol: they join rooms, send to them now and
-//! then, and move between them. One in four speaks Socket.IO: heartbeats and
-//! events, some asking for acks. After a random lifetime each client leaves:
-//! most close, one in ten vanishes (stops reading, never closes) for the
-//! heartbeat to reap, which parks its session for recovery until the window
-//! ends. Then it comes back as a new connection. The server's
-//! resident memory, fds, tokio tasks and connections are sampled throughout;
-//! they must stay flat while the load holds, and fall back once it ends.
-//! Writes `samples.json`, `soak.png` and `SOAK.md` into `--out`; exits 1 on
-//! a leak.
+//! then, and move between them. One in four speaks Socket.IO over WebSocket:
+//! heartbeats and events, some asking for acks. After a random lifetime each
+//! client leaves: most close, one in ten vanishes (stops reading, never
+//! closes) and checks that the heartbeat closed it in time. Either way the
+//! server parks its session for recovery until the window ends. Then the
+//! client comes back as a new connection. The server's resident memory, fds,
+//! tokio tasks, connections, rooms and parked sessions are sampled
+//! throughout; they must stay flat while the load holds, and fall back once
+//! it ends and the window has passed. Writes `samples.json`, `soak.png` and
+//! `SOAK.md` into `--out`; exits 1 on a leak or an unreaped client.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -65,6 +66,8 @@ struct Counts {
     connect_errors: AtomicU64,
     closed_by_server: AtomicU64,
     vanished: AtomicU64,
+    /// Vanished clients the server had not closed in time.
+    not_reaped: AtomicU64,
     sent: AtomicU64,
     received: AtomicU64,
 }
@@ -127,13 +130,33 @@ async fn client(addr: SocketAddr, seed: u64, rooms: u64, deadline: Instant, coun
         if outcome.is_err() {
             counts.closed_by_server.fetch_add(1, Relaxed);
         } else if rng.below(10) == 0 {
-            // Vanish: hold the socket, read nothing, answer no ping.
+            // Vanish: hold the socket, read nothing, answer no ping. The
+            // heartbeat must have closed it by interval + timeout.
             counts.vanished.fetch_add(1, Relaxed);
             sleep(Duration::from_millis(2 * PING_MS + 2000)).await;
+            if !closed_by_server(&mut c.conn, Duration::from_secs(3)).await {
+                counts.not_reaped.fetch_add(1, Relaxed);
+            }
         } else {
             c.conn.close().await;
         }
     }
+}
+
+/// Whether the server has closed `ws` (or does within `within`); what it
+/// sent before is read and dropped.
+async fn closed_by_server(ws: &mut WsConn, within: Duration) -> bool {
+    let until_closed = async {
+        loop {
+            while let Ok(Some(m)) = ws.next_message() {
+                ws.release(&m);
+            }
+            if ws.read_more().await.is_err() {
+                return;
+            }
+        }
+    };
+    timeout(within, until_closed).await.is_ok()
 }
 
 /// A JSON-protocol life: two rooms, a message to one of them now and then,
@@ -203,10 +226,12 @@ async fn sio_life(c: &mut Client, rng: &mut Rng, seed: u64, end: Instant, counts
 }
 
 /// `roomcast_<name> <value>` from the metrics text.
-fn gauge(text: &str, name: &str) -> u64 {
+/// A gauge missing from the scrape is an error, never a zero that passes.
+fn gauge(text: &str, name: &str) -> anyhow::Result<u64> {
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<f64>().ok())
-        .map_or(0, |v| v as u64)
+        .map(|v| v as u64)
+        .with_context(|| format!("no {name} in the metrics"))
 }
 
 async fn metrics(addr: SocketAddr) -> anyhow::Result<String> {
@@ -217,15 +242,17 @@ async fn metrics(addr: SocketAddr) -> anyhow::Result<String> {
     Ok(out)
 }
 
-async fn sample(addr: SocketAddr, pid: u32, t: f64) -> anyhow::Result<Sample> {
+async fn sample(addr: SocketAddr, pid: u32, t: f64, counts: &Counts) -> anyhow::Result<Sample> {
     let text = metrics(addr).await?;
     Ok(Sample {
         t,
         rss_kib: roomcast_bench::procfs::rss_kib(pid)?,
         fds: std::fs::read_dir(format!("/proc/{pid}/fd"))?.count() as u64,
-        tasks: gauge(&text, "roomcast_runtime_tasks"),
-        connections: gauge(&text, "roomcast_connections"),
-        rooms: gauge(&text, r#"roomcast_rooms{namespace="/"}"#),
+        tasks: gauge(&text, "roomcast_runtime_tasks")?,
+        connections: gauge(&text, "roomcast_connections")?,
+        rooms: gauge(&text, r#"roomcast_rooms{namespace="/"}"#)?,
+        parked: gauge(&text, r#"roomcast_recovery_sessions{namespace="/"}"#)?,
+        opened: counts.connects.load(Relaxed),
     })
 }
 
@@ -256,18 +283,18 @@ async fn main() -> anyhow::Result<()> {
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     println!("soak: {} connections for {} s against {addr} (pid {pid})", args.connections, args.seconds);
 
-    let baseline = sample(addr, pid, -1.0).await?;
+    let counts = Arc::new(Counts::default());
+    let baseline = sample(addr, pid, -1.0, &counts).await?;
     let start = Instant::now();
     let deadline = start + Duration::from_secs(args.seconds);
-    let counts = Arc::new(Counts::default());
     let samples = Arc::new(Mutex::new(vec![baseline]));
     let sampler = tokio::spawn({
-        let (samples, every) = (samples.clone(), Duration::from_secs(args.sample_seconds));
+        let (samples, counts, every) = (samples.clone(), counts.clone(), Duration::from_secs(args.sample_seconds));
         async move {
             let mut tick = tokio::time::interval(every);
             loop {
                 tick.tick().await;
-                match sample(addr, pid, start.elapsed().as_secs_f64()).await {
+                match sample(addr, pid, start.elapsed().as_secs_f64(), &counts).await {
                     Ok(s) => samples.lock().push(s),
                     Err(e) => eprintln!("soak: sample failed: {e:#}"),
                 }
@@ -304,13 +331,16 @@ async fn main() -> anyhow::Result<()> {
     while clients.join_next().await.is_some() {}
     // Vanished clients are reaped within the heartbeat; then everything is back.
     let drained = Instant::now() + Duration::from_millis(2 * PING_MS + 5000);
-    let after = loop {
-        let s = sample(addr, pid, start.elapsed().as_secs_f64()).await?;
+    loop {
+        let s = sample(addr, pid, start.elapsed().as_secs_f64(), &counts).await?;
         if (s.connections + s.rooms == 0 && s.tasks <= baseline.tasks + 4) || Instant::now() > drained {
-            break s;
+            break;
         }
         sleep(Duration::from_millis(500)).await;
-    };
+    }
+    // The sessions the last disconnects parked expire with the window.
+    sleep(Duration::from_millis(RECOVERY_MS + 2000)).await;
+    let after = sample(addr, pid, start.elapsed().as_secs_f64(), &counts).await?;
     sampler.abort();
     progress.abort();
     let mut all = samples.lock().clone();
@@ -325,7 +355,14 @@ async fn main() -> anyhow::Result<()> {
     if steady.len() < 5 {
         bail!("too short a steady phase ({} samples): run longer than the ramp", steady.len());
     }
-    let findings = verdict(&baseline, &steady, &after, Tolerance::default());
+    let mut findings = verdict(&baseline, &steady, &after, Tolerance::default());
+    let not_reaped = counts.not_reaped.load(Relaxed);
+    findings.push(format!(
+        "{}vanished clients the heartbeat had not closed after {} s: {not_reaped} of {}",
+        if not_reaped > 0 { "FAIL " } else { "" },
+        (2 * PING_MS + 2000 + 3000) / 1000,
+        counts.vanished.load(Relaxed)
+    ));
     std::fs::create_dir_all(&args.out)?;
     std::fs::write(args.out.join("samples.json"), serde_json::to_string_pretty(&all)?)?;
     let title = format!("roomcast serve, {} churning connections for {} s", args.connections, args.seconds);
@@ -362,8 +399,8 @@ async fn main() -> anyhow::Result<()> {
     md.push_str("\n![memory, fds, tasks and connections over time](soak.png)\n");
     std::fs::write(args.out.join("SOAK.md"), md)?;
     println!("soak: wrote {}", args.out.join("SOAK.md").display());
-    if findings.iter().any(|f| f.starts_with("LEAK")) {
-        bail!("the soak found a leak");
+    if findings.iter().any(|f| f.starts_with("LEAK") || f.starts_with("FAIL")) {
+        bail!("the soak found a leak or a failure");
     }
     Ok(())
 }

@@ -197,6 +197,7 @@ impl Hub {
                 sockets: n.len() as u64,
                 rooms: n.named_room_count() as u64,
                 presence_members: n.presence_keys().len() as u64,
+                recovery_sessions: n.parked_sessions() as u64,
             })
             .collect();
         crate::metrics::render(&self.counters, self.stats(connections), gauges, runtime_tasks)

@@ -696,6 +696,12 @@ impl Namespace {
         &self.dedupe
     }
 
+    /// Sessions this node keeps for recovering clients (none in a
+    /// cluster, where they live in Redis).
+    pub(crate) fn parked_sessions(&self) -> usize {
+        self.recovery.as_ref().map_or(0, Buffer::parked)
+    }
+
     /// Whether connection state recovery is on.
     pub(crate) fn recovers(&self) -> bool {
         self.recovery.is_some()

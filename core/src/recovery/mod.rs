@@ -242,6 +242,16 @@ impl Buffer {
         st.sessions.retain(|_, p| now.duration_since(p.at) <= window);
     }
 
+    /// Sessions kept for their clients (single node only). Those past the
+    /// window are dropped first: expiry is otherwise lazy (on the next
+    /// record, park or take), so a metrics scrape also frees what an idle
+    /// namespace would keep.
+    pub fn parked(&self) -> usize {
+        let mut st = self.state.lock();
+        self.trim(&mut st, Instant::now());
+        st.sessions.len()
+    }
+
     /// Keep `session` for its client (single node only).
     pub fn park(&self, session: Session) {
         let mut st = self.state.lock();

@@ -410,6 +410,7 @@ static void metrics(void) {
   CHECK(roomcast_server_metrics(server, &text) == ROOMCAST_RESULT_OK && text != NULL);
   CHECK(strstr(text, "\nroomcast_connections 1\n") != NULL);
   CHECK(strstr(text, "roomcast_sockets{namespace=\"/\"} 1") != NULL && strstr(text, "# EOF") != NULL);
+  CHECK(strstr(text, "\nroomcast_recovery_sessions{namespace=\"/\"} 0\n") != NULL);
   /* The runtime's tasks: the accept loop and the session at least. */
   const char *tasks = strstr(text, "\nroomcast_runtime_tasks ");
   CHECK(tasks != NULL && strtol(tasks + strlen("\nroomcast_runtime_tasks "), NULL, 10) >= 2);
