@@ -44,7 +44,9 @@ impl<T> Inbox<T> {
     }
 
     /// Queue `item`, which holds `bytes`, waiting while the queue is full.
-    /// False once closed.
+    /// False once closed. Each `recv` wakes one waiting sender: made for one
+    /// sender at a time (a session takes one POST at a time); several would
+    /// all get in, though not as soon as room frees up.
     pub async fn send(&self, item: T, bytes: usize) -> bool {
         let mut item = Some(item);
         loop {
