@@ -224,9 +224,9 @@ test-rust:
 fmt:
 	$(CARGO) fmt --all
 
-## make soak: `roomcast serve` under 10,000 churning connections (JSON protocol and Socket.IO) for 12 minutes,
-## outside make test; memory, fds, tasks and connections over time into bench/results/soak/ (SOAK.md,
-## soak.png, samples.json). Fails on a leak. SOAK_ARGS passes options, e.g. SOAK_ARGS="--seconds 120".
+## make soak: `roomcast serve` under 10,000 churning connections (JSON protocol and Socket.IO over WebSocket)
+## for 12 minutes, outside make test; memory, fds, tasks, connections and recovery sessions over time into
+## bench/results/soak/ (SOAK.md, soak.png, samples.json). Fails on a leak or a vanished client not reaped. SOAK_ARGS passes options, e.g. SOAK_ARGS="--seconds 120".
 SOAK_ARGS ?=
 soak: bench-deps-system
 	$(CARGO) build --release --locked -p roomcast --bin roomcast -p roomcast-bench --bin roomcast-soak

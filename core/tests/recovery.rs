@@ -188,10 +188,7 @@ async fn after_the_window_or_with_a_bad_offset_the_client_gets_a_clean_new_sessi
     let (_, offset) = numbered(&c.event().await);
     drop(c);
     eventually(|| server.to("r").sockets().is_empty()).await;
-    let parked = |s: &Server| {
-        let text = s.metrics();
-        text.lines().find_map(|l| l.strip_prefix("roomcast_recovery_sessions{namespace=\"/\"} ")?.parse::<u64>().ok())
-    };
+    let parked = |s: &Server| common::gauge(&s.metrics(), r#"roomcast_recovery_sessions{namespace="/"}"#);
     assert_eq!(parked(&server), Some(1), "its session is kept for the window");
     emit_n(&server, "r", 1..2);
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -622,8 +622,8 @@ async fn metrics_are_served_in_the_prometheus_format() {
     }
     let s = server.stats();
     assert_eq!((s.connections, s.ack_timeouts), (2, 1));
-    let tasks = |t: &str| t.lines().find_map(|l| l.strip_prefix("roomcast_runtime_tasks ")?.parse::<u64>().ok());
-    assert!(tasks(&text).is_some_and(|n| n >= 3), "the runtime's tasks: accept loop and two sessions at least");
+    let tasks = common::gauge(&text, "roomcast_runtime_tasks");
+    assert!(tasks.is_some_and(|n| n >= 3), "the runtime's tasks: accept loop and two sessions at least");
     // The task count moves between two scrapes; the rest is the same as Server::metrics.
     let steady =
         |t: &str| t.lines().filter(|l| !l.starts_with("roomcast_runtime_tasks ")).collect::<Vec<_>>().join("\n");

@@ -409,8 +409,7 @@ async fn on_packet(
 /// Serve a long-polling GET: wait for packets and return them as one payload.
 async fn poll(conn: &Arc<EngineConn>, cors: &Cors) -> Response<Body> {
     let Some(_slot) = Slot::take(&conn.polling) else {
-        conn.inbound.push(Inbound::Closed(DisconnectReason::TransportError));
-        return error(cors, HttpError::BadRequest);
+        return end_session(conn, cors, DisconnectReason::TransportError);
     };
     let mut frames = Vec::new();
     // Listen for an upgrade before checking for one, so none slips between.
@@ -428,6 +427,13 @@ async fn poll(conn: &Arc<EngineConn>, cors: &Cors) -> Response<Body> {
     };
     conn.outbox.written();
     cors.text(body)
+}
+
+/// A polling request the session cannot survive: the session ends for
+/// `reason` and the request gets engine.io's 400.
+fn end_session(conn: &EngineConn, cors: &Cors, reason: DisconnectReason) -> Response<Body> {
+    conn.inbound.push(Inbound::Closed(reason));
+    error(cors, HttpError::BadRequest)
 }
 
 /// Join outbox frames into a polling payload; binary goes as `b<base64>`.
@@ -457,17 +463,13 @@ fn polling_payload(frames: &[Frame]) -> String {
 /// of input per session, however fast the client posts.
 async fn post(server: &ServerInner, conn: &Arc<EngineConn>, req: Request<Incoming>, cors: &Cors) -> Response<Body> {
     let Some(_slot) = Slot::take(&conn.posting) else {
-        conn.inbound.push(Inbound::Closed(DisconnectReason::TransportError));
-        return error(cors, HttpError::BadRequest);
+        return end_session(conn, cors, DisconnectReason::TransportError);
     };
     let body = match Limited::new(req.into_body(), server.config.max_payload).collect().await {
         Ok(b) => b.to_bytes(),
         // The client let go of the request midway: engine.io's "data
         // request connection closed prematurely".
-        Err(e) if !e.is::<LengthLimitError>() => {
-            conn.inbound.push(Inbound::Closed(DisconnectReason::TransportError));
-            return error(cors, HttpError::BadRequest);
-        }
+        Err(e) if !e.is::<LengthLimitError>() => return end_session(conn, cors, DisconnectReason::TransportError),
         Err(_) => {
             conn.inbound.push(Inbound::Closed(DisconnectReason::MessageTooBig));
             let mut res = cors.apply(full(HttpError::BadRequest.json_body_with_message("payload too large")));
@@ -478,8 +480,7 @@ async fn post(server: &ServerInner, conn: &Arc<EngineConn>, req: Request<Incomin
     Counters::add(&server.hub.counters.bytes_in, body.len() as u64);
     let packets = std::str::from_utf8(&body).map_err(|_| ()).and_then(|t| eio::decode_payload(t).map_err(|_| ()));
     let Ok(packets) = packets else {
-        conn.inbound.push(Inbound::Closed(DisconnectReason::ParseError));
-        return error(cors, HttpError::BadRequest);
+        return end_session(conn, cors, DisconnectReason::ParseError);
     };
     for p in packets {
         let bytes = match &p {
