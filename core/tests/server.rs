@@ -278,6 +278,18 @@ async fn backpressure_is_visible_and_the_drop_policy_keeps_the_socket() {
         tokio::task::yield_now().await;
     }
     eventually(|| server.stats().dropped > 0).await;
+    // A drop can come while the kernel still has room (the writer had not
+    // caught up yet): go on until the queue itself holds data.
+    within(async {
+        for i in 1000.. {
+            if socket.buffered_amount() > 128 * 1024 {
+                break;
+            }
+            socket.emit("msg", json!({"i": i, "blob": blob})).unwrap();
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
     let buffered = socket.buffered_amount();
     assert!(buffered > 128 * 1024, "the queue is near its bound: {buffered}");
     assert!(socket.connected() && reasons.lock().is_empty(), "Drop keeps the socket");
